@@ -1,0 +1,183 @@
+/**
+ * The libc facade over `Deno.dlopen`. Loaded only under Deno (see `ffi/libc.ts`).
+ *
+ * Measured rules this file follows (`runtime-ffi-findings.md`): 64-bit parameters are passed as `bigint`
+ * (a JS number costs 30x more), errno is read from a view over `__errno_location()` right after the call,
+ * and the blocking wait runs as a `nonblocking` call on Deno's FFI thread pool.
+ *
+ * @module
+ */
+import { throwErrno } from "../lib/errors.ts";
+import type { Address, Libc, PollFd, RLimit } from "./types.ts";
+
+/** Every libc symbol vfio-ts uses under Deno, with its C prototype. */
+const symbols = {
+  /** int open(const char *pathname, int flags, mode_t mode); */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int close(int fd); */
+  close: { parameters: ["i32"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, void *arg);  (variadic, called with a fixed pointer argument) */
+  ioctl: { parameters: ["i32", "u32", "buffer"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, unsigned long value);  (the integer-argument form) */
+  ioctl_value: { name: "ioctl", parameters: ["i32", "u32", "u64"], result: "i32" },
+  /** void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset); */
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  /** int munmap(void *addr, size_t length); */
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  /** int madvise(void *addr, size_t length, int advice); */
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  /** int mlock(const void *addr, size_t len); */
+  mlock: { parameters: ["pointer", "usize"], result: "i32" },
+  /** int munlock(const void *addr, size_t len); */
+  munlock: { parameters: ["pointer", "usize"], result: "i32" },
+  /** int eventfd(unsigned int initval, int flags); */
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** int memfd_create(const char *name, unsigned int flags); */
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  /** int ftruncate(int fd, off_t length); */
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  /** int pipe2(int pipefd[2], int flags); */
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count); */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t count); */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t pread(int fd, void *buf, size_t count, off_t offset); */
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset); */
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout);  (on Deno's FFI thread pool: returns a Promise) */
+  poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  /** int epoll_create1(int flags); */
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event); */
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout); */
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  /** long sysconf(int name); */
+  sysconf: { parameters: ["i32"], result: "i64" },
+  /** uid_t getuid(void); */
+  getuid: { parameters: [], result: "u32" },
+  /** uid_t geteuid(void); */
+  geteuid: { parameters: [], result: "u32" },
+  /** pid_t getpid(void); */
+  getpid: { parameters: [], result: "i32" },
+  /** int getrlimit(int resource, struct rlimit *rlim); */
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  /** int *__errno_location(void); */
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Builds the Deno backend. */
+export function load(): Libc {
+  const lib = Deno.dlopen("libc.so.6", symbols);
+  const s = lib.symbols;
+  const errnoView = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(s.__errno_location()!, 4));
+  const encoder = new TextEncoder();
+  const cstring = (text: string): Uint8Array => encoder.encode(text + "\0");
+  const ptr = (address: Address): Deno.PointerValue => Deno.UnsafePointer.create(address);
+  const bytes = (view: ArrayBufferView): Uint8Array =>
+    view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  const MAP_FAILED = 0xffffffffffffffffn;
+  const RLIM_INFINITY = 0xffffffffffffffffn;
+  const EAGAIN = 11, EINTR = 4;
+  const isEpollPacked = Deno.build.arch === "x86_64";
+  const epollSize = isEpollPacked ? 12 : 16;
+  const pageSize = Number(s.sysconf(30 /* _SC_PAGESIZE */));
+
+  const check = (r: number, call: string, target?: string): number => {
+    if (r < 0) throwErrno(call, errnoView[0], { target });
+    return r;
+  };
+  const toPollBuffer = (fds: PollFd[]): Int32Array => {
+    const b = new Int32Array(fds.length * 2);
+    fds.forEach((p, i) => {
+      b[i * 2] = p.fd;
+      b[i * 2 + 1] = p.events & 0xffff; // short events; revents (upper half) starts at 0
+    });
+    return b;
+  };
+
+  return {
+    runtime: "deno",
+    pageSize,
+    open: (path, flags, mode = 0) => check(s.open(cstring(path), flags, mode), "open", path),
+    close: (fd, target) => void check(s.close(fd), "close", target ?? `fd ${fd}`),
+    ioctl: (fd, request, arg, target) => check(s.ioctl(fd, request, arg && bytes(arg)), "ioctl", target),
+    ioctlValue: (fd, request, value, target) => check(s.ioctl_value(fd, request, BigInt(value)), "ioctl", target),
+    mmap: (length, prot, flags, fd, offset, target, address = 0n) => {
+      const p = s.mmap(address ? ptr(address) : null, BigInt(length), prot, flags, fd, BigInt(offset));
+      const v = p === null ? 0n : Deno.UnsafePointer.value(p);
+      if (v === MAP_FAILED) throwErrno("mmap", errnoView[0], { target });
+      return v;
+    },
+    munmap: (address, length) => void check(s.munmap(ptr(address), BigInt(length)), "munmap"),
+    madvise: (address, length, advice) => void check(s.madvise(ptr(address), BigInt(length), advice), "madvise"),
+    mlock: (address, length) => void check(s.mlock(ptr(address), BigInt(length)), "mlock"),
+    munlock: (address, length) => void check(s.munlock(ptr(address), BigInt(length)), "munlock"),
+    eventfd: (initval, flags) => check(s.eventfd(initval, flags), "eventfd"),
+    memfdCreate: (name, flags) => check(s.memfd_create(cstring(name), flags), "memfd_create", name),
+    ftruncate: (fd, length) => void check(s.ftruncate(fd, BigInt(length)), "ftruncate"),
+    pipe: (flags) => {
+      const fds = new Int32Array(2);
+      check(s.pipe2(new Uint8Array(fds.buffer), flags), "pipe2");
+      return [fds[0], fds[1]];
+    },
+    read: (fd, buf, target) => {
+      const r = Number(s.read(fd, bytes(buf), BigInt(buf.byteLength)));
+      if (r < 0 && errnoView[0] === EAGAIN) return -1;
+      return check(r, "read", target);
+    },
+    write: (fd, buf, target) => {
+      const r = Number(s.write(fd, bytes(buf), BigInt(buf.byteLength)));
+      if (r < 0 && errnoView[0] === EAGAIN) return -1;
+      return check(r, "write", target);
+    },
+    pread: (fd, buf, offset, target) =>
+      check(Number(s.pread(fd, bytes(buf), BigInt(buf.byteLength), BigInt(offset))), "pread", target),
+    pwrite: (fd, buf, offset, target) =>
+      check(Number(s.pwrite(fd, bytes(buf), BigInt(buf.byteLength), BigInt(offset))), "pwrite", target),
+    poll: (fds, timeoutMs) => {
+      const b = toPollBuffer(fds);
+      const r = s.poll(new Uint8Array(b.buffer), BigInt(fds.length), timeoutMs);
+      if (r < 0 && errnoView[0] === EINTR) return 0;
+      check(r, "poll");
+      fds.forEach((p, i) => p.revents = b[i * 2 + 1] >>> 16);
+      return r;
+    },
+    epollCreate: (flags) => check(s.epoll_create1(flags), "epoll_create1"),
+    epollCtl: (epfd, op, fd, events, data) => {
+      const ev = new DataView(new ArrayBuffer(epollSize));
+      ev.setUint32(0, events, true);
+      ev.setUint32(isEpollPacked ? 4 : 8, data, true);
+      check(s.epoll_ctl(epfd, op, fd, new Uint8Array(ev.buffer)), "epoll_ctl", `fd ${fd}`);
+    },
+    epollWait: (epfd, maxEvents, timeoutMs) => {
+      const buf = new Uint8Array(epollSize * maxEvents);
+      const r = s.epoll_wait(epfd, buf, maxEvents, timeoutMs);
+      if (r < 0 && errnoView[0] === EINTR) return [];
+      check(r, "epoll_wait");
+      const dv = new DataView(buf.buffer);
+      return Array.from({ length: r }, (_, i) => dv.getUint32(i * epollSize + (isEpollPacked ? 4 : 8), true));
+    },
+    sysconf: (name) => Number(s.sysconf(name)),
+    getuid: () => s.getuid(),
+    geteuid: () => s.geteuid(),
+    getpid: () => s.getpid(),
+    getrlimit: (resource): RLimit => {
+      const lim = new BigUint64Array(2);
+      check(s.getrlimit(resource, new Uint8Array(lim.buffer)), "getrlimit");
+      const n = (v: bigint): number => v === RLIM_INFINITY ? Infinity : Number(v);
+      return { soft: n(lim[0]), hard: n(lim[1]) };
+    },
+    arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(ptr(address)!, length),
+    addressOf: (view) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(view)),
+    waitReadable: async (fd, timeoutMs) => {
+      const b = new Int32Array([fd, 1 /* POLLIN */]);
+      const r = await s.poll_async(new Uint8Array(b.buffer), 1n, timeoutMs);
+      return r > 0 && ((b[1] >>> 16) & 1) !== 0;
+    },
+  };
+}

@@ -1,0 +1,367 @@
+/**
+ * The one error hierarchy of vfio-ts.
+ *
+ * Every failure the library reports is a {@linkcode VfioError}; failed system calls are
+ * {@linkcode SystemError}s made in exactly one place ({@linkcode throwErrno}), which also attaches a
+ * remedy: what to do next, in words a user can act on.
+ *
+ * ```ts
+ * import { SystemError, VfioError } from "./errors.ts";
+ * try {
+ *   // ... open a device ...
+ * } catch (e) {
+ *   if (e instanceof SystemError && e.code === "EPERM") console.error(e.remedy);
+ *   else if (e instanceof VfioError) console.error(e.message);
+ * }
+ * ```
+ * @module
+ */
+
+/** Options shared by every vfio-ts error. */
+export interface VfioErrorOptions {
+  /** What the user can do about it. */
+  remedy?: string;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error vfio-ts throws.
+ *
+ * ```ts
+ * import { VfioError } from "./errors.ts";
+ * const e = new VfioError("no such BAR", { remedy: "use one of BAR0, BAR2" });
+ * console.log(e.message); // "no such BAR (use one of BAR0, BAR2)"
+ * ```
+ */
+export class VfioError extends Error {
+  override name = "VfioError";
+  /** What the user can do about it, when known. */
+  readonly remedy?: string;
+
+  /** Builds an error; the remedy, if given, is appended to the message in parentheses. */
+  constructor(message: string, options: VfioErrorOptions = {}) {
+    super(options.remedy ? `${message} (${options.remedy})` : message, { cause: options.cause });
+    this.remedy = options.remedy;
+  }
+}
+
+/** errno numbers by name (Linux, identical on x86_64 and aarch64). */
+export const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  ENOEXEC: 8,
+  EBADF: 9,
+  ECHILD: 10,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOTTY: 25,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ESPIPE: 29,
+  EROFS: 30,
+  EPIPE: 32,
+  EDOM: 33,
+  ERANGE: 34,
+  EDEADLK: 35,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ELOOP: 40,
+  ENODATA: 61,
+  ETIME: 62,
+  EOVERFLOW: 75,
+  EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
+  ETIMEDOUT: 110,
+} as const;
+
+/** A symbolic errno name such as `"EPERM"`. */
+export type ErrnoName = keyof typeof ERRNO;
+
+const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(ERRNO).map(([k, v]) => [v, k]));
+
+/**
+ * Returns the symbolic name of an errno number (`1` → `"EPERM"`), or `"E<n>"` when unknown.
+ *
+ * ```ts
+ * import { errnoName } from "./errors.ts";
+ * console.log(errnoName(16)); // "EBUSY"
+ * ```
+ */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+}
+
+const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  EPERM: "operation not permitted",
+  ENOENT: "no such file or directory",
+  EINTR: "interrupted system call",
+  EIO: "I/O error",
+  ENXIO: "no such device or address",
+  EBADF: "bad file descriptor",
+  EAGAIN: "resource temporarily unavailable",
+  ENOMEM: "cannot allocate memory",
+  EACCES: "permission denied",
+  EFAULT: "bad address",
+  EBUSY: "device or resource busy",
+  EEXIST: "file exists",
+  ENODEV: "no such device",
+  EINVAL: "invalid argument",
+  EMFILE: "too many open files",
+  ENOTTY: "inappropriate ioctl for device",
+  ENOSPC: "no space left on device",
+  ERANGE: "result out of range",
+  ENOSYS: "function not implemented",
+  EOPNOTSUPP: "operation not supported",
+  ETIMEDOUT: "timed out",
+};
+
+/** Where a failed system call was aimed: the path, ioctl name or resource that a user recognises. */
+export interface SyscallContext {
+  /** A path (`/dev/vfio/3`), an ioctl name (`VFIO_GROUP_SET_CONTAINER`) or a resource description. */
+  target?: string;
+  /** A remedy that overrides the generic one for this errno. */
+  remedy?: string;
+}
+
+/**
+ * A failed system call: carries the call, the errno (number and name), the target and a remedy.
+ *
+ * ```ts
+ * import { SystemError } from "./errors.ts";
+ * const e = new SystemError("open", 13, { target: "/dev/vfio/7" });
+ * console.log(e.code, e.message); // EACCES "open /dev/vfio/7: permission denied [EACCES] (...)"
+ * ```
+ */
+export class SystemError extends VfioError {
+  override name = "SystemError";
+  /** The libc function that failed (`open`, `ioctl`, `mmap` …). */
+  readonly syscall: string;
+  /** The raw errno value. */
+  readonly errno: number;
+  /** The errno name (`EPERM`, `EBUSY` …). */
+  readonly code: string;
+  /** The path, ioctl name or resource the call was aimed at. */
+  readonly target?: string;
+
+  /** Builds the error; the remedy defaults to {@linkcode remedyFor}. */
+  constructor(syscall: string, errno: number, context: SyscallContext = {}) {
+    const code = errnoName(errno);
+    const what = context.target ? `${syscall} ${context.target}` : syscall;
+    super(`${what}: ${DESCRIPTIONS[code] ?? "failed"} [${code}]`, {
+      remedy: context.remedy ?? remedyFor(syscall, code, context.target),
+    });
+    this.syscall = syscall;
+    this.errno = errno;
+    this.code = code;
+    this.target = context.target;
+  }
+}
+
+/**
+ * A generic remedy for a failed call, by errno; specific layers pass their own remedy in the context.
+ *
+ * ```ts
+ * import { remedyFor } from "./errors.ts";
+ * console.log(remedyFor("open", "EACCES", "/dev/vfio/3"));
+ * ```
+ */
+export function remedyFor(syscall: string, code: string, target?: string): string | undefined {
+  const vfio = target?.startsWith("/dev/vfio") || target?.startsWith("VFIO_") || target === "/dev/iommu" ||
+    target?.startsWith("IOMMU_");
+  switch (code) {
+    case "EPERM":
+    case "EACCES":
+      if (target?.includes("noiommu")) return "no-IOMMU groups need root or CAP_SYS_RAWIO";
+      if (vfio) {
+        return "run as root, or give your user the device node (chown/udev rule on /dev/vfio/N) and a large enough RLIMIT_MEMLOCK";
+      }
+      return "run as root or grant the needed permission";
+    case "ENOENT":
+      if (target?.startsWith("/dev/vfio")) return "is the device bound to vfio-pci? see `vfio bind <address>`";
+      if (target === "/dev/iommu") return "the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy group path";
+      return undefined;
+    case "EBUSY":
+      if (vfio) return "another process (or this one) already has it open; close the other user first";
+      return "the resource is in use";
+    case "ENOMEM":
+      if (syscall === "mmap") return "for hugepages, reserve some first: echo 64 > /proc/sys/vm/nr_hugepages";
+      if (vfio) return "RLIMIT_MEMLOCK is too low for this DMA mapping: raise it (ulimit -l unlimited) or run as root";
+      return undefined;
+    case "EMFILE":
+      return "too many open files: close unused devices or raise the limit (ulimit -n)";
+    case "ENOTTY":
+      return "this file descriptor does not understand that ioctl (wrong kind of fd, or the kernel lacks the feature)";
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The single place that turns a `-1` + errno into an exception. Call it immediately after the failing call,
+ * with the errno read before anything else runs.
+ *
+ * ```ts
+ * import { throwErrno } from "./errors.ts";
+ * try { throwErrno("close", 9, { target: "fd 42" }); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function throwErrno(syscall: string, errno: number, context?: SyscallContext): never {
+  throw new SystemError(syscall, errno, context);
+}
+
+/**
+ * A PCI address that does not parse, or names no device on this machine.
+ *
+ * ```ts
+ * import { InvalidAddressError } from "./errors.ts";
+ * throw new InvalidAddressError("0000:zz:00.0", "bus must be two hex digits");
+ * ```
+ */
+export class InvalidAddressError extends VfioError {
+  override name = "InvalidAddressError";
+  /** The text that was given. */
+  readonly address: string;
+  /** Builds the error from the bad input and what is wrong with it. */
+  constructor(address: string, problem: string, options: VfioErrorOptions = {}) {
+    super(`invalid PCI address "${address}": ${problem}`, {
+      remedy: options.remedy ?? "write it as DDDD:BB:DD.F (e.g. 0000:00:03.0) or BB:DD.F; `vfio status` lists devices",
+      cause: options.cause,
+    });
+    this.address = address;
+  }
+}
+
+/**
+ * The device exists but is not bound to vfio-pci (or has no IOMMU group at all).
+ *
+ * ```ts
+ * import { NotBoundError } from "./errors.ts";
+ * throw new NotBoundError("0000:00:03.0", "e1000e");
+ * ```
+ */
+export class NotBoundError extends VfioError {
+  override name = "NotBoundError";
+  /** The device's address. */
+  readonly address: string;
+  /** Its current driver, or `null` when none. */
+  readonly driver: string | null;
+  /** Builds the error for a device on `driver` (or none). */
+  constructor(address: string, driver: string | null, options: VfioErrorOptions = {}) {
+    super(`${address} is ${driver ? `bound to ${driver}` : "not bound to any driver"}, not to vfio-pci`, {
+      remedy: options.remedy ?? `bind it first: vfio bind ${address} (or bindToVfio("${address}"))`,
+      cause: options.cause,
+    });
+    this.address = address;
+    this.driver = driver;
+  }
+}
+
+/** One member of an IOMMU group, as reported in {@linkcode GroupNotViableError}. */
+export interface GroupMember {
+  /** PCI address. */
+  address: string;
+  /** Bound driver, or `null`. */
+  driver: string | null;
+}
+
+/**
+ * A group is usable only when every member is bound to vfio-pci (or to no driver, or is a bridge):
+ * this error names the members that are not.
+ *
+ * ```ts
+ * import { GroupNotViableError } from "./errors.ts";
+ * throw new GroupNotViableError(7, [{ address: "0000:01:00.1", driver: "snd_hda_intel" }]);
+ * ```
+ */
+export class GroupNotViableError extends VfioError {
+  override name = "GroupNotViableError";
+  /** The IOMMU group number. */
+  readonly group: number;
+  /** The members that keep the group from being viable. */
+  readonly blockers: readonly GroupMember[];
+  /** Builds the error from the group number and the members on other drivers. */
+  constructor(group: number, blockers: readonly GroupMember[]) {
+    const list = blockers.map((m) => `${m.address} (${m.driver ?? "no driver"})`).join(", ");
+    super(`IOMMU group ${group} is not viable: ${list || "a member"} is not bound to vfio-pci`, {
+      remedy: blockers.length
+        ? `bind every member to vfio-pci too: vfio bind ${blockers.map((m) => m.address).join(" ")}`
+        : "bind every device of the group to vfio-pci",
+    });
+    this.group = group;
+    this.blockers = blockers;
+  }
+}
+
+/**
+ * The device is in a no-IOMMU group and the caller did not opt in, or the kernel cannot do no-IOMMU mode.
+ *
+ * ```ts
+ * import { NoIommuError } from "./errors.ts";
+ * throw new NoIommuError("0000:00:03.0 is in no-IOMMU group 0", "pass { noiommu: true } to accept the risk");
+ * ```
+ */
+export class NoIommuError extends VfioError {
+  override name = "NoIommuError";
+  /** Builds the error with a statement of the problem and what to do. */
+  constructor(message: string, remedy: string) {
+    super(message, { remedy });
+  }
+}
+
+/**
+ * Access outside a region or buffer, or at a misaligned offset.
+ *
+ * ```ts
+ * import { OutOfRangeError } from "./errors.ts";
+ * throw new OutOfRangeError("BAR0 read32 at 0x100000: beyond the region's 0x100000 bytes");
+ * ```
+ */
+export class OutOfRangeError extends VfioError {
+  override name = "OutOfRangeError";
+}
+
+/**
+ * The device or kernel does not offer the feature asked for (no reset method, no such IRQ index, no MSI-X …).
+ *
+ * ```ts
+ * import { UnsupportedError } from "./errors.ts";
+ * throw new UnsupportedError("0000:00:03.0 has no reset method", { remedy: "power-cycle or hot-reset the slot" });
+ * ```
+ */
+export class UnsupportedError extends VfioError {
+  override name = "UnsupportedError";
+}
+
+/**
+ * A resource was used after `close()`.
+ *
+ * ```ts
+ * import { ClosedError } from "./errors.ts";
+ * throw new ClosedError("Region BAR0 of 0000:00:03.0");
+ * ```
+ */
+export class ClosedError extends VfioError {
+  override name = "ClosedError";
+  /** Builds the error naming the closed resource. */
+  constructor(what: string) {
+    super(`${what} is closed`, { remedy: "keep the resource open while you use it; open it again if needed" });
+  }
+}
