@@ -1,0 +1,19 @@
+/**
+ * The kernel ABI layer in one import: VFIO and iommufd ioctl numbers, flags and argument structs, PCI
+ * config-space facts, the ioctl encoders and the struct-view facility.
+ *
+ * ```ts
+ * import { VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_STATUS, VfioGroupStatus } from "./mod.ts";
+ * const status = VfioGroupStatus.alloc();
+ * status.argsz = VfioGroupStatus.size;
+ * // ioctl(groupFd, VFIO_GROUP_GET_STATUS, status.bytes);
+ * const viable = (status.flags & VFIO_GROUP_FLAGS_VIABLE) !== 0;
+ * ```
+ * @module
+ */
+
+export * from "./struct.ts";
+export * from "./ioctl.ts";
+export * from "./vfio.ts";
+export * from "./iommufd.ts";
+export * from "./pci.ts";
