@@ -149,16 +149,30 @@ export const PCI_CAP_ID_PM = 0x01;
 export const PCI_CAP_ID_AGP = 0x02;
 /** Capability id: vital product data. */
 export const PCI_CAP_ID_VPD = 0x03;
+/** Capability id: slot identification. */
+export const PCI_CAP_ID_SLOTID = 0x04;
 /** Capability id: MSI. */
 export const PCI_CAP_ID_MSI = 0x05;
+/** Capability id: CompactPCI hot swap. */
+export const PCI_CAP_ID_CHSWP = 0x06;
 /** Capability id: PCI-X. */
 export const PCI_CAP_ID_PCIX = 0x07;
 /** Capability id: HyperTransport. */
 export const PCI_CAP_ID_HT = 0x08;
 /** Capability id: vendor-specific. */
 export const PCI_CAP_ID_VNDR = 0x09;
+/** Capability id: debug port. */
+export const PCI_CAP_ID_DBG = 0x0a;
+/** Capability id: CompactPCI central resource control. */
+export const PCI_CAP_ID_CCRC = 0x0b;
+/** Capability id: PCI standard hot-plug controller. */
+export const PCI_CAP_ID_SHPC = 0x0c;
 /** Capability id: bridge subsystem vendor/device id. */
 export const PCI_CAP_ID_SSVID = 0x0d;
+/** Capability id: AGP target PCI-PCI bridge. */
+export const PCI_CAP_ID_AGP3 = 0x0e;
+/** Capability id: secure device. */
+export const PCI_CAP_ID_SECDEV = 0x0f;
 /** Capability id: PCI Express. */
 export const PCI_CAP_ID_EXP = 0x10;
 /** Capability id: MSI-X. */
@@ -178,6 +192,8 @@ export const PCI_CAP_ID_MAX = PCI_CAP_ID_EA;
 
 /** PM capability offset of the 16-bit PM capabilities register. */
 export const PCI_PM_PMC = 2;
+/** PM capabilities bits: the version of the PM specification the function complies with. */
+export const PCI_PM_CAP_VER_MASK = 0x0007;
 /** PM capability offset of the 16-bit control/status register. */
 export const PCI_PM_CTRL = 4;
 /** PM control bits: the current power state (0 = D0 ... 3 = D3hot). */
@@ -273,8 +289,20 @@ export const PCI_EXP_FLAGS_TYPE = 0x00f0;
 export const PCI_EXP_TYPE_ENDPOINT = 0x0;
 /** PCIe device/port type: legacy endpoint. */
 export const PCI_EXP_TYPE_LEG_END = 0x1;
+/** PCIe device/port type: root port. */
+export const PCI_EXP_TYPE_ROOT_PORT = 0x4;
+/** PCIe device/port type: switch upstream port. */
+export const PCI_EXP_TYPE_UPSTREAM = 0x5;
+/** PCIe device/port type: switch downstream port. */
+export const PCI_EXP_TYPE_DOWNSTREAM = 0x6;
+/** PCIe device/port type: PCIe to PCI/PCI-X bridge. */
+export const PCI_EXP_TYPE_PCI_BRIDGE = 0x7;
+/** PCIe device/port type: PCI/PCI-X to PCIe bridge. */
+export const PCI_EXP_TYPE_PCIE_BRIDGE = 0x8;
 /** PCIe device/port type: root complex integrated endpoint. */
 export const PCI_EXP_TYPE_RC_END = 0x9;
+/** PCIe device/port type: root complex event collector. */
+export const PCI_EXP_TYPE_RC_EC = 0xa;
 /** PCIe capability offset of the 32-bit device capabilities register. */
 export const PCI_EXP_DEVCAP = 0x04;
 /** Device capabilities bits: max payload size supported. */
@@ -301,6 +329,18 @@ export const PCI_EXP_DEVSTA_TRPND = 0x0020;
 export const PCI_EXP_LNKCAP = 0x0c;
 /** Link capabilities bits: max link speed. */
 export const PCI_EXP_LNKCAP_SLS = 0x0000000f;
+/** Link speed code (LNKCAP max speed, LNKSTA current speed): 2.5 GT/s. */
+export const PCI_EXP_LNKCAP_SLS_2_5GB = 0x1;
+/** Link speed code (LNKCAP max speed, LNKSTA current speed): 5.0 GT/s. */
+export const PCI_EXP_LNKCAP_SLS_5_0GB = 0x2;
+/** Link speed code (LNKCAP max speed, LNKSTA current speed): 8.0 GT/s. */
+export const PCI_EXP_LNKCAP_SLS_8_0GB = 0x3;
+/** Link speed code (LNKCAP max speed, LNKSTA current speed): 16.0 GT/s. */
+export const PCI_EXP_LNKCAP_SLS_16_0GB = 0x4;
+/** Link speed code (LNKCAP max speed, LNKSTA current speed): 32.0 GT/s. */
+export const PCI_EXP_LNKCAP_SLS_32_0GB = 0x5;
+/** Link speed code (LNKCAP max speed, LNKSTA current speed): 64.0 GT/s. */
+export const PCI_EXP_LNKCAP_SLS_64_0GB = 0x6;
 /** Link capabilities bits: max link width. */
 export const PCI_EXP_LNKCAP_MLW = 0x000003f0;
 /** PCIe capability offset of the 16-bit link control register. */
@@ -330,10 +370,22 @@ export const PCI_EXT_CAP_ID_VC = 0x02;
 export const PCI_EXT_CAP_ID_DSN = 0x03;
 /** Extended capability id: power budgeting. */
 export const PCI_EXT_CAP_ID_PWR = 0x04;
+/** Extended capability id: root complex link declaration. */
+export const PCI_EXT_CAP_ID_RCLD = 0x05;
+/** Extended capability id: root complex internal link control. */
+export const PCI_EXT_CAP_ID_RCILC = 0x06;
+/** Extended capability id: root complex event collector. */
+export const PCI_EXT_CAP_ID_RCEC = 0x07;
+/** Extended capability id: multi-function virtual channel. */
+export const PCI_EXT_CAP_ID_MFVC = 0x08;
 /** Extended capability id: virtual channel (MFVC-capable variant). */
 export const PCI_EXT_CAP_ID_VC9 = 0x09;
+/** Extended capability id: root complex register block. */
+export const PCI_EXT_CAP_ID_RCRB = 0x0a;
 /** Extended capability id: vendor-specific. */
 export const PCI_EXT_CAP_ID_VNDR = 0x0b;
+/** Extended capability id: config access (obsolete). */
+export const PCI_EXT_CAP_ID_CAC = 0x0c;
 /** Extended capability id: access control services. */
 export const PCI_EXT_CAP_ID_ACS = 0x0d;
 /** Extended capability id: alternative routing-id interpretation. */
@@ -342,16 +394,26 @@ export const PCI_EXT_CAP_ID_ARI = 0x0e;
 export const PCI_EXT_CAP_ID_ATS = 0x0f;
 /** Extended capability id: single-root I/O virtualization. */
 export const PCI_EXT_CAP_ID_SRIOV = 0x10;
+/** Extended capability id: multi-root I/O virtualization. */
+export const PCI_EXT_CAP_ID_MRIOV = 0x11;
+/** Extended capability id: multicast. */
+export const PCI_EXT_CAP_ID_MCAST = 0x12;
 /** Extended capability id: page request interface. */
 export const PCI_EXT_CAP_ID_PRI = 0x13;
+/** Extended capability id: reserved for AMD. */
+export const PCI_EXT_CAP_ID_AMD_XXX = 0x14;
 /** Extended capability id: resizable BAR. */
 export const PCI_EXT_CAP_ID_REBAR = 0x15;
+/** Extended capability id: dynamic power allocation. */
+export const PCI_EXT_CAP_ID_DPA = 0x16;
 /** Extended capability id: TLP processing hints requester. */
 export const PCI_EXT_CAP_ID_TPH = 0x17;
 /** Extended capability id: latency tolerance reporting. */
 export const PCI_EXT_CAP_ID_LTR = 0x18;
 /** Extended capability id: secondary PCI Express. */
 export const PCI_EXT_CAP_ID_SECPCI = 0x19;
+/** Extended capability id: protocol multiplexing. */
+export const PCI_EXT_CAP_ID_PMUX = 0x1a;
 /** Extended capability id: process address space id. */
 export const PCI_EXT_CAP_ID_PASID = 0x1b;
 /** Extended capability id: downstream port containment. */
@@ -366,6 +428,8 @@ export const PCI_EXT_CAP_ID_DVSEC = 0x23;
 export const PCI_EXT_CAP_ID_DLF = 0x25;
 /** Extended capability id: physical layer 16.0 GT/s. */
 export const PCI_EXT_CAP_ID_PL_16GT = 0x26;
+/** Extended capability id: native PCIe enclosure management. */
+export const PCI_EXT_CAP_ID_NPEM = 0x29;
 /** Extended capability id: physical layer 32.0 GT/s. */
 export const PCI_EXT_CAP_ID_PL_32GT = 0x2a;
 /** Extended capability id: data object exchange. */
