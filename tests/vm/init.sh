@@ -20,6 +20,7 @@ finish() {
   sync
   N=$(dmesg | grep -cE 'WARNING:|BUG:|Oops|general protection fault|Kernel panic')
   if [ "$N" -gt 0 ]; then
+    echo "$M:DMESG@@"
     dmesg | grep -E -A12 'WARNING:|BUG:|Oops|general protection fault' | head -120
     echo "$M:KERNEL_ISSUES=$N@@"
   fi
@@ -28,6 +29,7 @@ finish() {
 }
 fail() {
   echo "vfio-ts init: $*"
+  echo "$M:DMESG@@"
   dmesg | tail -25
   echo "$M:SETUP_FAILED $*@@"
   finish 125

@@ -6,6 +6,7 @@
 #   bash tests/vm/setup.sh --headers  only the 6.12 uapi headers (linux/vfio.h, linux/iommufd.h, linux/pci_regs.h).
 #                                     Last stdout line: the include directory (use it as -I DIR).
 #   --force                           rebuild even if the cache looks complete.
+#   --quiet                           no progress lines when nothing has to be done.
 #
 # Env: VFIO_TS_VM_CACHE (cache root, default tests/vm/.cache), VFIO_TS_VM_KV (pin a kernel ABI name such as
 # 6.12.117+deb12-amd64 instead of the newest one behind linux-image-6.12-amd64).
@@ -23,12 +24,14 @@ HOST_PACKAGES=(qemu-system-x86 busybox-static cpio kmod gcc libc6-dev xz-utils z
 
 HEADERS_ONLY=0
 FORCE=0
+QUIET=0
 for arg in "$@"; do
   case $arg in
     --headers) HEADERS_ONLY=1 ;;
     --force) FORCE=1 ;;
+    --quiet) QUIET=1 ;;
     -h | --help)
-      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -39,6 +42,7 @@ for arg in "$@"; do
 done
 
 T_START=$(date +%s.%N)
+info() { [ $QUIET = 1 ] || log "$@"; }
 log() { printf '[vm-setup %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $T_START" | bc)" "$*" >&2; }
 die() {
   echo "setup.sh: error: $*" >&2
@@ -86,7 +90,7 @@ fi
 [ -n "${VER:-}" ] || die "apt knows no linux-image-$KV"
 KB=${KV%-amd64} # 6.12.117+deb12
 KDIR=$CACHE/kernel-${VER//\~/_}
-log "guest kernel $KV ($VER)"
+info "guest kernel $KV ($VER)"
 
 # download PKG... into DIR at version VER (skips files already there)
 download() {
@@ -286,5 +290,5 @@ if [ $FORCE = 1 ] || [ "$(cat "$KDIR/initramfs.stamp" 2>/dev/null)" != "$IHASH" 
   rm -rf "$R"
   echo "$IHASH" >"$KDIR/initramfs.stamp"
 fi
-log "ready: $KDIR ($(du -sh "$KDIR/initramfs.cpio" | cut -f1) initramfs)"
+info "ready: $KDIR ($(du -sh "$KDIR/initramfs.cpio" | cut -f1) initramfs)"
 echo "$KDIR"
