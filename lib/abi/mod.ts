@@ -12,8 +12,8 @@
  * @module
  */
 
-export * from "./struct.ts";
 export * from "./ioctl.ts";
-export * from "./vfio.ts";
 export * from "./iommufd.ts";
 export * from "./pci.ts";
+export * from "./struct.ts";
+export * from "./vfio.ts";

@@ -15,8 +15,8 @@
  * @module
  */
 
-import * as iommufd from "./iommufd.ts";
 import * as ioctl from "./ioctl.ts";
+import * as iommufd from "./iommufd.ts";
 import * as pci from "./pci.ts";
 import { isStructDef, type StructDef } from "./struct.ts";
 import * as vfio from "./vfio.ts";

@@ -412,7 +412,9 @@ export function defineStruct<F extends Fields>(cName: string, size: number, layo
       throw new RangeError(`${cName}: field name "${name}" is reserved`);
     }
     const qualified = `${cName}.${name}`;
-    if (field.kind !== "bytes" && field.kind !== "tail" && field.kind !== "struct" && field.width !== WIDTH[field.kind]) {
+    if (
+      field.kind !== "bytes" && field.kind !== "tail" && field.kind !== "struct" && field.width !== WIDTH[field.kind]
+    ) {
       throw new RangeError(`${qualified}: width ${field.width} does not match ${field.kind}`);
     }
     const fits = field.kind === "tail" ? field.offset <= size : field.offset + field.width <= size;
@@ -433,11 +435,16 @@ export function defineStruct<F extends Fields>(cName: string, size: number, layo
     fields: infos,
     layout,
     alloc(extraBytes = 0): StructView<F> {
-      if (!Number.isSafeInteger(extraBytes) || extraBytes < 0) throw new RangeError(`${cName}: bad extra ${extraBytes}`);
+      if (!Number.isSafeInteger(extraBytes) || extraBytes < 0) {
+        throw new RangeError(`${cName}: bad extra ${extraBytes}`);
+      }
       return new View(new Uint8Array(size + extraBytes)) as unknown as StructView<F>;
     },
     view(bytes: Uint8Array, byteOffset = 0, byteLength = bytes.length - byteOffset): StructView<F> {
-      if (!Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteLength < size || byteOffset + byteLength > bytes.length) {
+      if (
+        !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteLength < size
+        || byteOffset + byteLength > bytes.length
+      ) {
         throw new RangeError(
           `${cName}: needs ${size} bytes at offset ${byteOffset}, have ${byteLength} of ${bytes.length}`,
         );
