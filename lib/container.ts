@@ -1,0 +1,319 @@
+/**
+ * A legacy VFIO container (`/dev/vfio/vfio`): the IOMMU context that groups attach to. In type1 mode it is an
+ * {@linkcode IoAddressSpace} (IOVA ranges, `MAP_DMA`/`UNMAP_DMA`); in no-IOMMU mode it only admits the group and
+ * DMA uses physical addresses.
+ *
+ * ```ts
+ * import { Container } from "./container.ts";
+ * using container = Container.open();
+ * console.log(container.checkExtension(3)); // VFIO_TYPE1v2_IOMMU supported?
+ * ```
+ * @module
+ */
+import { libc } from "../ffi/libc.ts";
+import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
+import {
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_GET_API_VERSION,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VfioInfoCapHeader,
+  VfioIommuType1DmaMap,
+  VfioIommuType1DmaUnmap,
+  VfioIommuType1Info,
+  VfioIommuType1InfoCapIovaRange,
+  VfioIommuType1InfoDmaAvail,
+  VfioIovaRange,
+} from "./abi/vfio.ts";
+import { ClosedError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import type { IoAddressSpace, IovaRange } from "./iommu/types.ts";
+
+/** What `VFIO_IOMMU_GET_INFO` reports for a type1 container. */
+export interface Type1Info {
+  /** Bitmap of supported IOMMU page sizes (bit n: 2^n bytes). */
+  pageSizes: bigint;
+  /** Usable IOVA ranges (the whole 64-bit space when the kernel reports none). */
+  iovaRanges: IovaRange[];
+  /** How many more DMA mappings the container allows (`dma_entry_limit`), when reported. */
+  dmaAvailable: number | null;
+}
+
+const IOMMU_NAMES: Record<number, string> = {
+  [VFIO_TYPE1_IOMMU]: "type1",
+  [VFIO_TYPE1v2_IOMMU]: "type1v2",
+  [VFIO_NOIOMMU_IOMMU]: "noiommu",
+};
+
+const MAX_CAP_CHAIN = 64;
+
+/**
+ * A VFIO container. Open it, attach one or more groups ({@linkcode Group.setContainer}), then pick the IOMMU
+ * model with {@linkcode Container.setIommu}; in type1 mode map DMA memory through it.
+ *
+ * ```ts
+ * import { Container } from "./container.ts";
+ * using c = Container.open();
+ * console.log(c.apiVersion, c.supportedIommuTypes());
+ * ```
+ */
+export class Container implements IoAddressSpace {
+  #fd: number;
+  #path: string;
+  #iommuType: number | null = null;
+  #info: Type1Info | null = null;
+  #mappings = new Map<bigint, number>();
+  #groups = 0;
+
+  private constructor(fd: number, path: string) {
+    this.#fd = fd;
+    this.#path = path;
+  }
+
+  /**
+   * Opens a container (default `/dev/vfio/vfio`) and checks the API version.
+   *
+   * ```ts
+   * import { Container } from "./container.ts";
+   * const c = Container.open();
+   * c.close();
+   * ```
+   */
+  static open(path = "/dev/vfio/vfio"): Container {
+    const fd = libc.open(path, O_RDWR | O_CLOEXEC);
+    try {
+      const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+      if (version !== VFIO_API_VERSION) {
+        throw new UnsupportedError(`${path} speaks VFIO API ${version}, vfio-ts speaks ${VFIO_API_VERSION}`);
+      }
+      return new Container(fd, path);
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+  }
+
+  /** The container fd (throws `ClosedError` after close). */
+  get fd(): number {
+    if (this.#fd < 0) throw new ClosedError(`container ${this.#path}`);
+    return this.#fd;
+  }
+
+  /** The VFIO API version (always 0 for the kernels vfio-ts supports). */
+  get apiVersion(): number {
+    return libc.ioctlValue(this.fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+  }
+
+  /** True when the kernel supports the given IOMMU model or extension (`VFIO_CHECK_EXTENSION`). */
+  checkExtension(extension: number): boolean {
+    return libc.ioctlValue(this.fd, VFIO_CHECK_EXTENSION, extension, "VFIO_CHECK_EXTENSION") > 0;
+  }
+
+  /** The IOMMU models this container can be set to, by name (`type1v2`, `type1`, `noiommu`). */
+  supportedIommuTypes(): string[] {
+    return [VFIO_TYPE1v2_IOMMU, VFIO_TYPE1_IOMMU, VFIO_NOIOMMU_IOMMU].filter((t) => this.checkExtension(t)).map((t) =>
+      IOMMU_NAMES[t]
+    );
+  }
+
+  /** The IOMMU model set with {@linkcode setIommu}, or `null` before. */
+  get iommuType(): number | null {
+    return this.#iommuType;
+  }
+
+  /** True once {@linkcode setIommu} chose no-IOMMU mode. */
+  get noiommu(): boolean {
+    return this.#iommuType === VFIO_NOIOMMU_IOMMU;
+  }
+
+  /** Called by a group when it is attached/detached (the container needs a group before `setIommu`). */
+  attached(delta: 1 | -1): void {
+    this.#groups += delta;
+  }
+
+  /**
+   * Sets the IOMMU model. Needs at least one group attached. With no argument picks type1v2, then type1; pass
+   * `VFIO_NOIOMMU_IOMMU` for a no-IOMMU group. Calling it again with the model already set is a no-op.
+   */
+  setIommu(type?: number): number {
+    if (this.#iommuType !== null) {
+      if (type === undefined || type === this.#iommuType) return this.#iommuType;
+      throw new VfioError(`container already uses ${IOMMU_NAMES[this.#iommuType]}`, {
+        remedy: "open another container for a group that needs a different IOMMU model",
+      });
+    }
+    if (this.#groups === 0) {
+      throw new VfioError("set the IOMMU model after attaching a group", { remedy: "call group.setContainer() first" });
+    }
+    const candidates = type === undefined ? [VFIO_TYPE1v2_IOMMU, VFIO_TYPE1_IOMMU] : [type];
+    const chosen = candidates.find((t) => this.checkExtension(t));
+    if (chosen === undefined) {
+      const what = candidates.map((t) => IOMMU_NAMES[t] ?? t).join(" or ");
+      throw new UnsupportedError(`the kernel offers no ${what} IOMMU for this container`, {
+        remedy: type === VFIO_NOIOMMU_IOMMU
+          ? "enable no-IOMMU mode: echo 1 > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode"
+          : "is the IOMMU on (intel_iommu=on / amd_iommu=on) and vfio_iommu_type1 loaded?",
+      });
+    }
+    libc.ioctlValue(this.fd, VFIO_SET_IOMMU, chosen, "VFIO_SET_IOMMU");
+    this.#iommuType = chosen;
+    return chosen;
+  }
+
+  /** Type1 information: page sizes, IOVA ranges, mappings left. Cached after the first call. */
+  info(): Type1Info {
+    if (this.#info) return this.#info;
+    if (this.#iommuType === null || this.noiommu) {
+      throw new UnsupportedError("IOMMU info exists only for a type1 container", {
+        remedy: "attach a group and call setIommu() first; no-IOMMU containers have no IOMMU",
+      });
+    }
+    let extra = 0;
+    let info = VfioIommuType1Info.alloc();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      info = VfioIommuType1Info.alloc(extra);
+      info.argsz = VfioIommuType1Info.size + extra;
+      libc.ioctl(this.fd, VFIO_IOMMU_GET_INFO, info.bytes, "VFIO_IOMMU_GET_INFO");
+      if (info.argsz <= VfioIommuType1Info.size + extra) break;
+      extra = info.argsz - VfioIommuType1Info.size;
+    }
+    const result: Type1Info = {
+      pageSizes: info.flags & VFIO_IOMMU_INFO_PGSIZES ? info.iova_pgsizes : 0x1000n,
+      iovaRanges: [],
+      dmaAvailable: null,
+    };
+    if (info.flags & VFIO_IOMMU_INFO_CAPS) {
+      let offset = info.cap_offset;
+      const seen = new Set<number>();
+      while (offset && !seen.has(offset) && seen.size < MAX_CAP_CHAIN && offset + 8 <= info.bytes.length) {
+        seen.add(offset);
+        const header = VfioInfoCapHeader.view(info.bytes, offset);
+        if (header.id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+          const cap = VfioIommuType1InfoCapIovaRange.view(info.bytes, offset);
+          for (let i = 0; i < cap.nr_iovas; i++) {
+            const r = VfioIovaRange.view(info.bytes, offset + VfioIommuType1InfoCapIovaRange.size + i * 16);
+            result.iovaRanges.push({ start: r.start, end: r.end });
+          }
+        } else if (header.id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+          result.dmaAvailable = VfioIommuType1InfoDmaAvail.view(info.bytes, offset).avail;
+        }
+        offset = header.next;
+      }
+    }
+    if (result.iovaRanges.length === 0) result.iovaRanges.push({ start: 0n, end: 0xffffffffffffffffn });
+    this.#info = result;
+    return result;
+  }
+
+  /** The IOVA ranges the IOMMU accepts. */
+  get iovaRanges(): readonly IovaRange[] {
+    return this.info().iovaRanges;
+  }
+
+  /** Bitmap of supported IOMMU page sizes. */
+  get pageSizes(): bigint {
+    return this.info().pageSizes;
+  }
+
+  /**
+   * Maps `sizeBytes` of process memory at `vaddr` to `iova` for device reads and writes (`VFIO_IOMMU_MAP_DMA`).
+   *
+   * ```ts ignore
+   * container.mapDma(buffer.vaddr, 0x100000n, 4096);
+   * ```
+   */
+  mapDma(vaddr: bigint, iova: bigint, sizeBytes: number): void {
+    if (this.noiommu || this.#iommuType === null) {
+      throw new UnsupportedError("this container has no IOMMU to map DMA through", {
+        remedy: "in no-IOMMU mode use physical addresses (DmaBuffer.busAddress does this for you)",
+      });
+    }
+    const map = VfioIommuType1DmaMap.alloc();
+    map.argsz = VfioIommuType1DmaMap.size;
+    map.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+    map.vaddr = vaddr;
+    map.iova = iova;
+    map.size = BigInt(sizeBytes);
+    try {
+      libc.ioctl(this.fd, VFIO_IOMMU_MAP_DMA, map.bytes, "VFIO_IOMMU_MAP_DMA");
+    } catch (e) {
+      throw explainMapError(e, iova, sizeBytes);
+    }
+    this.#mappings.set(iova, sizeBytes);
+  }
+
+  /** Removes a mapping made by {@linkcode mapDma}, exactly (type1v2 refuses to split one). */
+  unmapDma(iova: bigint, sizeBytes: number): void {
+    const unmap = VfioIommuType1DmaUnmap.alloc();
+    unmap.argsz = VfioIommuType1DmaUnmap.size;
+    unmap.iova = iova;
+    unmap.size = BigInt(sizeBytes);
+    libc.ioctl(this.fd, VFIO_IOMMU_UNMAP_DMA, unmap.bytes, "VFIO_IOMMU_UNMAP_DMA");
+    this.#mappings.delete(iova);
+  }
+
+  /** The mappings currently made through this container, IOVA → size. */
+  get mappings(): ReadonlyMap<bigint, number> {
+    return this.#mappings;
+  }
+
+  /** Unmaps every DMA mapping still made and closes the container (idempotent). */
+  close(): void {
+    if (this.#fd < 0) return;
+    for (const [iova, size] of [...this.#mappings]) {
+      try {
+        this.unmapDma(iova, size);
+      } catch { /* the kernel drops the mappings with the fd anyway */ }
+    }
+    const fd = this.#fd;
+    this.#fd = -1;
+    libc.close(fd, this.#path);
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function explainMapError(e: unknown, iova: bigint, sizeBytes: number): unknown {
+  if (!(e instanceof SystemError)) return e;
+  const at = `IOVA 0x${iova.toString(16)} (+0x${sizeBytes.toString(16)})`;
+  switch (e.code) {
+    case "ENOMEM": {
+      const lim = libc.getrlimit(8 /* RLIMIT_MEMLOCK */);
+      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: RLIMIT_MEMLOCK (${lim.soft} bytes) exceeded`, {
+        remedy: "raise the locked-memory limit (ulimit -l unlimited, or LimitMEMLOCK= in systemd) or run as root",
+        cause: e,
+      });
+    }
+    case "ENOSPC":
+      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: the container's dma_entry_limit is used up`, {
+        remedy: "use fewer, larger mappings (hugepages, pools) or load vfio_iommu_type1 with dma_entry_limit=N",
+        cause: e,
+      });
+    case "EEXIST":
+      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: overlaps an existing mapping`, {
+        remedy: "unmap the old mapping first or pick another IOVA",
+        cause: e,
+      });
+    case "EINVAL":
+      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: rejected (unaligned, outside the IOVA ranges, or zero size)`, {
+        remedy: "map page-aligned memory at a page-aligned IOVA inside container.iovaRanges",
+        cause: e,
+      });
+    default:
+      return e;
+  }
+}

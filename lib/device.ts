@@ -1,0 +1,238 @@
+/**
+ * A VFIO device: its info, reset, and everything it owns — region mappings, IRQ sets, DMA buffers — all released
+ * by one `close()`. Get one with `openDevice()` (see `lib/open.ts`).
+ *
+ * ```ts
+ * import { openDevice } from "./open.ts";
+ * using dev = openDevice("0000:00:03.0");
+ * console.log(dev.info());
+ * ```
+ * @module
+ */
+import { libc } from "../ffi/libc.ts";
+import {
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_DEVICE_FLAGS_RESET,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+  VFIO_DEVICE_RESET,
+  VfioDeviceInfo,
+  VfioPciDependentDevice,
+  VfioPciHotResetInfo,
+} from "./abi/vfio.ts";
+import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
+import type { DmaMapper, IommuKind } from "./iommu/types.ts";
+import type { DeviceFd } from "./types.ts";
+
+/** What `VFIO_DEVICE_GET_INFO` reports. */
+export interface DeviceInfo {
+  /** Raw `VFIO_DEVICE_FLAGS_*`. */
+  flags: number;
+  /** A PCI device (vfio-pci). */
+  pci: boolean;
+  /** The device supports `VFIO_DEVICE_RESET`. */
+  resetSupported: boolean;
+  /** Number of regions (9 for PCI: BAR0-5, ROM, config, VGA). */
+  numRegions: number;
+  /** Number of IRQ indexes (5 for PCI: INTx, MSI, MSI-X, ERR, REQ). */
+  numIrqs: number;
+}
+
+/** One device a PCI hot reset would also reset. */
+export interface HotResetDependent {
+  /** PCI address. */
+  address: string;
+  /** Its IOMMU group (or iommufd device id on the cdev path). */
+  groupId: number;
+}
+
+/** Anything a device owns and closes with itself. */
+export interface Owned {
+  /** Releases the resource (idempotent). */
+  close(): void;
+}
+
+/** How a device was opened: its IOMMU path and the objects behind it, released in order on close. */
+export interface DeviceParts {
+  /** The VFIO device fd. */
+  fd: number;
+  /** The PCI address (or another name for messages). */
+  name: string;
+  /** Which IOMMU backend translates its DMA. */
+  iommu: IommuKind;
+  /** The DMA mapper for this device's DMA buffers. */
+  mapper: DmaMapper;
+  /** Released after the device fd is closed, in this order (e.g. group, then container). */
+  after?: Owned[];
+}
+
+/**
+ * An open VFIO device. It implements {@linkcode DeviceFd}, so regions, config space and IRQ sets can be built
+ * on it; the ones made through its methods are closed with it.
+ *
+ * ```ts
+ * import { openDevice } from "./open.ts";
+ * using dev = openDevice("0000:00:03.0");
+ * if (dev.info().resetSupported) dev.reset();
+ * ```
+ */
+export class Device implements DeviceFd {
+  #fd: number;
+  readonly #name: string;
+  readonly #iommu: IommuKind;
+  readonly #mapper: DmaMapper;
+  readonly #after: Owned[];
+  readonly #owned = new Set<Owned>();
+
+  /** Wraps an opened device fd; prefer `openDevice()`. */
+  constructor(parts: DeviceParts) {
+    this.#fd = parts.fd;
+    this.#name = parts.name;
+    this.#iommu = parts.iommu;
+    this.#mapper = parts.mapper;
+    this.#after = parts.after ?? [];
+  }
+
+  /** The device fd (throws `ClosedError` after close). */
+  get fd(): number {
+    if (this.#fd < 0) throw new ClosedError(`device ${this.#name}`);
+    return this.#fd;
+  }
+
+  /** The device's PCI address. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The IOMMU backend: `type1`, `iommufd` or `noiommu`. */
+  get iommu(): IommuKind {
+    return this.#iommu;
+  }
+
+  /** The DMA mapper that makes bus addresses for this device (shared by devices in the same container/IOAS). */
+  get dmaMapper(): DmaMapper {
+    this.fd;
+    return this.#mapper;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Reads `VFIO_DEVICE_GET_INFO`. */
+  info(): DeviceInfo {
+    const info = VfioDeviceInfo.alloc();
+    info.argsz = VfioDeviceInfo.size;
+    libc.ioctl(this.fd, VFIO_DEVICE_GET_INFO, info.bytes, "VFIO_DEVICE_GET_INFO");
+    return {
+      flags: info.flags,
+      pci: (info.flags & VFIO_DEVICE_FLAGS_PCI) !== 0,
+      resetSupported: (info.flags & VFIO_DEVICE_FLAGS_RESET) !== 0,
+      numRegions: info.num_regions,
+      numIrqs: info.num_irqs,
+    };
+  }
+
+  /** Resets the device (`VFIO_DEVICE_RESET`); an `UnsupportedError` when it has no reset method. */
+  reset(): void {
+    const unsupported = (cause?: unknown): UnsupportedError =>
+      new UnsupportedError(`${this.#name} has no reset method (no FLR, PM or bus reset available to VFIO)`, {
+        remedy: "check device.info().resetSupported first; a hot reset of the slot may still work",
+        cause,
+      });
+    if (!this.info().resetSupported) throw unsupported();
+    try {
+      libc.ioctl(this.fd, VFIO_DEVICE_RESET, null, "VFIO_DEVICE_RESET");
+    } catch (e) {
+      if (e instanceof SystemError && (e.code === "EINVAL" || e.code === "ENOTTY")) throw unsupported(e);
+      throw e;
+    }
+  }
+
+  /**
+   * The devices a PCI hot (secondary bus) reset would also reset, or `null` when the kernel offers no hot reset
+   * for this device.
+   */
+  hotResetInfo(): HotResetDependent[] | null {
+    let extra = 0;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const info = VfioPciHotResetInfo.alloc(extra);
+      info.argsz = VfioPciHotResetInfo.size + extra;
+      try {
+        libc.ioctl(this.fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info.bytes, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO");
+      } catch (e) {
+        if (e instanceof SystemError && e.code === "ENOSPC" && extra === 0) {
+          extra = info.count * VfioPciDependentDevice.size;
+          continue;
+        }
+        if (e instanceof SystemError && (e.code === "ENODEV" || e.code === "EINVAL" || e.code === "ENOTTY")) {
+          return null;
+        }
+        throw e;
+      }
+      const out: HotResetDependent[] = [];
+      for (let i = 0; i < info.count; i++) {
+        const d = VfioPciDependentDevice.view(info.bytes, VfioPciHotResetInfo.size + i * VfioPciDependentDevice.size);
+        const address = `${hex(d.segment, 4)}:${hex(d.bus, 2)}:${hex(d.devfn >> 3, 2)}.${d.devfn & 7}`;
+        out.push({ address, groupId: d.group_id });
+      }
+      return out;
+    }
+    return null;
+  }
+
+  /** Registers a resource to be closed with this device (regions, IRQ sets, DMA buffers made on it). */
+  own<T extends Owned>(resource: T): T {
+    this.fd;
+    this.#owned.add(resource);
+    return resource;
+  }
+
+  /** Forgets a resource closed on its own. */
+  disown(resource: Owned): void {
+    this.#owned.delete(resource);
+  }
+
+  /**
+   * Closes everything the device owns (IRQ sets first, so no interrupt fires into a closed eventfd; then regions
+   * and DMA buffers), the device fd, then what it was opened through. Idempotent; safe after errors.
+   */
+  close(): void {
+    if (this.#fd < 0) return;
+    const errors: unknown[] = [];
+    const owned = [...this.#owned].reverse();
+    this.#owned.clear();
+    for (const r of owned) {
+      try {
+        r.close();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    const fd = this.#fd;
+    this.#fd = -1;
+    try {
+      libc.close(fd, `device ${this.#name}`);
+    } catch (e) {
+      errors.push(e);
+    }
+    for (const r of this.#after) {
+      try {
+        r.close();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length) throw errors[0];
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, "0");
+}

@@ -1,0 +1,220 @@
+/**
+ * A VFIO group (`/dev/vfio/N`, or `/dev/vfio/noiommu-N` in no-IOMMU mode): the unit of isolation. A group is
+ * usable once every member device is bound to vfio-pci (it is *viable*) and it is attached to a container;
+ * then it hands out device fds.
+ *
+ * ```ts
+ * import { Container } from "./container.ts";
+ * import { Group } from "./group.ts";
+ * using container = Container.open();
+ * using group = Group.open(3);
+ * group.assertViable();
+ * group.setContainer(container);
+ * container.setIommu();
+ * const deviceFd = group.openDeviceFd("0000:00:03.0");
+ * ```
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { libc } from "../ffi/libc.ts";
+import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
+import {
+  VFIO_GROUP_FLAGS_CONTAINER_SET,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VfioGroupStatus,
+} from "./abi/vfio.ts";
+import type { Container } from "./container.ts";
+import { ClosedError, GroupNotViableError, NoIommuError, SystemError, VfioError } from "./errors.ts";
+import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
+
+/** What `VFIO_GROUP_GET_STATUS` says. */
+export interface GroupStatus {
+  /** Every member is bound to vfio-pci or to no driver. */
+  viable: boolean;
+  /** The group is attached to a container. */
+  containerSet: boolean;
+}
+
+/** Options of {@linkcode Group.open}. */
+export interface GroupOpenOptions {
+  /** Accept a no-IOMMU group (`/dev/vfio/noiommu-N`): DMA is unchecked and the kernel is tainted. */
+  noiommu?: boolean;
+  /** The directory of the group nodes (default `/dev/vfio`). */
+  devDir?: string;
+}
+
+/**
+ * An open VFIO group.
+ *
+ * ```ts
+ * import { Group } from "./group.ts";
+ * using group = Group.open(0, { noiommu: true });
+ * console.log(group.path, group.status());
+ * ```
+ */
+export class Group {
+  #fd: number;
+  readonly #number: number;
+  readonly #path: string;
+  #container: Container | null = null;
+
+  private constructor(fd: number, number: number, path: string) {
+    this.#fd = fd;
+    this.#number = number;
+    this.#path = path;
+  }
+
+  /** The path of group `n`'s node, and whether it is a no-IOMMU group; `null` when neither node exists. */
+  static locate(n: number, devDir = "/dev/vfio"): { path: string; noiommu: boolean } | null {
+    if (existsSync(`${devDir}/${n}`)) return { path: `${devDir}/${n}`, noiommu: false };
+    if (existsSync(`${devDir}/noiommu-${n}`)) return { path: `${devDir}/noiommu-${n}`, noiommu: true };
+    return null;
+  }
+
+  /**
+   * Opens IOMMU group `n`. A no-IOMMU group needs `{ noiommu: true }`: without it this throws a `NoIommuError`
+   * explaining the risk (never a silent fallback).
+   */
+  static open(n: number, options: GroupOpenOptions = {}): Group {
+    if (!Number.isInteger(n) || n < 0) throw new VfioError(`invalid IOMMU group number ${n}`);
+    const devDir = options.devDir ?? "/dev/vfio";
+    const where = Group.locate(n, devDir);
+    if (!where) {
+      throw new VfioError(`IOMMU group ${n} has no VFIO node (${devDir}/${n} or ${devDir}/noiommu-${n})`, {
+        remedy: "bind the group's devices to vfio-pci first (vfio bind <address>)",
+      });
+    }
+    if (where.noiommu && !options.noiommu) {
+      throw new NoIommuError(
+        `IOMMU group ${n} is a no-IOMMU group (${where.path}): the device can DMA anywhere in memory, unchecked`,
+        "opt in with { noiommu: true } (vfio --noiommu) if you accept that; the kernel is tainted",
+      );
+    }
+    let fd: number;
+    try {
+      fd = libc.open(where.path, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      if (e instanceof SystemError && e.code === "EBUSY") {
+        throw new VfioError(`${where.path} is already open (by another process, or earlier in this one)`, {
+          remedy: "a group can be opened once; close the other user, or reuse its Group",
+          cause: e,
+        });
+      }
+      if (e instanceof SystemError && (e.code === "EPERM" || e.code === "EACCES") && where.noiommu) {
+        throw new NoIommuError(`cannot open no-IOMMU group ${where.path} (${e.code})`, "needs root: CAP_SYS_RAWIO");
+      }
+      throw e;
+    }
+    return new Group(fd, n, where.path);
+  }
+
+  /** The group fd (throws `ClosedError` after close). */
+  get fd(): number {
+    if (this.#fd < 0) throw new ClosedError(`group ${this.#path}`);
+    return this.#fd;
+  }
+
+  /** The IOMMU group number. */
+  get number(): number {
+    return this.#number;
+  }
+
+  /** The group node's path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** True for a no-IOMMU group. */
+  get noiommu(): boolean {
+    return this.#path.includes("noiommu-");
+  }
+
+  /** The container this group is attached to, or `null`. */
+  get container(): Container | null {
+    return this.#container;
+  }
+
+  /** Reads the group's status. */
+  status(): GroupStatus {
+    const s = VfioGroupStatus.alloc();
+    s.argsz = VfioGroupStatus.size;
+    libc.ioctl(this.fd, VFIO_GROUP_GET_STATUS, s.bytes, "VFIO_GROUP_GET_STATUS");
+    return {
+      viable: (s.flags & VFIO_GROUP_FLAGS_VIABLE) !== 0,
+      containerSet: (s.flags & VFIO_GROUP_FLAGS_CONTAINER_SET) !== 0,
+    };
+  }
+
+  /** Throws a `GroupNotViableError` naming every member on another driver when the group is not viable. */
+  assertViable(): void {
+    if (this.status().viable) return;
+    throw new GroupNotViableError(this.#number, groupViabilityBlockers(this.#number));
+  }
+
+  /** Attaches the group to `container` (`VFIO_GROUP_SET_CONTAINER`); the group must be viable. */
+  setContainer(container: Container): void {
+    if (this.#container === container) return;
+    if (this.#container) throw new VfioError(`group ${this.#number} is already attached to a container`);
+    this.assertViable();
+    libc.ioctl(this.fd, VFIO_GROUP_SET_CONTAINER, new Int32Array([container.fd]), "VFIO_GROUP_SET_CONTAINER");
+    this.#container = container;
+    container.attached(1);
+  }
+
+  /** Detaches the group from its container. */
+  unsetContainer(): void {
+    if (!this.#container) return;
+    const c = this.#container;
+    this.#container = null;
+    c.attached(-1);
+    libc.ioctl(this.fd, VFIO_GROUP_UNSET_CONTAINER, null, "VFIO_GROUP_UNSET_CONTAINER");
+  }
+
+  /** Gets a device fd for the member at `address` (`VFIO_GROUP_GET_DEVICE_FD`). */
+  openDeviceFd(address: string): number {
+    if (!this.#container) {
+      throw new VfioError(`group ${this.#number} has no container yet`, {
+        remedy: "call group.setContainer(container) and container.setIommu() first",
+      });
+    }
+    try {
+      return libc.ioctl(
+        this.fd,
+        VFIO_GROUP_GET_DEVICE_FD,
+        new TextEncoder().encode(address + "\0"),
+        "VFIO_GROUP_GET_DEVICE_FD",
+      );
+    } catch (e) {
+      if (e instanceof SystemError && e.code === "EBUSY") {
+        throw new VfioError(`${address} is already open`, { remedy: "close the other Device first", cause: e });
+      }
+      if (e instanceof SystemError && e.code === "EINVAL") {
+        throw new VfioError(`${address} is not a member of IOMMU group ${this.#number}, or the IOMMU is not set`, {
+          remedy: "check the address (vfio groups) and call container.setIommu() before opening devices",
+          cause: e,
+        });
+      }
+      throw e;
+    }
+  }
+
+  /** Detaches from the container and closes the group (idempotent). */
+  close(): void {
+    if (this.#fd < 0) return;
+    try {
+      this.unsetContainer();
+    } catch { /* closing the fd detaches anyway */ }
+    const fd = this.#fd;
+    this.#fd = -1;
+    libc.close(fd, this.#path);
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

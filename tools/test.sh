@@ -1,0 +1,25 @@
+#!/bin/bash
+# The whole test suite, from a fresh clone: installs what it needs, checks formatting, lint and types, runs the
+# host unit tests on Deno and Bun, then the integration suite against the real vfio-pci driver inside the QEMU
+# guest in every IOMMU mode (noiommu, iommu, iommufd) on Deno and Bun. Exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+T0=$(date +%s)
+bash tools/setup.sh || exit 1
+DENO=node_modules/deno/deno
+export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+pass=0 fail=0
+step() { # name, command...
+  local name=$1; shift
+  local t=$(date +%s)
+  echo "=== $name"
+  if "$@"; then pass=$((pass + 1)); echo "--- $name: ok ($(($(date +%s) - t)) s)"
+  else fail=$((fail + 1)); echo "--- $name: FAILED ($(($(date +%s) - t)) s)"; fi
+}
+step "format (dprint check)" node_modules/.bin/dprint check
+step "lint (deno lint)" $DENO lint
+step "types (deno check)" $DENO check mod.ts lib/ ffi/ tests/ examples/ tools/
+step "unit tests (deno + bun)" bash tools/test-unit.sh
+step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/vm.ts test
+echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
+[ "$fail" -eq 0 ]
