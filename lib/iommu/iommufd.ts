@@ -1,0 +1,376 @@
+/**
+ * The iommufd backend (Linux ≥ 6.2): `/dev/iommu` holds I/O address spaces (IOAS); a VFIO device opened as a
+ * cdev (`/dev/vfio/devices/vfioN`) is bound to the iommufd and attached to an IOAS. An {@linkcode Ioas} is an
+ * {@linkcode IoAddressSpace}, so DMA buffers map through it exactly as through a type1 container.
+ *
+ * ```ts
+ * import { Iommufd } from "./iommufd.ts";
+ * using iommufd = Iommufd.open();
+ * const ioas = iommufd.allocIoas();
+ * console.log(ioas.iovaRanges);
+ * ```
+ * @module
+ */
+import { libc } from "../../ffi/libc.ts";
+import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
+import {
+  IOMMU_DESTROY,
+  IOMMU_GET_HW_INFO,
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_IOVA_RANGES,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_UNMAP,
+  IOMMU_VFIO_IOAS,
+  IOMMU_VFIO_IOAS_GET,
+  IommuDestroy,
+  IommuHwInfo,
+  IommuIoasAlloc,
+  IommuIoasIovaRanges,
+  IommuIoasMap,
+  IommuIoasUnmap,
+  IommuIovaRange,
+  IommuVfioIoas,
+} from "../abi/iommufd.ts";
+import {
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioDeviceDetachIommufdPt,
+} from "../abi/vfio.ts";
+import { ClosedError, SystemError, VfioError } from "../errors.ts";
+import type { IoAddressSpace, IovaRange } from "./types.ts";
+
+/** What `IOMMU_GET_HW_INFO` says about the IOMMU behind a bound device. */
+export interface IommuHwInfoResult {
+  /** `IOMMU_HW_INFO_TYPE_*` (1: Intel VT-d). */
+  type: number;
+  /** A readable name of the type. */
+  typeName: string;
+  /** `IOMMU_HW_CAP_*` bits. */
+  capabilities: bigint;
+}
+
+/**
+ * An open `/dev/iommu`.
+ *
+ * ```ts
+ * import { Iommufd } from "./iommufd.ts";
+ * const fd = Iommufd.open();
+ * fd.close();
+ * ```
+ */
+export class Iommufd {
+  #fd: number;
+  readonly #ioas = new Set<Ioas>();
+
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  /** Opens the iommufd (default `/dev/iommu`). */
+  static open(path = "/dev/iommu"): Iommufd {
+    try {
+      return new Iommufd(libc.open(path, O_RDWR | O_CLOEXEC));
+    } catch (e) {
+      if (e instanceof SystemError && e.code === "ENOENT") {
+        throw new VfioError(`${path} does not exist: this kernel has no iommufd`, {
+          remedy: "load the iommufd module (modprobe iommufd) or use the legacy group path (iommu: type1)",
+          cause: e,
+        });
+      }
+      throw e;
+    }
+  }
+
+  /** The iommufd file descriptor (throws `ClosedError` after close). */
+  get fd(): number {
+    if (this.#fd < 0) throw new ClosedError("iommufd");
+    return this.#fd;
+  }
+
+  /** Allocates a new, empty I/O address space. */
+  allocIoas(): Ioas {
+    const a = IommuIoasAlloc.alloc();
+    a.size = IommuIoasAlloc.size;
+    libc.ioctl(this.fd, IOMMU_IOAS_ALLOC, a.bytes, "IOMMU_IOAS_ALLOC");
+    const ioas = new Ioas(this, a.out_ioas_id);
+    this.#ioas.add(ioas);
+    return ioas;
+  }
+
+  /**
+   * The IOAS that a legacy group attached to this iommufd as its "container" uses (the compat form:
+   * `VFIO_GROUP_SET_CONTAINER` with the iommufd fd), via `IOMMU_VFIO_IOAS`.
+   */
+  compatIoas(): Ioas {
+    const v = IommuVfioIoas.alloc();
+    v.size = IommuVfioIoas.size;
+    v.op = IOMMU_VFIO_IOAS_GET;
+    libc.ioctl(this.fd, IOMMU_VFIO_IOAS, v.bytes, "IOMMU_VFIO_IOAS");
+    const ioas = new Ioas(this, v.ioas_id, false);
+    this.#ioas.add(ioas);
+    return ioas;
+  }
+
+  /** Destroys an iommufd object (IOAS, hardware page table …) by id. */
+  destroy(id: number): void {
+    const d = IommuDestroy.alloc();
+    d.size = IommuDestroy.size;
+    d.id = id;
+    libc.ioctl(this.fd, IOMMU_DESTROY, d.bytes, "IOMMU_DESTROY");
+  }
+
+  /** `IOMMU_GET_HW_INFO` for a device bound to this iommufd. */
+  hwInfo(devId: number): IommuHwInfoResult {
+    const h = IommuHwInfo.alloc();
+    h.size = IommuHwInfo.size;
+    h.dev_id = devId;
+    libc.ioctl(this.fd, IOMMU_GET_HW_INFO, h.bytes, "IOMMU_GET_HW_INFO");
+    const typeName = h.out_data_type === IOMMU_HW_INFO_TYPE_INTEL_VTD ? "intel-vtd" : `type ${h.out_data_type}`;
+    return { type: h.out_data_type, typeName, capabilities: h.out_capabilities };
+  }
+
+  /** Forgets an IOAS closed on its own. */
+  forget(ioas: Ioas): void {
+    this.#ioas.delete(ioas);
+  }
+
+  /** Destroys every IOAS made here and closes the fd (idempotent). */
+  close(): void {
+    if (this.#fd < 0) return;
+    for (const ioas of [...this.#ioas]) {
+      try {
+        ioas.close();
+      } catch { /* closing the fd frees them anyway */ }
+    }
+    const fd = this.#fd;
+    this.#fd = -1;
+    libc.close(fd, "/dev/iommu");
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * An iommufd I/O address space: IOVA ranges, and `IOMMU_IOAS_MAP`/`UNMAP` at fixed IOVAs.
+ *
+ * ```ts
+ * import { Iommufd } from "./iommufd.ts";
+ * using iommufd = Iommufd.open();
+ * using ioas = iommufd.allocIoas();
+ * console.log(ioas.id, ioas.iovaRanges);
+ * ```
+ */
+export class Ioas implements IoAddressSpace {
+  readonly #iommufd: Iommufd;
+  readonly #id: number;
+  readonly #owned: boolean;
+  #closed = false;
+  #mappings = new Map<bigint, number>();
+  #ranges: IovaRange[] | null = null;
+  #alignment = 0x1000n;
+
+  /** Wraps IOAS `id` of `iommufd`; `owned` IOASes are destroyed on close. Prefer {@linkcode Iommufd.allocIoas}. */
+  constructor(iommufd: Iommufd, id: number, owned = true) {
+    this.#iommufd = iommufd;
+    this.#id = id;
+    this.#owned = owned;
+  }
+
+  /** The IOAS object id. */
+  get id(): number {
+    if (this.#closed) throw new ClosedError(`IOAS ${this.#id}`);
+    return this.#id;
+  }
+
+  #load(): IovaRange[] {
+    if (this.#ranges) return this.#ranges;
+    let n = 8;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const ranges = new Uint8Array(n * IommuIovaRange.size);
+      const r = IommuIoasIovaRanges.alloc();
+      r.size = IommuIoasIovaRanges.size;
+      r.ioas_id = this.id;
+      r.num_iovas = n;
+      r.allowed_iovas = libc.addressOf(ranges);
+      try {
+        libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_IOVA_RANGES, r.bytes, "IOMMU_IOAS_IOVA_RANGES");
+      } catch (e) {
+        if (e instanceof SystemError && e.code === "EMSGSIZE") {
+          n = r.num_iovas;
+          continue;
+        }
+        throw e;
+      }
+      const out: IovaRange[] = [];
+      for (let i = 0; i < r.num_iovas; i++) {
+        const v = IommuIovaRange.view(ranges, i * IommuIovaRange.size);
+        out.push({ start: v.start, end: v.last });
+      }
+      this.#alignment = r.out_iova_alignment || 0x1000n;
+      this.#ranges = out;
+      return out;
+    }
+    throw new VfioError(`IOAS ${this.#id}: the IOVA range list keeps changing size`);
+  }
+
+  /** The IOVA ranges the attached devices' IOMMUs accept (re-read after attaching devices). */
+  get iovaRanges(): readonly IovaRange[] {
+    return this.#load();
+  }
+
+  /** The IOVA alignment the IOAS requires, as a one-bit page-size bitmap. */
+  get pageSizes(): bigint {
+    this.#load();
+    return this.#alignment;
+  }
+
+  /** Forgets the cached ranges (call after attaching a device: its IOMMU may narrow them). */
+  refresh(): void {
+    this.#ranges = null;
+  }
+
+  /** Maps `sizeBytes` at `vaddr` to `iova` (`IOMMU_IOAS_MAP` with a fixed IOVA, read + write). */
+  mapDma(vaddr: bigint, iova: bigint, sizeBytes: number): void {
+    const m = IommuIoasMap.alloc();
+    m.size = IommuIoasMap.size;
+    m.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+    m.ioas_id = this.id;
+    m.user_va = vaddr;
+    m.length = BigInt(sizeBytes);
+    m.iova = iova;
+    try {
+      libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_MAP, m.bytes, "IOMMU_IOAS_MAP");
+    } catch (e) {
+      throw explainIoasMapError(e, iova, sizeBytes, this.iovaRanges);
+    }
+    this.#mappings.set(iova, sizeBytes);
+  }
+
+  /** Unmaps a range mapped by {@linkcode mapDma}. */
+  unmapDma(iova: bigint, sizeBytes: number): void {
+    const u = IommuIoasUnmap.alloc();
+    u.size = IommuIoasUnmap.size;
+    u.ioas_id = this.id;
+    u.iova = iova;
+    u.length = BigInt(sizeBytes);
+    libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_UNMAP, u.bytes, "IOMMU_IOAS_UNMAP");
+    this.#mappings.delete(iova);
+  }
+
+  /** Unmaps what is still mapped and destroys the IOAS (idempotent). */
+  close(): void {
+    if (this.#closed) return;
+    for (const [iova, size] of [...this.#mappings]) {
+      try {
+        this.unmapDma(iova, size);
+      } catch { /* destroying the IOAS drops them */ }
+    }
+    this.#closed = true;
+    this.#iommufd.forget(this);
+    if (this.#owned) this.#iommufd.destroy(this.#id);
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function explainIoasMapError(e: unknown, iova: bigint, sizeBytes: number, ranges: readonly IovaRange[]): unknown {
+  if (!(e instanceof SystemError)) return e;
+  const at = `IOVA 0x${iova.toString(16)} (+0x${sizeBytes.toString(16)})`;
+  const last = iova + BigInt(sizeBytes) - 1n;
+  if (!ranges.some((r) => iova >= r.start && last <= r.end)) {
+    const list = ranges.map((r) => `0x${r.start.toString(16)}-0x${r.end.toString(16)}`).join(", ");
+    return new VfioError(`IOMMU_IOAS_MAP ${at}: outside the IOAS's usable IOVA ranges`, {
+      remedy: `pick an IOVA inside ${list}`,
+      cause: e,
+    });
+  }
+  if (e.code === "ENOMEM") {
+    return new VfioError(`IOMMU_IOAS_MAP ${at}: RLIMIT_MEMLOCK exceeded (iommufd counts pinned pages per user)`, {
+      remedy: "raise the locked-memory limit (ulimit -l unlimited) or run as root",
+      cause: e,
+    });
+  }
+  if (e.code === "EEXIST") {
+    return new VfioError(`IOMMU_IOAS_MAP ${at}: overlaps an existing mapping`, {
+      remedy: "unmap the old mapping first or pick another IOVA",
+      cause: e,
+    });
+  }
+  return e;
+}
+
+/** A device cdev bound to an iommufd: its device id and the IOAS it is attached to. */
+export interface IommufdBinding {
+  /** The device's id within the iommufd. */
+  devId: number;
+}
+
+/**
+ * Binds an open device cdev to `iommufd` (`VFIO_DEVICE_BIND_IOMMUFD`), with the errors a user can act on.
+ *
+ * ```ts ignore
+ * const { devId } = bindIommufd(deviceFd, iommufd, "0000:00:03.0");
+ * ```
+ */
+export function bindIommufd(deviceFd: number, iommufd: Iommufd, name: string): IommufdBinding {
+  const b = VfioDeviceBindIommufd.alloc();
+  b.argsz = VfioDeviceBindIommufd.size;
+  b.iommufd = iommufd.fd;
+  try {
+    libc.ioctl(deviceFd, VFIO_DEVICE_BIND_IOMMUFD, b.bytes, "VFIO_DEVICE_BIND_IOMMUFD");
+  } catch (e) {
+    if (e instanceof SystemError && e.code === "EPERM") {
+      throw new VfioError(`${name}: iommufd refused the device: the IOMMU lacks interrupt remapping`, {
+        remedy: "enable interrupt remapping (intremap=on), or knowingly load iommufd with allow_unsafe_interrupts=1",
+        cause: e,
+      });
+    }
+    if (e instanceof SystemError && e.code === "EBUSY") {
+      throw new VfioError(`${name} is already open through its group (or bound to another iommufd)`, {
+        remedy: "close the group-path Device first: a device is opened through its group or its cdev, not both",
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  return { devId: b.out_devid };
+}
+
+/** Attaches a bound device cdev to an IOAS (`VFIO_DEVICE_ATTACH_IOMMUFD_PT`). */
+export function attachIoas(deviceFd: number, ioas: Ioas, name: string): void {
+  const a = VfioDeviceAttachIommufdPt.alloc();
+  a.argsz = VfioDeviceAttachIommufdPt.size;
+  a.pt_id = ioas.id;
+  try {
+    libc.ioctl(deviceFd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, a.bytes, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+  } catch (e) {
+    if (e instanceof SystemError && e.code === "EPERM") {
+      throw new VfioError(`${name}: attaching to the IOAS was refused: no interrupt remapping`, {
+        remedy: "enable interrupt remapping (intremap=on)",
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  ioas.refresh();
+}
+
+/** Detaches a device cdev from its IOAS (`VFIO_DEVICE_DETACH_IOMMUFD_PT`). */
+export function detachIoas(deviceFd: number): void {
+  const d = VfioDeviceDetachIommufdPt.alloc();
+  d.argsz = VfioDeviceDetachIommufdPt.size;
+  libc.ioctl(deviceFd, VFIO_DEVICE_DETACH_IOMMUFD_PT, d.bytes, "VFIO_DEVICE_DETACH_IOMMUFD_PT");
+}
