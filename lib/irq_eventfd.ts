@@ -1,0 +1,263 @@
+/**
+ * One eventfd that an interrupt vector signals, and the ways to wait for it: an asynchronous `wait()` that leaves
+ * the event loop free (`libc.waitReadable`: a thread-pool `poll` under Deno, a shared epoll worker under Bun),
+ * an async iterator, and busy-polling (`poll()`, `spin()`) for latency-critical loops.
+ *
+ * The eventfd is a counter: the kernel adds 1 per interrupt and a read returns the sum and resets it, so a wait
+ * reports how many interrupts arrived since the last one. Closing while a wait is pending wakes that wait, which
+ * then rejects with a `ClosedError`; the fd itself is closed as soon as the wake-up has been seen.
+ *
+ * ```ts
+ * import { IrqEventFd } from "./irq_eventfd.ts";
+ * using efd = new IrqEventFd();
+ * setTimeout(() => efd.notify(), 10);
+ * const n = await efd.wait({ timeoutMs: 1000 }); // 1
+ * ```
+ * @module
+ */
+
+import { EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
+import { ClosedError, OutOfRangeError, VfioError } from "./errors.ts";
+
+/** Options of {@linkcode IrqEventFd.wait}. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds and resolve 0 (default: wait forever; 0: just look). */
+  timeoutMs?: number;
+  /** Aborting rejects the wait with the signal's reason; counts that arrived meanwhile are kept for the next wait. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode IrqEventFd.spin}. */
+export interface SpinOptions {
+  /** Give up after this many non-blocking reads (about 1 µs each) and return 0 (default: 100 000). */
+  maxSpins?: number;
+}
+
+/** The longest finite timeout poll(2) and setTimeout take (2^31-1 ms, about 24 days). */
+const MAX_TIMEOUT_MS = 0x7fffffff;
+
+/** Default spin budget: roughly a tenth of a second of busy-polling. */
+const DEFAULT_MAX_SPINS = 100_000;
+
+/**
+ * A non-blocking, close-on-exec eventfd with interrupt-style waiting. Resource: `close()` is idempotent, and any
+ * use after it throws (or rejects with) a `ClosedError`. One wait at a time: reading the counter consumes it, so two
+ * concurrent waiters on one eventfd would steal each other's interrupts.
+ *
+ * ```ts
+ * import { IrqEventFd } from "./irq_eventfd.ts";
+ * const efd = new IrqEventFd("MSI-X vector 3");
+ * efd.notify(2);
+ * console.log(efd.poll()); // 2
+ * efd.close();
+ * ```
+ */
+export class IrqEventFd {
+  #fd: number;
+  #closed = false;
+  #pending = false;
+  readonly #what: string;
+  readonly #counter = new BigUint64Array(1);
+
+  /** Creates the eventfd; `what` names it in error messages. */
+  constructor(what = "eventfd") {
+    this.#what = what;
+    this.#fd = libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  }
+
+  /** The eventfd (to hand to `VFIO_DEVICE_SET_IRQS`); throws `ClosedError` after `close()`. */
+  get fd(): number {
+    this.#check();
+    return this.#fd;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether a `wait()` is in flight. */
+  get waiting(): boolean {
+    return this.#pending;
+  }
+
+  /**
+   * Reads and resets the counter without blocking: the number of interrupts since the last read, or 0.
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * using efd = new IrqEventFd();
+   * if (efd.poll() > 0) console.log("interrupt");
+   * ```
+   */
+  poll(): number {
+    this.#check();
+    return this.#read();
+  }
+
+  /**
+   * Busy-polls the counter up to `maxSpins` times (blocks the thread: for latency-critical loops only); returns
+   * the count, or 0 when the budget runs out.
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * using efd = new IrqEventFd();
+   * efd.notify();
+   * console.log(efd.spin({ maxSpins: 1000 })); // 1
+   * ```
+   */
+  spin(options: SpinOptions = {}): number {
+    this.#check();
+    const maxSpins = options.maxSpins ?? DEFAULT_MAX_SPINS;
+    if (!(maxSpins >= 1)) {
+      throw new OutOfRangeError(`maxSpins must be at least 1, got ${maxSpins}`, {
+        remedy: "pass a positive number of polls, e.g. { maxSpins: 10_000 }",
+      });
+    }
+    for (let i = 0; i < maxSpins; i++) {
+      const n = this.#read();
+      if (n > 0) return n;
+    }
+    return 0;
+  }
+
+  /**
+   * Waits without blocking the event loop until the counter is non-zero, then reads and resets it; resolves the
+   * count, or 0 on timeout. Rejects with `ClosedError` if closed before or during the wait, with the signal's
+   * reason when aborted.
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * using efd = new IrqEventFd();
+   * const n = await efd.wait({ timeoutMs: 50 }); // 0: nothing arrived
+   * ```
+   */
+  async wait(options: WaitOptions = {}): Promise<number> {
+    this.#check();
+    const { signal } = options;
+    const timeoutMs = checkTimeout(options.timeoutMs);
+    signal?.throwIfAborted();
+    if (this.#pending) {
+      throw new VfioError(`${this.#what} already has a wait in flight`, {
+        remedy: "await the pending wait first: one consumer per vector, since reading the counter consumes it",
+      });
+    }
+    const ready = this.#read();
+    if (ready > 0 || timeoutMs === 0) return ready;
+
+    const fd = this.#fd;
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      this.#kick();
+    };
+    this.#pending = true;
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await libc.waitReadable(fd, timeoutMs === Infinity ? -1 : Math.min(Math.ceil(timeoutMs), MAX_TIMEOUT_MS));
+    } finally {
+      this.#pending = false;
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (this.#closed) {
+      // close() ran meanwhile, woke us and left the fd to us: the poll has returned, so it is safe to close now.
+      libc.close(fd, this.#what);
+      throw new ClosedError(this.#what);
+    }
+    if (aborted) {
+      // Take back the wake-up count the abort added, keep whatever real interrupts arrived for the next wait.
+      const n = this.#read();
+      if (n > 1) this.#write(BigInt(n - 1));
+      throw signal!.reason;
+    }
+    return this.#read();
+  }
+
+  /**
+   * An async iterator of interrupt counts: each step waits (without blocking the event loop) and yields how many
+   * interrupts arrived. Ends when the eventfd is closed; an abort ends it with the signal's reason.
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * const efd = new IrqEventFd();
+   * setTimeout(() => efd.close(), 100);
+   * for await (const n of efd.events()) console.log(n, "interrupts");
+   * ```
+   */
+  async *events(options: { signal?: AbortSignal } = {}): AsyncGenerator<number, void, undefined> {
+    while (!this.#closed) {
+      let n: number;
+      try {
+        n = await this.wait({ signal: options.signal });
+      } catch (e) {
+        if (e instanceof ClosedError) return;
+        throw e;
+      }
+      if (n > 0) yield n;
+    }
+  }
+
+  /**
+   * Adds `count` to the counter, as an interrupt would (for tests and software wake-ups).
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * using efd = new IrqEventFd();
+   * efd.notify(3);
+   * ```
+   */
+  notify(count = 1): void {
+    this.#check();
+    if (!Number.isSafeInteger(count) || count < 1) {
+      throw new OutOfRangeError(`notify count must be a positive integer, got ${count}`);
+    }
+    this.#write(BigInt(count));
+  }
+
+  /**
+   * Closes the eventfd. A pending wait is woken and rejects with `ClosedError`; the fd is closed once that wait has
+   * seen the wake-up (microseconds later), otherwise at once. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pending) this.#kick();
+    else libc.close(this.#fd, this.#what);
+  }
+
+  /** Same as {@linkcode IrqEventFd.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError(this.#what);
+  }
+
+  #read(): number {
+    const c = this.#counter;
+    if (libc.read(this.#fd, c, this.#what) < 0) return 0;
+    return Number(c[0]);
+  }
+
+  #write(value: bigint): void {
+    this.#counter[0] = value;
+    libc.write(this.#fd, this.#counter, this.#what);
+  }
+
+  /** Makes the eventfd readable so a pending poll returns. */
+  #kick(): void {
+    this.#write(1n);
+  }
+}
+
+function checkTimeout(timeoutMs: number | undefined): number {
+  if (timeoutMs === undefined) return Infinity;
+  if (Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new OutOfRangeError(`timeoutMs must be 0 or more, got ${timeoutMs}`, {
+      remedy: "omit it (or pass Infinity) to wait forever, 0 to just look",
+    });
+  }
+  return timeoutMs;
+}

@@ -1,0 +1,144 @@
+// Host-only plumbing of interrupt waiting over plain eventfds (no VFIO): wait, timeout, abort, close-while-waiting,
+// the async iterator, busy-polling, and argument checks. Kernel behaviour is covered by tests/integration/irq.test.ts.
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { test } from "node:test";
+import { ClosedError, OutOfRangeError, VfioError } from "../../lib/errors.ts";
+import { IrqEventFd, irqIndexName, irqInfo, IrqSet } from "../../lib/irq.ts";
+import type { DeviceFd } from "../../lib/types.ts";
+
+const openFds = (): number => readdirSync("/proc/self/fd").length;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test("notify and poll read and reset the counter", () => {
+  using efd = new IrqEventFd();
+  assert.equal(efd.poll(), 0);
+  efd.notify(3);
+  efd.notify();
+  assert.equal(efd.poll(), 4);
+  assert.equal(efd.poll(), 0);
+});
+
+test("wait resolves the count written later, without blocking the event loop", async () => {
+  using efd = new IrqEventFd();
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 2);
+  setTimeout(() => efd.notify(2), 40);
+  const n = await efd.wait({ timeoutMs: 2000 });
+  clearInterval(ticker);
+  assert.equal(n, 2);
+  assert.ok(ticks >= 3, `the event loop ran meanwhile (${ticks} ticks)`);
+  assert.equal(efd.poll(), 0);
+});
+
+test("wait returns at once when interrupts are already counted", async () => {
+  using efd = new IrqEventFd();
+  efd.notify(5);
+  assert.equal(await efd.wait({ timeoutMs: 0 }), 5);
+});
+
+test("wait resolves 0 on timeout, and timeoutMs 0 just looks", async () => {
+  using efd = new IrqEventFd();
+  const t0 = performance.now();
+  assert.equal(await efd.wait({ timeoutMs: 30 }), 0);
+  assert.ok(performance.now() - t0 >= 25, "waited about the timeout");
+  assert.equal(await efd.wait({ timeoutMs: 0 }), 0);
+  efd.notify();
+  assert.equal(await efd.wait({ timeoutMs: 30 }), 1);
+});
+
+test("closing while a wait is pending rejects it promptly with ClosedError and closes the fd", async () => {
+  const before = openFds();
+  const efd = new IrqEventFd("test vector");
+  const pending = efd.wait();
+  assert.equal(efd.waiting, true);
+  await sleep(5);
+  const t0 = performance.now();
+  efd.close();
+  efd.close(); // idempotent
+  await assert.rejects(pending, ClosedError);
+  assert.ok(performance.now() - t0 < 500, "woken promptly");
+  assert.equal(openFds(), before, "no eventfd left open");
+});
+
+test("use after close throws ClosedError", async () => {
+  const efd = new IrqEventFd();
+  efd.close();
+  assert.equal(efd.closed, true);
+  assert.throws(() => efd.fd, ClosedError);
+  assert.throws(() => efd.poll(), ClosedError);
+  assert.throws(() => efd.spin({ maxSpins: 1 }), ClosedError);
+  assert.throws(() => efd.notify(), ClosedError);
+  await assert.rejects(efd.wait({ timeoutMs: 10 }), ClosedError);
+});
+
+test("abort rejects with the reason and keeps interrupts that arrived for the next wait", async () => {
+  using efd = new IrqEventFd();
+  const ac = new AbortController();
+  const pending = efd.wait({ signal: ac.signal });
+  await sleep(5);
+  ac.abort(new Error("stop"));
+  await assert.rejects(pending, /stop/);
+  assert.equal(efd.poll(), 0, "the abort's own wake-up is not counted");
+
+  const ac2 = new AbortController();
+  const pending2 = efd.wait({ signal: ac2.signal });
+  await sleep(5);
+  efd.notify(2);
+  ac2.abort(new Error("stop"));
+  await assert.rejects(pending2, /stop/);
+  assert.equal(efd.poll(), 2, "real interrupts survive the abort");
+
+  await assert.rejects(efd.wait({ signal: AbortSignal.abort(new Error("early")) }), /early/);
+});
+
+test("a second concurrent wait on one eventfd is refused", async () => {
+  using efd = new IrqEventFd();
+  const first = efd.wait({ timeoutMs: 1000 });
+  await assert.rejects(efd.wait({ timeoutMs: 10 }), VfioError);
+  efd.notify();
+  assert.equal(await first, 1);
+});
+
+test("events() yields counts and ends when the eventfd is closed", async () => {
+  const efd = new IrqEventFd();
+  const seen: number[] = [];
+  setTimeout(() => efd.notify(1), 10);
+  setTimeout(() => efd.notify(3), 40);
+  setTimeout(() => efd.close(), 80);
+  for await (const n of efd.events()) seen.push(n);
+  assert.deepEqual(seen, [1, 3]);
+});
+
+test("spin busy-polls the counter", () => {
+  using efd = new IrqEventFd();
+  assert.equal(efd.spin({ maxSpins: 100 }), 0);
+  efd.notify(7);
+  assert.equal(efd.spin({ maxSpins: 100 }), 7);
+});
+
+test("bad arguments give typed errors", async () => {
+  using efd = new IrqEventFd();
+  await assert.rejects(efd.wait({ timeoutMs: -1 }), OutOfRangeError);
+  await assert.rejects(efd.wait({ timeoutMs: NaN }), OutOfRangeError);
+  assert.throws(() => efd.spin({ maxSpins: 0 }), OutOfRangeError);
+  assert.throws(() => efd.notify(0), OutOfRangeError);
+  assert.throws(() => efd.notify(1.5), OutOfRangeError);
+
+  const notADevice: DeviceFd = { fd: -1, name: "fake" };
+  assert.throws(() => irqInfo(notADevice, 5), OutOfRangeError);
+  assert.throws(() => irqInfo(notADevice, -1), OutOfRangeError);
+  assert.throws(() => IrqSet.enable(notADevice, 9), OutOfRangeError);
+  assert.equal(irqIndexName(2), "MSI-X");
+  assert.throws(() => irqIndexName(1.5), OutOfRangeError);
+});
+
+test("many eventfds open and close without leaking", async () => {
+  const before = openFds();
+  const efds = Array.from({ length: 16 }, (_, i) => new IrqEventFd(`vector ${i}`));
+  const waits = efds.map((e) => e.wait());
+  for (const e of efds) e.close();
+  const results = await Promise.allSettled(waits);
+  assert.ok(results.every((r) => r.status === "rejected" && r.reason instanceof ClosedError));
+  assert.equal(openFds(), before);
+});
