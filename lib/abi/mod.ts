@@ -1,6 +1,6 @@
 /**
  * The kernel ABI layer in one import: VFIO and iommufd ioctl numbers, flags and argument structs, PCI
- * config-space facts, the ioctl encoders and the struct-view facility.
+ * config-space facts, capability numbers, sysfs resource flags, the ioctl encoders and the struct-view facility.
  *
  * ```ts
  * import { VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_STATUS, VfioGroupStatus } from "./mod.ts";
@@ -12,8 +12,10 @@
  * @module
  */
 
+export * from "./capability.ts";
 export * from "./ioctl.ts";
 export * from "./iommufd.ts";
+export * from "./ioport.ts";
 export * from "./pci.ts";
 export * from "./struct.ts";
 export * from "./vfio.ts";

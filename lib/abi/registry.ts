@@ -15,8 +15,10 @@
  * @module
  */
 
+import * as capability from "./capability.ts";
 import * as ioctl from "./ioctl.ts";
 import * as iommufd from "./iommufd.ts";
+import * as ioport from "./ioport.ts";
 import * as pci from "./pci.ts";
 import { isStructDef, type StructDef } from "./struct.ts";
 import * as vfio from "./vfio.ts";
@@ -25,8 +27,11 @@ import * as vfio from "./vfio.ts";
 export interface AbiModule {
   /** File name within `lib/abi/`. */
   readonly file: string;
-  /** The uapi header, as written in an `#include <...>`. */
+  /** The header, as written in an `#include <...>`. */
   readonly header: string;
+  /** `uapi` for a user-space header (the test includes it); `kernel` for a kernel-internal header whose
+   * `#define` lines the test copies into its C program (such a header cannot be included from user space). */
+  readonly headerKind: "uapi" | "kernel";
   /** The module namespace. */
   readonly exports: Readonly<Record<string, unknown>>;
 }
@@ -37,8 +42,10 @@ export interface AbiConstant {
   readonly name: string;
   /** The TypeScript value. */
   readonly value: number;
-  /** The uapi header that defines it. */
+  /** The header that defines it. */
   readonly header: string;
+  /** Whether that header is a uapi or a kernel-internal one (see {@linkcode AbiModule.headerKind}). */
+  readonly headerKind: "uapi" | "kernel";
   /** The C expression whose value must equal {@linkcode value}: the name, or the name cast to `__u32` when the
    * C expression is wider or signed but the library uses its 32-bit unsigned reading. */
   readonly cExpr: string;
@@ -56,10 +63,12 @@ export interface AbiStruct {
 
 /** The modules whose exports the registry covers, with their headers. */
 export const ABI_MODULES: readonly AbiModule[] = Object.freeze([
-  { file: "ioctl.ts", header: "linux/ioctl.h", exports: ioctl },
-  { file: "vfio.ts", header: "linux/vfio.h", exports: vfio },
-  { file: "iommufd.ts", header: "linux/iommufd.h", exports: iommufd },
-  { file: "pci.ts", header: "linux/pci_regs.h", exports: pci },
+  { file: "ioctl.ts", header: "linux/ioctl.h", headerKind: "uapi", exports: ioctl },
+  { file: "vfio.ts", header: "linux/vfio.h", headerKind: "uapi", exports: vfio },
+  { file: "iommufd.ts", header: "linux/iommufd.h", headerKind: "uapi", exports: iommufd },
+  { file: "pci.ts", header: "linux/pci_regs.h", headerKind: "uapi", exports: pci },
+  { file: "capability.ts", header: "linux/capability.h", headerKind: "uapi", exports: capability },
+  { file: "ioport.ts", header: "linux/ioport.h", headerKind: "kernel", exports: ioport },
 ]);
 
 /**
@@ -84,11 +93,12 @@ function collect(): { constants: AbiConstant[]; structs: AbiStruct[] } {
       if (seen.has(name)) throw new Error(`abi registry: ${name} is exported twice`);
       seen.add(name);
       if (typeof value === "number") {
-        constants.push({ name, value, header: mod.header, cExpr: AS_U32.has(name) ? `(__u32)(${name})` : name });
-      } else if (isStructDef(value)) {
+        const cExpr = AS_U32.has(name) ? `(__u32)(${name})` : name;
+        constants.push({ name, value, header: mod.header, headerKind: mod.headerKind, cExpr });
+      } else if (isStructDef(value) && mod.headerKind === "uapi") {
         structs.push({ exportName: name, def: value, header: mod.header });
       } else {
-        throw new Error(`abi registry: ${mod.file} exports ${name}, which is neither a constant nor a struct`);
+        throw new Error(`abi registry: ${mod.file} exports ${name}, which is neither a constant nor a uapi struct`);
       }
     }
   }

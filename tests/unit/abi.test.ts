@@ -6,6 +6,8 @@
  * every field's `offsetof`, `sizeof` and C type check; it is compiled with gcc against the uapi headers and its
  * output compared value by value. Headers are found, in order: `$VFIO_TS_UAPI_INCLUDE`, `tests/vm/.cache/uapi`
  * (or `$VFIO_TS_VM_CACHE/uapi`, as setup.sh does), the last stdout line of `bash tests/vm/setup.sh --headers`.
+ * Constants from kernel-internal headers (`linux/ioport.h`) are checked by copying the header's `#define` lines
+ * into the program; that header is looked up in `$VFIO_TS_KERNEL_INCLUDE`, else in the same include directory.
  * Without headers or gcc the check fails.
  *
  * Run: `node_modules/deno/deno test -A tests/unit/abi.test.ts` or `node_modules/bun/bin/bun.exe test
@@ -15,7 +17,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
@@ -240,13 +242,42 @@ function cString(s: string): string {
   return JSON.stringify(s);
 }
 
+/**
+ * The `#define` lines of the registered constants of kernel-internal headers (which cannot be included from user
+ * space), copied from the header text. A constant the header does not define is reported in `missing`.
+ */
+function kernelDefines(include: string): { lines: string[]; missing: string[] } {
+  const lines: string[] = [];
+  const missing: string[] = [];
+  const dir = process.env.VFIO_TS_KERNEL_INCLUDE || include;
+  for (const mod of ABI_MODULES.filter((m) => m.headerKind === "kernel")) {
+    const path = join(dir, mod.header);
+    const names = ABI_CONSTANTS.filter((c) => c.header === mod.header).map((c) => c.name);
+    if (!existsSync(path)) {
+      missing.push(`${mod.header}: kernel header not found at ${path} (set VFIO_TS_KERNEL_INCLUDE)`);
+      continue;
+    }
+    const defs = new Map<string, string>();
+    const text = readFileSync(path, "utf8").replace(/\\\n/g, " ").replace(/\/\*[\s\S]*?\*\//g, " ");
+    for (const m of text.matchAll(/^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+(.*)$/gm)) defs.set(m[1], m[2].trim());
+    for (const name of names) {
+      const value = defs.get(name);
+      if (value === undefined) missing.push(`${name}: not defined in ${path}`);
+      else lines.push(`#define ${name} ${value}`);
+    }
+  }
+  return { lines, missing };
+}
+
 /** Builds the C program; each output line is tab-separated: C name value | S struct size | F struct field ... */
-function cProgram(): string {
-  const includes = [...new Set(["linux/types.h", ...ABI_MODULES.map((m) => m.header)])];
+function cProgram(defines: string[]): string {
+  const uapi = ABI_MODULES.filter((m) => m.headerKind === "uapi").map((m) => m.header);
+  const includes = [...new Set(["linux/types.h", ...uapi])];
   const lines = [
     "#include <stddef.h>",
     "#include <stdio.h>",
     ...includes.map((h) => `#include <${h}>`),
+    ...defines,
     "#define M(T, m) (((T *)0)->m)",
     "int main(void) {",
   ];
@@ -306,7 +337,9 @@ test(
     try {
       const src = join(work, "abi.c");
       const bin = join(work, "abi");
-      writeFileSync(src, cProgram());
+      const kernel = kernelDefines(include);
+      assert.deepEqual(kernel.missing, [], "constants of kernel-internal headers not found");
+      writeFileSync(src, cProgram(kernel.lines));
       run("gcc", ["-std=gnu11", "-Wall", "-Werror", "-I", include, "-o", bin, src]);
       const got = new Map<string, string[]>();
       for (const line of run(bin, []).split("\n")) {
