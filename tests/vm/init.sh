@@ -7,7 +7,7 @@
 #   @@VFIO_TS:SETUP_FAILED msg@@  the guest could not be prepared
 #   @@VFIO_TS:KERNEL_ISSUES=n@@ dmesg has n WARNING/BUG/Oops lines (printed before the marker)
 #   @@VFIO_TS:EXIT=rc@@         the command's exit status; the guest powers off right after
-# The command's stdout goes to ttyS1 and its stderr to ttyS2 (raw mode), stdin is /dev/null.
+# The command's stdout goes to ttyS1 and its stderr to ttyS2 (through pipes, raw mode), stdin is /dev/null.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -105,10 +105,17 @@ if [ "$SHELL_MODE" = 1 ]; then
   setsid cttyhack chroot $H /usr/bin/env -i /bin/sh /tmp/.vfio-ts-run.sh
   rc=$?
 else
+  # through pipes, so that the command sees no terminal (as on CI); the cats drain before the exit marker
   stty -F /dev/ttyS1 raw -echo
   stty -F /dev/ttyS2 raw -echo
-  chroot $H /usr/bin/env -i /bin/sh /tmp/.vfio-ts-run.sh </dev/null >/dev/ttyS1 2>/dev/ttyS2
+  mkfifo /tmp/out /tmp/err
+  cat /tmp/out >/dev/ttyS1 &
+  P1=$!
+  cat /tmp/err >/dev/ttyS2 &
+  P2=$!
+  chroot $H /usr/bin/env -i /bin/sh /tmp/.vfio-ts-run.sh </dev/null >/tmp/out 2>/tmp/err
   rc=$?
+  wait $P1 $P2
 fi
 umount "$H$REPO" 2>/dev/null
 finish $rc

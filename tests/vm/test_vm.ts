@@ -1,0 +1,205 @@
+/**
+ * `deno task test:vm [options]` runs the integration suite (tests/integration/*.test.ts) inside the test guest, one
+ * boot per combination of mode {noiommu, iommu, iommufd} × runtime {deno, bun}, and prints one summary line each.
+ * Exit status 0 only if every combination passed.
+ */
+import { readdirSync } from "node:fs";
+import { parseArgs } from "node:util";
+import {
+  type DeviceSpec,
+  ensureSetup,
+  MODES,
+  type Mode,
+  parseDevices,
+  qemuHasIgb,
+  REPO_DIR,
+  RUNTIMES,
+  type Runtime,
+  runVm,
+  shQuote,
+  type VmResult,
+} from "./rig.ts";
+
+const USAGE = `usage: deno task test:vm [options]
+options:
+  --mode LIST       comma separated subset of noiommu,iommu,iommufd (default: all; repeatable)
+  --runtime LIST    comma separated subset of deno,bun (default: both; repeatable)
+  --filter TEXT     only test files whose name contains TEXT (comma separated alternatives; env VFIO_TS_VM_FILTER)
+  --devices LIST    device list as for deno task vm (default: the default set)
+  --timeout S       time limit per combination in seconds (default: 600)
+  --memory SIZE     guest RAM (default: 2G)
+  --jobs N          combinations run in parallel (default: 1; output is then printed per combination)
+  --verbose         echo the guest console (kernel log) to stderr`;
+
+interface Counts {
+  passed: number | null;
+  failed: number | null;
+  skipped: number | null;
+}
+
+interface ComboResult extends Counts {
+  mode: Mode;
+  runtime: Runtime;
+  ok: boolean;
+  seconds: number;
+  note: string;
+}
+
+function fail(msg: string): never {
+  console.error(`test:vm: ${msg}\n${USAGE}`);
+  Deno.exit(2);
+}
+
+function pickList<T extends string>(given: string[] | undefined, all: readonly T[], what: string): T[] {
+  if (!given?.length) return [...all];
+  const out = given.flatMap((g) => g.split(",")).map((s) => s.trim()).filter(Boolean);
+  for (const x of out) if (!all.includes(x as T)) fail(`unknown ${what} "${x}"`);
+  return all.filter((a) => out.includes(a));
+}
+
+/** Deno: "ok | 3 passed (3 steps) | 0 failed | 1 ignored (23ms)"; Bun: " 5 pass", " 0 fail", " 1 skip". */
+export function parseCounts(runtime: Runtime, text: string): Counts {
+  const num = (m: RegExpMatchArray | null | undefined, i = 1): number | null => (m ? Number(m[i]) : null);
+  if (runtime === "deno") {
+    const all = [...text.matchAll(/(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \((?:\d+ steps?)\))?(?: \| (\d+) ignored)?/g)];
+    const m = all[all.length - 1];
+    return { passed: num(m, 1), failed: num(m, 2), skipped: m ? Number(m[3] ?? 0) : null };
+  }
+  return {
+    passed: num(text.match(/^\s*(\d+) pass$/m)),
+    failed: num(text.match(/^\s*(\d+) fail$/m)),
+    skipped: text.match(/^\s*(\d+) pass$/m) ? Number(text.match(/^\s*(\d+) skip$/m)?.[1] ?? 0) : null,
+  };
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      strict: true,
+      options: {
+        "mode": { type: "string", multiple: true },
+        "runtime": { type: "string", multiple: true },
+        "filter": { type: "string" },
+        "devices": { type: "string" },
+        "timeout": { type: "string", default: "600" },
+        "memory": { type: "string", default: "2G" },
+        "jobs": { type: "string", default: "1" },
+        "verbose": { type: "boolean", default: false },
+        "help": { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const modes = pickList(v.mode, MODES, "mode");
+  const runtimes = pickList(v.runtime, RUNTIMES, "runtime");
+  const timeoutSec = Number(v.timeout);
+  if (!(timeoutSec > 0)) fail(`bad --timeout ${v.timeout}`);
+  const jobs = Number(v.jobs);
+  if (!(jobs >= 1)) fail(`bad --jobs ${v.jobs}`);
+  let devices: DeviceSpec[];
+  try {
+    devices = parseDevices(v.devices ?? "default", await qemuHasIgb());
+  } catch (e) {
+    fail((e as Error).message);
+  }
+
+  const filter = (v.filter ?? Deno.env.get("VFIO_TS_VM_FILTER") ?? "").split(",").filter(Boolean);
+  const files = readdirSync(`${REPO_DIR}/tests/integration`)
+    .filter((f) => f.endsWith(".test.ts") && (!filter.length || filter.some((x) => f.includes(x))))
+    .sort()
+    .map((f) => `./tests/integration/${f}`);
+  if (!files.length) fail(`no test files in tests/integration match "${filter.join(",")}"`);
+
+  const t0 = performance.now();
+  const kernel = await ensureSetup();
+  const combos = modes.flatMap((mode) => runtimes.map((runtime) => ({ mode, runtime })));
+  console.log(
+    `test:vm: ${combos.length} combination(s), ${files.length} test file(s): ${
+      files.map((f) => f.slice("./tests/integration/".length)).join(" ")
+    }`,
+  );
+
+  const enc = new TextEncoder();
+  const runOne = async (mode: Mode, runtime: Runtime): Promise<ComboResult> => {
+    const header = `=== test:vm ${mode} × ${runtime} ===\n`;
+    const chunks: Uint8Array[] = [];
+    const dec = new TextDecoder();
+    let text = "";
+    const sink = (target: typeof Deno.stdout) => (b: Uint8Array): void => {
+      text += dec.decode(b, { stream: true });
+      if (jobs === 1) target.writeSync(b);
+      else chunks.push(b);
+    };
+    if (jobs === 1) Deno.stdout.writeSync(enc.encode(header));
+    const cmd = runtime === "deno"
+      ? `exec "$VFIO_TS_DENO" test -A --no-check ${files.map(shQuote).join(" ")}`
+      : `exec "$VFIO_TS_BUN" test ${files.map(shQuote).join(" ")}`;
+    const r: VmResult = await runVm({
+      mode,
+      runtime,
+      devices,
+      command: { sh: cmd },
+      cwd: REPO_DIR,
+      timeoutSec,
+      memory: v.memory,
+      verbose: v.verbose,
+      kernel,
+      onStdout: sink(Deno.stdout),
+      onStderr: sink(Deno.stderr),
+    });
+    if (jobs > 1) {
+      Deno.stdout.writeSync(enc.encode(header));
+      for (const c of chunks) Deno.stdout.writeSync(c);
+    }
+    const counts = parseCounts(runtime, text);
+    let note = "";
+    let ok = r.status === "ok" && r.exitCode === 0;
+    if (r.status !== "ok") {
+      note = r.status;
+      console.error(`test:vm ${mode} × ${runtime}: ${r.status}: ${r.message}`);
+    } else if (r.exitCode !== 0) note = `exit ${r.exitCode}`;
+    if (ok && (counts.failed ?? 0) > 0) ok = false;
+    if (ok && counts.passed === null) note = "no test summary found";
+    if (r.boots > 1) note += `${note ? ", " : ""}booted twice`;
+    return { mode, runtime, ok, seconds: r.wallMs / 1000, note, ...counts };
+  };
+
+  const results: ComboResult[] = new Array(combos.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(jobs, combos.length) }, async () => {
+      while (next < combos.length) {
+        const i = next++;
+        results[i] = await runOne(combos[i].mode, combos[i].runtime);
+      }
+    }),
+  );
+
+  const n = (x: number | null): string => (x === null ? "?" : String(x));
+  console.log("\n=== test:vm summary ===");
+  for (const r of results) {
+    console.log(
+      `${r.ok ? "PASS" : "FAIL"}  ${r.mode.padEnd(8)} ${r.runtime.padEnd(5)} ${n(r.passed).padStart(4)} passed ${
+        n(r.failed).padStart(3)
+      } failed ${n(r.skipped).padStart(3)} skipped ${r.seconds.toFixed(1).padStart(6)} s${r.note ? `  (${r.note})` : ""}`,
+    );
+  }
+  const okCount = results.filter((r) => r.ok).length;
+  const sum = (k: keyof Counts): number => results.reduce((s, r) => s + (r[k] ?? 0), 0);
+  console.log(
+    `${okCount === results.length ? "PASS" : "FAIL"}  total: ${okCount}/${results.length} combinations passed, ${
+      sum("passed")
+    } passed, ${sum("failed")} failed, ${sum("skipped")} skipped, wall ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return okCount === results.length ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());
