@@ -114,7 +114,8 @@ download() {
 UAPI=$CACHE/uapi
 headers() {
   if [ $FORCE = 0 ] && [ "$(cat "$UAPI/VERSION" 2>/dev/null)" = "$VER" ] &&
-    [ -f "$UAPI/linux/vfio.h" ] && [ -f "$UAPI/linux/iommufd.h" ] && [ -f "$UAPI/linux/pci_regs.h" ]; then
+    [ -f "$UAPI/linux/vfio.h" ] && [ -f "$UAPI/linux/iommufd.h" ] && [ -f "$UAPI/linux/pci_regs.h" ] &&
+    [ -f "$UAPI/linux/ioport.h" ] && [ -f "$UAPI/linux/capability.h" ]; then
     return 0
   fi
   local deb tmp
@@ -126,11 +127,13 @@ headers() {
   tmp=$(mktemp -d "$CACHE/uapi.XXXXXX")
   dpkg-deb --fsys-tarfile "$deb"/linux-headers-"$KB"-common_*.deb |
     tar -x -C "$tmp" --wildcards '*/include/uapi/linux/vfio.h' '*/include/uapi/linux/iommufd.h' \
-      '*/include/uapi/linux/pci_regs.h'
+      '*/include/uapi/linux/pci_regs.h' '*/include/uapi/linux/capability.h' '*/include/linux/ioport.h'
   mkdir -p "$tmp/out/linux"
-  for f in vfio.h iommufd.h pci_regs.h; do
+  for f in vfio.h iommufd.h pci_regs.h capability.h; do
     sed 's/__user //g' "$tmp"/usr/src/linux-headers-"$KB"-common/include/uapi/linux/$f >"$tmp/out/linux/$f"
   done
+  # kernel-internal: the ABI test takes only its #define lines (IORESOURCE_* flags of sysfs "resource")
+  cp "$tmp"/usr/src/linux-headers-"$KB"-common/include/linux/ioport.h "$tmp/out/linux/ioport.h"
   echo "$VER" >"$tmp/out/VERSION"
   rm -rf "$UAPI"
   mv "$tmp/out" "$UAPI"
