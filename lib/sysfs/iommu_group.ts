@@ -1,0 +1,152 @@
+/**
+ * IOMMU groups from `/sys/kernel/iommu_groups`: who is in a group, which VFIO node opens it (`/dev/vfio/N` or
+ * `/dev/vfio/noiommu-N`), and which members keep it from being viable.
+ *
+ * ```ts
+ * import { GroupNotViableError } from "../errors.ts";
+ * import { groupViabilityBlockers, iommuGroup } from "./iommu_group.ts";
+ * const group = iommuGroup(7);
+ * const blockers = groupViabilityBlockers(group.number);
+ * if (blockers.length) throw new GroupNotViableError(group.number, blockers);
+ * console.log(group.vfioPath); // "/dev/vfio/7"
+ * ```
+ * @module
+ */
+
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { type GroupMember, VfioError } from "../errors.ts";
+import { hostPath, readAttr, readLinkName, type SysfsOptions } from "./attr.ts";
+
+/** The name vfio gives the IOMMU groups it fakes for devices without an IOMMU. */
+const NOIOMMU_GROUP_NAME = "vfio-noiommu";
+
+/**
+ * Drivers that leave a group viable: they claim no DMA ownership (the kernel's `driver_managed_dma`), so vfio
+ * can still take the group. Bridges sit on `pcieport`; `pci-stub` is the classic placeholder.
+ */
+const VIABLE_DRIVERS: ReadonlySet<string> = new Set(["vfio-pci", "pcieport", "pci-stub"]);
+
+/** What sysfs says about one IOMMU group. */
+export interface IommuGroupInfo {
+  /** Group number. */
+  readonly number: number;
+  /** Its members (PCI addresses, or other device names for non-PCI members) and their drivers. */
+  readonly members: readonly GroupMember[];
+  /** The group's default domain type from its `type` attribute (`DMA`, `DMA-FQ`, `identity`, `unknown` …). */
+  readonly type: string | null;
+  /** The group's `name` attribute (`vfio-noiommu` for no-IOMMU groups), or `null`. */
+  readonly name: string | null;
+  /** Whether this is a no-IOMMU group made by vfio (no DMA isolation at all). */
+  readonly noIommu: boolean;
+  /** The VFIO group node that opens it: `/dev/vfio/N` or `/dev/vfio/noiommu-N`. */
+  readonly vfioPath: string;
+  /** Whether that node exists now (it appears once a member is bound to vfio-pci). */
+  readonly vfioPathExists: boolean;
+}
+
+function groupDir(n: number, options: SysfsOptions): string {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new VfioError(`invalid IOMMU group number ${n}`, { remedy: "group numbers are integers ≥ 0" });
+  }
+  return hostPath(options, `/sys/kernel/iommu_groups/${n}`);
+}
+
+/**
+ * Lists the IOMMU group numbers, ascending. Empty when the machine has no IOMMU and no no-IOMMU group yet.
+ *
+ * ```ts
+ * import { listIommuGroups } from "./iommu_group.ts";
+ * console.log(listIommuGroups()); // [0, 1, 2, …]
+ * ```
+ */
+export function listIommuGroups(options: SysfsOptions = {}): number[] {
+  try {
+    return readdirSync(hostPath(options, "/sys/kernel/iommu_groups"))
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The members of group `n` with their drivers.
+ *
+ * @throws {VfioError} when there is no such group.
+ *
+ * ```ts
+ * import { iommuGroupMembers } from "./iommu_group.ts";
+ * for (const m of iommuGroupMembers(7)) console.log(m.address, m.driver ?? "no driver");
+ * ```
+ */
+export function iommuGroupMembers(n: number, options: SysfsOptions = {}): GroupMember[] {
+  const dir = join(groupDir(n, options), "devices");
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    throw new VfioError(`there is no IOMMU group ${n}`, {
+      remedy: "`vfio status` lists devices and their groups; a no-IOMMU group appears only once its device is "
+        + "bound to vfio-pci",
+    });
+  }
+  return names.sort().map((address) => ({ address, driver: readLinkName(join(dir, address, "driver")) }));
+}
+
+/**
+ * Reads everything about group `n`: members, type, whether it is a no-IOMMU group and its VFIO node.
+ *
+ * ```ts
+ * import { iommuGroup } from "./iommu_group.ts";
+ * const g = iommuGroup(0);
+ * if (g.noIommu) console.log(`${g.vfioPath}: no DMA isolation`);
+ * ```
+ */
+export function iommuGroup(n: number, options: SysfsOptions = {}): IommuGroupInfo {
+  const members = iommuGroupMembers(n, options);
+  const dir = groupDir(n, options);
+  const name = readAttr(join(dir, "name"));
+  const noIommuNode = hostPath(options, `/dev/vfio/noiommu-${n}`);
+  const noIommu = name === NOIOMMU_GROUP_NAME || existsSync(noIommuNode);
+  const vfioPath = noIommu ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`;
+  return {
+    number: n,
+    members,
+    type: readAttr(join(dir, "type")),
+    name,
+    noIommu,
+    vfioPath,
+    vfioPathExists: existsSync(hostPath(options, vfioPath)),
+  };
+}
+
+/**
+ * Whether a member on `driver` leaves its group viable: no driver, vfio-pci (or a vfio-pci variant driver such as
+ * `mlx5_vfio_pci`), `pcieport` (bridges) or `pci-stub`.
+ *
+ * ```ts
+ * import { driverKeepsGroupViable } from "./iommu_group.ts";
+ * console.log(driverKeepsGroupViable("pcieport"), driverKeepsGroupViable("snd_hda_intel")); // true false
+ * ```
+ */
+export function driverKeepsGroupViable(driver: string | null): boolean {
+  if (driver === null || VIABLE_DRIVERS.has(driver)) return true;
+  return /(^|[-_])vfio[-_]pci$/.test(driver) || driver.startsWith("vfio-");
+}
+
+/**
+ * The members of group `n` that keep it from being viable: those bound to a driver other than vfio-pci,
+ * `pcieport`, `pci-stub` or none. Feed them to `GroupNotViableError`.
+ *
+ * ```ts
+ * import { GroupNotViableError } from "../errors.ts";
+ * import { groupViabilityBlockers } from "./iommu_group.ts";
+ * const blockers = groupViabilityBlockers(7);
+ * if (blockers.length > 0) throw new GroupNotViableError(7, blockers);
+ * ```
+ */
+export function groupViabilityBlockers(n: number, options: SysfsOptions = {}): GroupMember[] {
+  return iommuGroupMembers(n, options).filter((m) => !driverKeepsGroupViable(m.driver));
+}
