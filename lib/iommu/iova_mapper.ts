@@ -1,0 +1,216 @@
+/**
+ * The {@linkcode DmaMapper} of every IOMMU backend whose IOVAs the caller chooses (a type1 container, an iommufd
+ * IOAS): it picks an IOVA inside the space's ranges ({@linkcode IovaAllocator}), maps the memory there, and gives
+ * the IOVA back on unmap. The kernel pins the pages for as long as they are mapped.
+ *
+ * ```ts
+ * import { IovaMapper } from "./iova_mapper.ts";
+ * import type { IoAddressSpace } from "./types.ts";
+ * declare const container: IoAddressSpace; // e.g. a type1 Container
+ * declare const vaddr: bigint;
+ * using mapper = new IovaMapper(container, { kind: "type1" });
+ * const m = mapper.map(vaddr, 2 << 20);
+ * console.log(m.busAddress(0).toString(16)); // "200000"
+ * m.unmap();
+ * ```
+ * @module
+ */
+import { libc } from "../../ffi/libc.ts";
+import { IovaAllocator } from "../dma/iova_allocator.ts";
+import { memlockRemedy } from "../dma/memory.ts";
+import { ClosedError, OutOfRangeError, SystemError, throwErrno } from "../errors.ts";
+import type { DmaMapper, DmaMapping, IoAddressSpace, IommuKind } from "./types.ts";
+
+/** Options of {@linkcode IovaMapper}. */
+export interface IovaMapperOptions {
+  /** The backend's kind, reported by the mapper and its mappings (default `"type1"`). */
+  kind?: Exclude<IommuKind, "noiommu">;
+  /**
+   * Highest IOVA to hand out (inclusive): the device's DMA mask, e.g. `(1n << 28n) - 1n` for QEMU's edu.
+   * Default: whatever the space accepts.
+   */
+  maxIova?: bigint;
+  /** IOVAs below this are never used (default 64 KiB). */
+  reserveBelow?: bigint;
+}
+
+const DMA_ENTRY_LIMIT_REMEDY = "the type1 IOMMU allows at most `dma_entry_limit` mappings (65535 by default): "
+  + "use hugepages and pools (fewer, larger mappings), or raise it: "
+  + "`modprobe vfio_iommu_type1 dma_entry_limit=1048576` or "
+  + "`echo 1048576 > /sys/module/vfio_iommu_type1/parameters/dma_entry_limit`";
+
+function smallestPage(pageSizes: bigint): number {
+  if (pageSizes <= 0n) return 4096;
+  let shift = 0;
+  while (((pageSizes >> BigInt(shift)) & 1n) === 0n) shift++;
+  return Math.max(2 ** shift, 1);
+}
+
+/**
+ * One IOVA mapping: the device sees `[iova, iova + sizeBytes)`, always contiguous.
+ *
+ * ```ts
+ * import type { IovaMapping } from "./iova_mapper.ts";
+ * declare const m: IovaMapping;
+ * console.log(m.iova === m.busAddress(0)); // true
+ * ```
+ */
+export class IovaMapping implements DmaMapping {
+  /** The backend that made it. */
+  readonly kind: IommuKind;
+  /** Always true: an IOVA range is contiguous on the bus whatever the physical pages. */
+  readonly contiguous = true;
+  readonly #iova: bigint;
+  readonly #iovaNumber: number; // when iova + size < 2^53 (always, in practice): one BigInt per lookup
+  readonly #sizeBytes: number;
+  #unmap: ((m: IovaMapping) => void) | null;
+
+  /** Made by {@linkcode IovaMapper.map}. */
+  constructor(kind: IommuKind, iova: bigint, sizeBytes: number, unmap: (m: IovaMapping) => void) {
+    this.kind = kind;
+    this.#iova = iova;
+    this.#iovaNumber = iova + BigInt(sizeBytes) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(iova) : -1;
+    this.#sizeBytes = sizeBytes;
+    this.#unmap = unmap;
+  }
+
+  /** The IOVA of the first byte. */
+  get iova(): bigint {
+    return this.#iova;
+  }
+
+  /** Size of the mapping in bytes. */
+  get sizeBytes(): number {
+    return this.#sizeBytes;
+  }
+
+  /** True once unmapped. */
+  get unmapped(): boolean {
+    return this.#unmap === null;
+  }
+
+  /** The IOVA of the byte at `offset`. */
+  busAddress(offset: number = 0): bigint {
+    if (this.#unmap === null) throw new ClosedError("IOVA DMA mapping");
+    if (!(offset >= 0 && offset < this.#sizeBytes) || !Number.isInteger(offset)) {
+      throw new OutOfRangeError(`DMA offset ${offset} outside the mapping's ${this.#sizeBytes} bytes`);
+    }
+    return this.#iovaNumber >= 0 ? BigInt(this.#iovaNumber + offset) : this.#iova + BigInt(offset);
+  }
+
+  /** Unmaps it from the IOMMU and frees the IOVA (idempotent). */
+  unmap(): void {
+    const unmap = this.#unmap;
+    if (unmap === null) return;
+    this.#unmap = null;
+    unmap(this);
+  }
+}
+
+/**
+ * A {@linkcode DmaMapper} over any {@linkcode IoAddressSpace}: allocates IOVAs, maps, unmaps, and unmaps whatever
+ * is left on close.
+ *
+ * ```ts
+ * import { IovaMapper } from "./iova_mapper.ts";
+ * import type { IoAddressSpace } from "./types.ts";
+ * declare const space: IoAddressSpace;
+ * declare const vaddr: bigint;
+ * const mapper = new IovaMapper(space, { maxIova: (1n << 28n) - 1n });
+ * console.log(mapper.map(vaddr, 4096).busAddress(0)); // 65536n
+ * mapper.close();
+ * ```
+ */
+export class IovaMapper implements DmaMapper {
+  /** The backend: `"type1"` or `"iommufd"`. */
+  readonly kind: IommuKind;
+  readonly #space: IoAddressSpace;
+  readonly #iovas: IovaAllocator;
+  readonly #minPage: number;
+  readonly #live = new Set<IovaMapping>();
+  #closed = false;
+
+  /** Builds a mapper over `space`, reading its IOVA ranges and page sizes once. */
+  constructor(space: IoAddressSpace, options: IovaMapperOptions = {}) {
+    this.kind = options.kind ?? "type1";
+    this.#space = space;
+    this.#minPage = Math.max(smallestPage(space.pageSizes), 1);
+    this.#iovas = new IovaAllocator(space.iovaRanges, {
+      minAlign: Math.max(this.#minPage, 4096),
+      maxIova: options.maxIova,
+      reserveBelow: options.reserveBelow,
+    });
+  }
+
+  /** The IOVA allocator (for inspection: free ranges, bytes in use). */
+  get allocator(): IovaAllocator {
+    return this.#iovas;
+  }
+
+  /** Number of live mappings. */
+  get mappingCount(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * Maps `sizeBytes` at `vaddr` (both multiples of the IOMMU page size) at a fresh IOVA, readable and writable by
+   * the device.
+   */
+  map(vaddr: bigint, sizeBytes: number): IovaMapping {
+    if (this.#closed) throw new ClosedError(`${this.kind} DMA mapper`);
+    const page = Math.max(this.#minPage, libc.pageSize);
+    if (vaddr <= 0n || vaddr % BigInt(page) !== 0n) {
+      throw new OutOfRangeError(`DMA address 0x${vaddr.toString(16)} is not aligned to the ${page}-byte IOMMU page`, {
+        remedy: "map memory from DmaMemory.alloc / allocDma, which is page-aligned",
+      });
+    }
+    const iova = this.#iovas.alloc(sizeBytes);
+    try {
+      this.#space.mapDma(vaddr, iova, sizeBytes);
+    } catch (e) {
+      this.#iovas.free(iova);
+      if (e instanceof SystemError) {
+        const target = `${e.target ?? "MAP_DMA"} (${sizeBytes} bytes at IOVA 0x${iova.toString(16)})`;
+        if (e.code === "ENOMEM") throwErrno(e.syscall, e.errno, { target, remedy: memlockRemedy() });
+        if (e.code === "ENOSPC") throwErrno(e.syscall, e.errno, { target, remedy: DMA_ENTRY_LIMIT_REMEDY });
+        if (e.code === "EEXIST") {
+          throwErrno(e.syscall, e.errno, {
+            target,
+            remedy: "something else mapped this IOVA: let one IovaMapper own each address space",
+          });
+        }
+      }
+      throw e;
+    }
+    const m = new IovaMapping(this.kind, iova, sizeBytes, (x) => this.#unmapOne(x));
+    this.#live.add(m);
+    return m;
+  }
+
+  #unmapOne(m: IovaMapping): void {
+    this.#live.delete(m);
+    this.#space.unmapDma(m.iova, m.sizeBytes);
+    // Only an IOVA the kernel really let go of is reused.
+    this.#iovas.free(m.iova);
+  }
+
+  /** Unmaps every mapping still mapped (idempotent); throws the first failure after trying them all. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    let first: unknown = null;
+    for (const m of [...this.#live]) {
+      try {
+        m.unmap();
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first !== null) throw first;
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
