@@ -1,10 +1,10 @@
 // Checks the guest prepared by the VM rig (tests/vm): device nodes of the mode, devices bound to vfio-pci.
 // Runs under `deno test` and `bun test`; skipped outside the VM (VFIO_TS_IN_VM unset).
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import process from "node:process";
+import { test } from "node:test";
 
 const env = process.env;
 const inVm = env.VFIO_TS_IN_VM === "1";

@@ -154,11 +154,11 @@ export async function ensureSetup(quiet = true): Promise<KernelDir> {
 
 /** Binaries the guest runs; they must be visible through the host's / (not below /tmp, which the guest hides). */
 export function runtimeBinaries(): { deno: string; bun: string } {
-  const deno = Deno.env.get("VFIO_TS_DENO") ?? firstExisting([resolve(REPO_DIR, "node_modules/deno/deno")]) ??
-    Deno.execPath();
-  const bun = Deno.env.get("VFIO_TS_BUN") ??
-    firstExisting([resolve(REPO_DIR, "node_modules/bun/bin/bun.exe"), resolve(REPO_DIR, "node_modules/.bin/bun")]) ??
-    "bun";
+  const deno = Deno.env.get("VFIO_TS_DENO") ?? firstExisting([resolve(REPO_DIR, "node_modules/deno/deno")])
+    ?? Deno.execPath();
+  const bun = Deno.env.get("VFIO_TS_BUN")
+    ?? firstExisting([resolve(REPO_DIR, "node_modules/bun/bin/bun.exe"), resolve(REPO_DIR, "node_modules/.bin/bun")])
+    ?? "bun";
   return { deno, bun };
 }
 
@@ -289,7 +289,6 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
     VFIO_TS_BUN: bins.bun,
     ...deviceEnv(devices),
   };
-  if (REPO_DIR.includes("'") || /\s/.test(REPO_DIR)) throw new Error(`unsupported repository path: ${REPO_DIR}`);
   const run = await Deno.makeTempDir({ prefix: "vfio-ts-vm-" });
   try {
     let nvmeIndex = 0;
@@ -330,11 +329,11 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
 
 function jobEnv(opts: VmOptions, devices: PlacedDevice[]): string {
   const v = (k: string, val: string): string => `${k}=${shQuote(val)}\n`;
-  return v("MODE", opts.mode) +
-    v("BIND", devices.filter((d) => !d.kernel).map((d) => d.addr).join(" ")) +
-    v("KERNEL_DEVS", devices.filter((d) => d.kernel).map((d) => d.addr).join(" ")) +
-    v("REPO", REPO_DIR) +
-    v("SHELL_MODE", opts.interactive ? "1" : "0");
+  return v("MODE", opts.mode)
+    + v("BIND", devices.filter((d) => !d.kernel).map((d) => d.addr).join(" "))
+    + v("KERNEL_DEVS", devices.filter((d) => d.kernel).map((d) => d.addr).join(" "))
+    + v("REPO", REPO_DIR)
+    + v("SHELL_MODE", opts.interactive ? "1" : "0");
 }
 
 function runScript(opts: VmOptions, deviceVars: Record<string, string>): string {
@@ -355,6 +354,11 @@ function runScript(opts: VmOptions, deviceVars: Record<string, string>): string 
   if ("argv" in opts.command) s += `exec ${opts.command.argv.map(shQuote).join(" ")}\n`;
   else s += `exec /bin/sh -c ${shQuote(opts.command.sh)}\n`;
   return s;
+}
+
+/** A value inside a QEMU key=value,... option: commas are doubled. */
+function qemuValue(s: string): string {
+  return s.replaceAll(",", ",,");
 }
 
 async function qemuArgs(
@@ -403,7 +407,7 @@ async function qemuArgs(
     "-device",
     "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,addr=0x1c",
     "-fsdev",
-    `local,id=repo,path=${REPO_DIR},security_model=none,multidevs=remap`,
+    `local,id=repo,path=${qemuValue(REPO_DIR)},security_model=none,multidevs=remap`,
     "-device",
     "virtio-9p-pci,fsdev=repo,mount_tag=repo,addr=0x1d",
   );
@@ -417,7 +421,7 @@ async function qemuArgs(
       case "nvme":
         args.push(
           "-drive",
-          `if=none,id=nvme${n},file=${d.image},format=raw`,
+          `if=none,id=nvme${n},file=${qemuValue(d.image!)},format=raw`,
           "-device",
           `nvme,serial=vfio-ts-nvme${n},drive=nvme${n},${addr}`,
         );
@@ -563,16 +567,16 @@ async function boot1(opts: VmOptions, args: string[], run: string, deadline: num
     return {
       ...base,
       status: "timeout",
-      message: `time limit of ${opts.timeoutSec ?? 600} s reached${sawInit ? "" : " before /init"}; console tail:\n` +
-        tailLines(30),
+      message: `time limit of ${opts.timeoutSec ?? 600} s reached${sawInit ? "" : " before /init"}; console tail:\n`
+        + tailLines(30),
     };
   }
   if (!sawInit) {
     return {
       ...base,
       status: "boot-failed",
-      message: (bootTimedOut ? "no /init within 120 s" : `qemu exited with ${status.code} before /init`) +
-        (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(30)}`,
+      message: (bootTimedOut ? "no /init within 120 s" : `qemu exited with ${status.code} before /init`)
+        + (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(30)}`,
     };
   }
   if (panicked) {
@@ -585,12 +589,16 @@ async function boot1(opts: VmOptions, args: string[], run: string, deadline: num
     return {
       ...base,
       status: "no-exit",
-      message: `the guest stopped without reporting an exit status (qemu exit ${status.code})` +
-        (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(40)}`,
+      message: `the guest stopped without reporting an exit status (qemu exit ${status.code})`
+        + (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(40)}`,
     };
   }
   if (issues > 0) {
-    return { ...base, status: "kernel-issues", message: `guest kernel logged ${issues} WARNING/BUG lines:\n${tailLines(60)}` };
+    return {
+      ...base,
+      status: "kernel-issues",
+      message: `guest kernel logged ${issues} WARNING/BUG lines:\n${tailLines(60)}`,
+    };
   }
   return { ...base, status: "ok", message: "" };
 }

@@ -141,6 +141,9 @@ headers() {
   log "uapi headers $VER -> $UAPI"
 }
 mkdir -p "$CACHE"
+# one set-up at a time per cache (concurrent `deno task vm` runs)
+exec 9>"$CACHE/.lock"
+flock 9
 if [ $HEADERS_ONLY = 1 ]; then
   headers
   echo "$UAPI"

@@ -8,13 +8,13 @@ import { parseArgs } from "node:util";
 import {
   type DeviceSpec,
   ensureSetup,
-  MODES,
   type Mode,
+  MODES,
   parseDevices,
   qemuHasIgb,
   REPO_DIR,
-  RUNTIMES,
   type Runtime,
+  RUNTIMES,
   runVm,
   shQuote,
   type VmResult,
@@ -61,7 +61,11 @@ function pickList<T extends string>(given: string[] | undefined, all: readonly T
 export function parseCounts(runtime: Runtime, text: string): Counts {
   const num = (m: RegExpMatchArray | null | undefined, i = 1): number | null => (m ? Number(m[i]) : null);
   if (runtime === "deno") {
-    const all = [...text.matchAll(/(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \((?:\d+ steps?)\))?(?: \| (\d+) ignored)?/g)];
+    const all = [
+      ...text.matchAll(
+        /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \((?:\d+ steps?)\))?(?: \| (\d+) ignored)?/g,
+      ),
+    ];
     const m = all[all.length - 1];
     return { passed: num(m, 1), failed: num(m, 2), skipped: m ? Number(m[3] ?? 0) : null };
   }
@@ -189,7 +193,9 @@ async function main(): Promise<number> {
     console.log(
       `${r.ok ? "PASS" : "FAIL"}  ${r.mode.padEnd(8)} ${r.runtime.padEnd(5)} ${n(r.passed).padStart(4)} passed ${
         n(r.failed).padStart(3)
-      } failed ${n(r.skipped).padStart(3)} skipped ${r.seconds.toFixed(1).padStart(6)} s${r.note ? `  (${r.note})` : ""}`,
+      } failed ${n(r.skipped).padStart(3)} skipped ${r.seconds.toFixed(1).padStart(6)} s${
+        r.note ? `  (${r.note})` : ""
+      }`,
     );
   }
   const okCount = results.filter((r) => r.ok).length;
@@ -197,7 +203,9 @@ async function main(): Promise<number> {
   console.log(
     `${okCount === results.length ? "PASS" : "FAIL"}  total: ${okCount}/${results.length} combinations passed, ${
       sum("passed")
-    } passed, ${sum("failed")} failed, ${sum("skipped")} skipped, wall ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    } passed, ${sum("failed")} failed, ${sum("skipped")} skipped, wall ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s`,
   );
   return okCount === results.length ? 0 : 1;
 }

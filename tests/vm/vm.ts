@@ -6,12 +6,12 @@
 import { parseArgs } from "node:util";
 import {
   type DeviceSpec,
-  MODES,
   type Mode,
+  MODES,
   parseDevices,
   qemuHasIgb,
-  RUNTIMES,
   type Runtime,
+  RUNTIMES,
   runVm,
   shQuote,
   type VmOptions,
