@@ -12,7 +12,6 @@
  * ```
  * @module
  */
-import { readFileSync } from "node:fs";
 import {
   MADV_DONTFORK,
   MAP_ANONYMOUS,
@@ -26,12 +25,12 @@ import {
 } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import { ClosedError, OutOfRangeError, SystemError, throwErrno, VfioError } from "../errors.ts";
+import { hugepageStatus } from "../sysfs/hugepages.ts";
 
 /** The hugepage size vfio-ts uses: 2 MiB (x86_64 and aarch64 with 4 KiB base pages). */
 export const HUGEPAGE_SIZE = 2 * 1024 * 1024;
 
 const HUGEPAGE_SHIFT = 21;
-const HUGEPAGE_SYSFS = "/sys/kernel/mm/hugepages/hugepages-2048kB";
 
 /**
  * Whether to back DMA memory with 2 MiB hugepages:
@@ -47,21 +46,10 @@ export interface DmaMemoryOptions {
   hugepages?: HugepagePolicy;
 }
 
-/**
- * Free and total 2 MiB hugepages of the system, from sysfs (`null` when the kernel has no 2 MiB hugepages).
- *
- * ```ts
- * import { hugepageCounts } from "./memory.ts";
- * console.log(hugepageCounts()); // { free: 0, total: 0 }
- * ```
- */
-export function hugepageCounts(): { free: number; total: number } | null {
-  try {
-    const read = (name: string): number => Number(readFileSync(`${HUGEPAGE_SYSFS}/${name}`, "utf8").trim());
-    return { free: read("free_hugepages"), total: read("nr_hugepages") };
-  } catch {
-    return null;
-  }
+/** Unused and total 2 MiB hugepages (from `lib/sysfs/hugepages.ts`), `null` when the kernel has none. */
+function hugepages2M(): { available: number; total: number } | null {
+  const pool = hugepageStatus().pools.find((p) => p.sizeKiB === HUGEPAGE_SIZE / 1024);
+  return pool ? { available: pool.free - pool.reserved, total: pool.total } : null;
 }
 
 function formatBytes(n: number): string {
@@ -84,8 +72,8 @@ export function memlockRemedy(): string {
 }
 
 function hugepageRemedy(needed: number): string {
-  const counts = hugepageCounts();
-  const have = counts ? `${counts.free} of ${counts.total} free` : "none configured";
+  const counts = hugepages2M();
+  const have = counts ? `${counts.available} of ${counts.total} unused` : "none configured";
   return `${needed} free 2 MiB hugepage(s) needed, ${have}: reserve some with `
     + `\`echo ${Math.max(64, needed)} | sudo tee /proc/sys/vm/nr_hugepages\` (or hugepages=N on the kernel command `
     + `line), or pass { hugepages: "prefer" } to fall back to ${libc.pageSize / 1024} KiB pages`;
@@ -142,8 +130,8 @@ export class DmaMemory {
     if (policy !== "never") {
       const size = roundUp(sizeBytes, HUGEPAGE_SIZE);
       const needed = size / HUGEPAGE_SIZE;
-      const counts = hugepageCounts();
-      if (policy === "require" || (counts !== null && counts.free >= needed)) {
+      const counts = hugepages2M();
+      if (policy === "require" || (counts !== null && counts.available >= needed)) {
         const vaddr = DmaMemory.#map(size, MAP_HUGETLB | (HUGEPAGE_SHIFT << MAP_HUGE_SHIFT), policy, needed);
         if (vaddr !== null) return DmaMemory.#prepare(vaddr, size, HUGEPAGE_SIZE);
       }
