@@ -125,25 +125,32 @@ export class IovaMapper implements DmaMapper {
   /** The backend: `"type1"` or `"iommufd"`. */
   readonly kind: IommuKind;
   readonly #space: IoAddressSpace;
-  readonly #iovas: IovaAllocator;
-  readonly #minPage: number;
+  readonly #options: IovaMapperOptions;
+  #iovas: IovaAllocator | null = null;
+  #minPage = 4096;
   readonly #live = new Set<IovaMapping>();
   #closed = false;
 
-  /** Builds a mapper over `space`, reading its IOVA ranges and page sizes once. */
+  /**
+   * Builds a mapper over `space`. The space's IOVA ranges and page sizes are read at the first {@linkcode map}
+   * (a type1 container has them only once its IOMMU model is set, an IOAS once a device is attached).
+   */
   constructor(space: IoAddressSpace, options: IovaMapperOptions = {}) {
     this.kind = options.kind ?? "type1";
     this.#space = space;
-    this.#minPage = Math.max(smallestPage(space.pageSizes), 1);
-    this.#iovas = new IovaAllocator(space.iovaRanges, {
-      minAlign: Math.max(this.#minPage, 4096),
-      maxIova: options.maxIova,
-      reserveBelow: options.reserveBelow,
-    });
+    this.#options = options;
   }
 
-  /** The IOVA allocator (for inspection: free ranges, bytes in use). */
+  /** The IOVA allocator (created from the space's ranges on first use). */
   get allocator(): IovaAllocator {
+    if (this.#iovas === null) {
+      this.#minPage = Math.max(smallestPage(this.#space.pageSizes), 1);
+      this.#iovas = new IovaAllocator(this.#space.iovaRanges, {
+        minAlign: Math.max(this.#minPage, 4096),
+        maxIova: this.#options.maxIova,
+        reserveBelow: this.#options.reserveBelow,
+      });
+    }
     return this.#iovas;
   }
 
@@ -158,17 +165,18 @@ export class IovaMapper implements DmaMapper {
    */
   map(vaddr: bigint, sizeBytes: number): IovaMapping {
     if (this.#closed) throw new ClosedError(`${this.kind} DMA mapper`);
+    const iovas = this.allocator;
     const page = Math.max(this.#minPage, libc.pageSize);
     if (vaddr <= 0n || vaddr % BigInt(page) !== 0n) {
       throw new OutOfRangeError(`DMA address 0x${vaddr.toString(16)} is not aligned to the ${page}-byte IOMMU page`, {
         remedy: "map memory from DmaMemory.alloc / allocDma, which is page-aligned",
       });
     }
-    const iova = this.#iovas.alloc(sizeBytes);
+    const iova = iovas.alloc(sizeBytes);
     try {
       this.#space.mapDma(vaddr, iova, sizeBytes);
     } catch (e) {
-      this.#iovas.free(iova);
+      iovas.free(iova);
       if (e instanceof SystemError) {
         const target = `${e.target ?? "MAP_DMA"} (${sizeBytes} bytes at IOVA 0x${iova.toString(16)})`;
         if (e.code === "ENOMEM") throwErrno(e.syscall, e.errno, { target, remedy: memlockRemedy() });
@@ -191,7 +199,7 @@ export class IovaMapper implements DmaMapper {
     this.#live.delete(m);
     this.#space.unmapDma(m.iova, m.sizeBytes);
     // Only an IOVA the kernel really let go of is reused.
-    this.#iovas.free(m.iova);
+    this.#iovas!.free(m.iova);
   }
 
   /** Unmaps every mapping still mapped (idempotent); throws the first failure after trying them all. */

@@ -103,4 +103,25 @@ describe("IovaMapper over a recording IoAddressSpace", () => {
     assert.equal(mapper.allocator.bytesInUse, 0n);
     assert.equal(mapper.map(0x7f0000000000n, 4096).busAddress(0), 0x10000n);
   });
+
+  it("reads the space's ranges only at the first map (a type1 container has none before SET_IOMMU)", () => {
+    let ready = false;
+    const space = new FakeSpace(RANGES);
+    const lazy: IoAddressSpace = {
+      get iovaRanges() {
+        if (!ready) throw new Error("IOMMU model not set yet");
+        return space.iovaRanges;
+      },
+      get pageSizes() {
+        if (!ready) throw new Error("IOMMU model not set yet");
+        return space.pageSizes;
+      },
+      mapDma: (v, i, n) => space.mapDma(v, i, n),
+      unmapDma: (i, n) => space.unmapDma(i, n),
+    };
+    const mapper = new IovaMapper(lazy);
+    ready = true;
+    assert.equal(mapper.map(0x7f0000000000n, 4096).busAddress(0), 0x10000n);
+    mapper.close();
+  });
 });
