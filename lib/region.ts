@@ -75,7 +75,8 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
  * import type { DeviceFd } from "./types.ts";
  * declare const dev: DeviceFd;
  * const bar0 = Region.open(dev, 0);
- * while ((bar0.read32(0x20) & 1) !== 0) { /* wait: reads are never hoisted *\/ }
+ * let spins = 0;
+ * while ((bar0.read32(0x20) & 1) !== 0) spins++; // each read reaches the device: never hoisted
  * bar0.close();
  * ```
  */
