@@ -16,7 +16,7 @@
  * @module
  */
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NoIommuError, VfioError } from "../errors.ts";
 import { parsePciAddress, type PciAddress } from "../pci_address.ts";
@@ -146,6 +146,80 @@ function driverOf(address: string, options: SysfsOptions): string | null {
   return readLinkName(hostPath(options, `/sys/bus/pci/devices/${address}/driver`));
 }
 
+/** A process holding a VFIO node of a device open. */
+export interface VfioHolder {
+  /** Process id. */
+  readonly pid: number;
+  /** Its command name (`/proc/<pid>/comm`). */
+  readonly command: string;
+  /** The node it holds: the group (`/dev/vfio/7`, `/dev/vfio/noiommu-0`) or the cdev (`/dev/vfio/devices/vfio0`). */
+  readonly path: string;
+}
+
+/**
+ * The processes that hold the device's VFIO group node or device cdev open. Unbinding a device from vfio-pci waits
+ * (in the kernel, indefinitely) until its users let go, so {@linkcode unbind} and {@linkcode restoreDriver} refuse
+ * while this list is not empty. A process that kept only a device fd (and closed the group) is not seen.
+ *
+ * ```ts
+ * import { vfioHolders } from "./bind.ts";
+ * for (const h of vfioHolders("0000:00:03.0")) console.log(`${h.pid} (${h.command}) has ${h.path} open`);
+ * ```
+ */
+export function vfioHolders(address: string | PciAddress, options: SysfsOptions = {}): VfioHolder[] {
+  const info = pciDevice(address, options);
+  const nodes = new Set<string>();
+  if (info.iommuGroup !== null) {
+    nodes.add(`/dev/vfio/${info.iommuGroup}`);
+    nodes.add(`/dev/vfio/noiommu-${info.iommuGroup}`);
+  }
+  if (info.vfioDevice !== null) nodes.add(`/dev/vfio/devices/${info.vfioDevice}`);
+  if (nodes.size === 0) return [];
+  const proc = hostPath(options, "/proc");
+  const holders: VfioHolder[] = [];
+  let pids: string[] = [];
+  try {
+    pids = readdirSync(proc).filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
+  } catch {
+    return [];
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(join(proc, pid, "fd"));
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(join(proc, pid, "fd", fd));
+      } catch {
+        continue;
+      }
+      if (!nodes.has(target)) continue;
+      let command = "";
+      try {
+        command = readFileSync(join(proc, pid, "comm"), "utf8").trim();
+      } catch {
+        // exited meanwhile
+      }
+      holders.push({ pid: Number(pid), command, path: target });
+    }
+  }
+  return holders;
+}
+
+function refuseWhileHeld(info: PciDeviceInfo, options: SysfsOptions): void {
+  if (info.driver !== VFIO_PCI) return;
+  const holders = vfioHolders(info.address, options);
+  if (holders.length === 0) return;
+  const who = holders.map((h) => `pid ${h.pid} (${h.command || "?"}) holds ${h.path}`).join(", ");
+  throw new VfioError(`${info.address} is in use through VFIO: ${who}; unbinding it would block until they let go`, {
+    remedy: "close the device (and its group) in those processes first, or stop them",
+  });
+}
+
 function unbindStep(address: string, driver: string, options: SysfsOptions): SysfsStep {
   return {
     kind: "write",
@@ -170,8 +244,7 @@ function probeStep(address: string, options: SysfsOptions): SysfsStep {
  * {@linkcode restoreDriver}. Does nothing when the device is on vfio-pci already. If the bind fails the original
  * driver is put back before the error is thrown.
  *
- * Unbinding waits until every user of the device lets go (a kernel driver in use, or a process holding the VFIO
- * device open): close your own handles first.
+ * Unbinding from the current driver waits until that driver lets go of the device.
  *
  * @throws {InvalidAddressError} bad address or no such device.
  * @throws {NoIommuError} the device has no IOMMU group and no-IOMMU mode is off.
@@ -264,7 +337,8 @@ export interface UnbindResult {
 
 /**
  * Unbinds a device from its driver (nothing when it has none). `driver_override` is left as is, so a device
- * bound with {@linkcode bindToVfio} goes back to vfio-pci on the next probe. Waits until the driver lets go.
+ * bound with {@linkcode bindToVfio} goes back to vfio-pci on the next probe. Refuses (rather than hang) while a
+ * process holds the device's VFIO group or cdev open; see {@linkcode vfioHolders}.
  *
  * ```ts
  * import { unbind } from "./bind.ts";
@@ -275,7 +349,10 @@ export function unbind(address: string | PciAddress, options: BindOptions = {}):
   const info = pciDevice(address, options);
   const dryRun = options.dryRun === true;
   const steps = info.driver === null ? [] : [unbindStep(info.address, info.driver, options)];
-  if (!dryRun) run(steps, "see dmesg for the kernel's reason");
+  if (!dryRun && steps.length > 0) {
+    refuseWhileHeld(info, options);
+    run(steps, "see dmesg for the kernel's reason");
+  }
   return { address: info.address, previousDriver: info.driver, steps, dryRun };
 }
 
@@ -343,6 +420,7 @@ export function restoreDriver(address: string | PciAddress, options: RestoreOpti
     }
   }
   if (dryRun) return { address: addr, driver: target, steps, dryRun };
+  if (steps.some((s) => s.kind === "write" && s.path.endsWith("/unbind"))) refuseWhileHeld(info, options);
   run(steps, "see dmesg for the driver's reason");
   forgetRecord(addr, options);
   return { address: addr, driver: driverOf(addr, options), steps, dryRun };

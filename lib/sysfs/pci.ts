@@ -81,8 +81,13 @@ export interface PciDeviceInfo {
   readonly bars: readonly PciResource[];
   /** The legacy IRQ line number the kernel assigned (0 when none). */
   readonly irq: number | null;
-  /** The VFIO device cdev name (`vfio0` → `/dev/vfio/devices/vfio0`), or `null` when there is none. */
+  /**
+   * The VFIO device's name in sysfs (`vfio-dev/vfio0`) while bound to vfio-pci, or `null`. No-IOMMU devices have
+   * one too, but (up to at least Linux 6.12) no `/dev` node: see {@linkcode PciDeviceInfo.vfioDevicePath}.
+   */
   readonly vfioDevice: string | null;
+  /** The VFIO device cdev (`/dev/vfio/devices/vfio0`) when it exists, for the iommufd path; else `null`. */
+  readonly vfioDevicePath: string | null;
   /** Whether the device is enabled (the `enable` attribute), `null` when unknown. */
   readonly enabled: boolean | null;
   /** The device's sysfs directory. */
@@ -145,13 +150,15 @@ function vfioDeviceName(dir: string): string | null {
   }
 }
 
-function readDevice(address: string, dir: string): PciDeviceInfo {
+function readDevice(address: string, dir: string, options: SysfsOptions): PciDeviceInfo {
   const num = (name: string): number | null => readNumber(join(dir, name));
   const override = readAttr(join(dir, "driver_override"));
   const group = readLinkName(join(dir, "iommu_group"));
   const numa = num("numa_node");
   const enable = readAttr(join(dir, "enable"));
   const resources = parseResources(readAttr(join(dir, "resource")) ?? "");
+  const vfioDevice = vfioDeviceName(dir);
+  const cdev = vfioDevice === null ? null : `/dev/vfio/devices/${vfioDevice}`;
   return {
     address,
     vendor: num("vendor") ?? 0xffff,
@@ -167,7 +174,8 @@ function readDevice(address: string, dir: string): PciDeviceInfo {
     resources,
     bars: resources.filter((r) => r.index < STD_BARS && r.size > 0n),
     irq: num("irq"),
-    vfioDevice: vfioDeviceName(dir),
+    vfioDevice,
+    vfioDevicePath: cdev !== null && existsSync(hostPath(options, cdev)) ? cdev : null,
     enabled: enable === null ? null : enable.trim() !== "0",
     sysfsPath: dir,
   };
@@ -192,7 +200,7 @@ export function pciDevice(address: string | PciAddress, options: SysfsOptions = 
       remedy: "`vfio status` lists them",
     });
   }
-  return readDevice(canonical, dir);
+  return readDevice(canonical, dir, options);
 }
 
 /**
@@ -220,7 +228,7 @@ export function listPciDevices(options: SysfsOptions = {}): PciDeviceInfo[] {
       continue;
     }
     const dir = join(base, name);
-    if (existsSync(dir)) out.push(readDevice(canonical, dir)); // skip devices removed while listing
+    if (existsSync(dir)) out.push(readDevice(canonical, dir, options)); // skip devices removed while listing
   }
   return out;
 }

@@ -13,7 +13,7 @@ import {
   UnsupportedError,
   VfioError,
 } from "../../lib/errors.ts";
-import { bindToVfio, describeStep, recordedDriver, restoreDriver, unbind } from "../../lib/sysfs/bind.ts";
+import { bindToVfio, describeStep, recordedDriver, restoreDriver, unbind, vfioHolders } from "../../lib/sysfs/bind.ts";
 import { hugepageStatus, reserveHugepages } from "../../lib/sysfs/hugepages.ts";
 import {
   driverKeepsGroupViable,
@@ -216,6 +216,7 @@ describe("pciDevice", () => {
     assert.equal(d.numaNode, null);
     assert.equal(d.irq, 11);
     assert.equal(d.vfioDevice, "vfio0");
+    assert.equal(d.vfioDevicePath, null); // no /dev node (as for no-IOMMU devices)
     assert.equal(d.enabled, true);
     assert.deepEqual(d.bars.map((b) => [b.index, b.size]), [[0, 0x100000n]]);
     assert.equal(d.resources.length, 13);
@@ -411,6 +412,32 @@ describe("bind plans (dry run)", () => {
       "modprobe igb",
       `echo 0000:00:03.0 > ${root}/sys/bus/pci/drivers_probe`,
     ]);
+  });
+});
+
+describe("VFIO holders", () => {
+  it("finds processes holding the group or cdev and refuses to unbind under them", () => {
+    file("/dev/vfio/devices/vfio0", "");
+    assert.equal(pciDevice("0000:00:03.0", { root }).vfioDevicePath, "/dev/vfio/devices/vfio0");
+    file("/proc/4242/comm", "deno\n");
+    link("/proc/4242/fd/7", "/dev/vfio/3");
+    link("/proc/4242/fd/8", "/dev/null");
+    link("/proc/4243/fd/3", "/dev/vfio/devices/vfio0");
+    assert.deepEqual(vfioHolders("0000:00:03.0", { root }), [
+      { pid: 4242, command: "deno", path: "/dev/vfio/3" },
+      { pid: 4243, command: "", path: "/dev/vfio/devices/vfio0" },
+    ]);
+    assert.deepEqual(vfioHolders("0000:00:05.0", { root }), []);
+    assert.throws(() => unbind("0000:00:03.0", { root }), (e: unknown) => {
+      assert.ok(e instanceof VfioError);
+      assert.match(e.message, /in use through VFIO: pid 4242 \(deno\) holds \/dev\/vfio\/3, pid 4243 \(\?\)/);
+      assert.match(e.message, /would block/);
+      return true;
+    });
+    assert.throws(() => restoreDriver("0000:00:03.0", { root }), /in use through VFIO/);
+    assert.equal(readFileSync(join(root, "sys/bus/pci/drivers/vfio-pci/unbind"), "utf8"), ""); // nothing written
+    rmSync(join(root, "proc/4242"), { recursive: true });
+    rmSync(join(root, "proc/4243"), { recursive: true });
   });
 });
 

@@ -1,0 +1,185 @@
+// sysfs against the guest's real kernel: discovery of the edu device, IOMMU groups, the no-IOMMU switch, an
+// unbind/bind round trip through vfio-pci, and hugepage reservation.
+// Runs under `deno test` and `bun test`; skipped outside the VM (VFIO_TS_IN_VM unset).
+import assert from "node:assert/strict";
+import { existsSync, rmSync } from "node:fs";
+import process from "node:process";
+import { test } from "node:test";
+import { InvalidAddressError, NoIommuError } from "../../lib/errors.ts";
+import { bindToVfio, recordedDriver, restoreDriver, unbind, vfioHolders } from "../../lib/sysfs/bind.ts";
+import { hugepageStatus, reserveHugepages } from "../../lib/sysfs/hugepages.ts";
+import { groupViabilityBlockers, iommuGroup, iommuGroupMembers, listIommuGroups } from "../../lib/sysfs/iommu_group.ts";
+import { disableNoIommu, enableNoIommu, noIommuStatus } from "../../lib/sysfs/noiommu.ts";
+import { findPciDevices, listPciDevices, pciDevice } from "../../lib/sysfs/pci.ts";
+import { checkNoIommuPrivileges, hasCapability } from "../../lib/sysfs/privileges.ts";
+
+const env = process.env;
+const inVm = env.VFIO_TS_IN_VM === "1";
+const skip = inVm ? false : "outside the VM rig (VFIO_TS_IN_VM unset)";
+const mode = env.VFIO_TS_MODE ?? "";
+const edu = (env.VFIO_TS_EDU ?? "").split(",").filter(Boolean)[0];
+const skipEdu = skip || (edu ? false : "no edu device in the guest");
+
+test("listPciDevices finds the edu device on vfio-pci with an IOMMU group", { skip: skipEdu }, () => {
+  const all = listPciDevices();
+  const d = all.find((x) => x.address === edu);
+  assert.ok(d, `edu ${edu} not in ${all.map((x) => x.address).join(" ")}`);
+  assert.equal(d.vendor, 0x1234);
+  assert.equal(d.device, 0x11e8);
+  assert.equal(d.driver, "vfio-pci");
+  assert.equal(d.driverOverride, "vfio-pci");
+  assert.equal(typeof d.iommuGroup, "number");
+  assert.deepEqual(d.bars.map((b) => [b.index, b.kind, b.size]), [[0, "memory", 0x100000n]]);
+  assert.equal(d.vfioDevice !== null, true);
+  // the cdev exists only with an IOMMU (6.12 makes none for no-IOMMU devices)
+  assert.equal(d.vfioDevicePath !== null, mode === "iommufd" || mode === "iommu");
+  assert.deepEqual(findPciDevices("1234:11e8").map((x) => x.address).includes(edu), true);
+  assert.deepEqual(pciDevice(edu), d);
+});
+
+test("an address with no device is an InvalidAddressError", { skip }, () => {
+  assert.throws(() => pciDevice("0000:00:1f.7"), (e: unknown) => {
+    assert.ok(e instanceof InvalidAddressError);
+    assert.match(e.message, /no PCI device 0000:00:1f\.7 on this machine/);
+    return true;
+  });
+});
+
+test("noIommuStatus matches the guest's mode", { skip }, () => {
+  const s = noIommuStatus();
+  assert.equal(s.vfioLoaded, true);
+  assert.equal(s.supported, true); // the rig's vfio is built with CONFIG_VFIO_NOIOMMU in every mode
+  assert.equal(s.enabled, mode === "noiommu");
+  if (mode === "noiommu") assert.ok(s.groups.length > 0);
+  else assert.deepEqual(s.groups, []);
+});
+
+test("the edu group: members, no-IOMMU flag, node, viability", { skip: skipEdu }, () => {
+  const n = pciDevice(edu).iommuGroup as number;
+  assert.ok(listIommuGroups().includes(n));
+  assert.deepEqual(iommuGroupMembers(n), [{ address: edu, driver: "vfio-pci" }]);
+  const g = iommuGroup(n);
+  assert.equal(g.noIommu, mode === "noiommu");
+  assert.equal(g.vfioPath, mode === "noiommu" ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`);
+  assert.equal(g.vfioPathExists, true);
+  assert.equal(g.type, mode === "noiommu" ? "unknown" : "DMA");
+  assert.deepEqual(groupViabilityBlockers(n), []);
+});
+
+test(
+  "groups of devices on no driver or other drivers",
+  { skip: skip || (mode === "noiommu" ? "no IOMMU" : false) },
+  () => {
+    // with the emulated IOMMU every device has a group; the ICH9 functions 00:1f.x share one, none has a driver
+    const ich9 = listPciDevices().filter((d) => d.address.startsWith("0000:00:1f."));
+    assert.ok(ich9.length > 1);
+    const g = ich9[0].iommuGroup as number;
+    assert.ok(ich9.every((d) => d.iommuGroup === g));
+    assert.deepEqual(groupViabilityBlockers(g), iommuGroupMembers(g).filter((m) => m.driver !== null));
+    // a virtio device the guest kernel drives (the 9p shares) blocks its group
+    const virtio = listPciDevices().find((d) => d.driver === "virtio-pci" && d.iommuGroup !== null);
+    if (virtio) {
+      assert.deepEqual(groupViabilityBlockers(virtio.iommuGroup as number), [
+        { address: virtio.address, driver: "virtio-pci" },
+      ]);
+    }
+  },
+);
+
+test("unbind and bindToVfio round trip on edu, restored to vfio-pci", { skip: skipEdu }, () => {
+  assert.deepEqual(vfioHolders(edu), []);
+  try {
+    const u = unbind(edu);
+    assert.equal(u.previousDriver, "vfio-pci");
+    const loose = pciDevice(edu);
+    assert.equal(loose.driver, null);
+    if (mode === "noiommu") assert.equal(loose.iommuGroup, null); // vfio's fake group goes with the driver
+    else assert.equal(typeof loose.iommuGroup, "number");
+    assert.equal(unbind(edu).previousDriver, null); // nothing to do
+
+    const plan = bindToVfio(edu, { dryRun: true });
+    assert.deepEqual(plan.steps.map((s) => s.kind === "write" && s.path), ["/sys/bus/pci/drivers_probe"]);
+    assert.equal(pciDevice(edu).driver, null);
+
+    const b = bindToVfio(edu);
+    assert.equal(b.alreadyBound, false);
+    assert.equal(b.previousDriver, null);
+    assert.equal(b.device.driver, "vfio-pci");
+    assert.equal(typeof b.device.iommuGroup, "number");
+    assert.ok(iommuGroup(b.device.iommuGroup as number).vfioPathExists);
+    assert.deepEqual(recordedDriver(edu), { address: edu, driver: null, driverOverride: "vfio-pci" });
+    assert.equal(bindToVfio(edu).alreadyBound, true);
+
+    // restore: back to the recorded state (no driver), then bind again
+    const r = restoreDriver(edu);
+    assert.equal(r.driver, null);
+    assert.equal(pciDevice(edu).driver, null);
+    assert.equal(recordedDriver(edu), null);
+  } finally {
+    if (pciDevice(edu).driver !== "vfio-pci") bindToVfio(edu);
+    for (const dir of ["/run/vfio-ts", "/tmp/vfio-ts"]) rmSync(`${dir}/${edu}.json`, { force: true });
+  }
+  assert.equal(pciDevice(edu).driver, "vfio-pci");
+  assert.equal(pciDevice(edu).driverOverride, "vfio-pci");
+});
+
+const e1000e = (env.VFIO_TS_E1000E ?? "").split(",").filter(Boolean)[0];
+
+test("no-IOMMU off: binding a device without an IOMMU fails with NoIommuError; on again: it binds", {
+  skip: skip || (mode !== "noiommu" ? "needs the no-IOMMU guest" : e1000e ? false : "no e1000e device"),
+}, () => {
+  try {
+    assert.equal(unbind(e1000e).previousDriver, "vfio-pci");
+    assert.equal(disableNoIommu().enabled, false);
+    assert.throws(() => bindToVfio(e1000e), (e: unknown) => {
+      assert.ok(e instanceof NoIommuError, String(e));
+      assert.match(e.message, /did not bind to vfio-pci \(driver now: none\)/);
+      assert.match(e.message, /no IOMMU group and VFIO no-IOMMU mode is off/);
+      return true;
+    });
+    assert.equal(pciDevice(e1000e).driver, null);
+    assert.equal(recordedDriver(e1000e), null); // rolled back to the recorded state, record dropped
+    assert.throws(() => enableNoIommu({} as unknown as Parameters<typeof enableNoIommu>[0]), NoIommuError);
+    assert.equal(noIommuStatus().enabled, false);
+    assert.equal(enableNoIommu({ iUnderstandTheRisk: true }).enabled, true);
+    const b = bindToVfio(e1000e);
+    assert.equal(b.device.driver, "vfio-pci");
+    assert.equal(iommuGroup(b.device.iommuGroup as number).noIommu, true);
+  } finally {
+    if (!noIommuStatus().enabled) enableNoIommu({ iUnderstandTheRisk: true });
+    if (pciDevice(e1000e).driver !== "vfio-pci") bindToVfio(e1000e);
+    for (const dir of ["/run/vfio-ts", "/tmp/vfio-ts"]) rmSync(`${dir}/${e1000e}.json`, { force: true });
+  }
+});
+
+test("enableNoIommu and disableNoIommu flip the kernel parameter", {
+  skip: skip || (mode === "noiommu" ? "covered above without disturbing the bound devices" : false),
+}, () => {
+  try {
+    assert.equal(enableNoIommu({ iUnderstandTheRisk: true }).enabled, true);
+    assert.equal(noIommuStatus().summary.startsWith("enabled"), true);
+  } finally {
+    assert.equal(disableNoIommu().enabled, false);
+  }
+  assert.equal(noIommuStatus().supported, true);
+});
+
+test("root in the guest has every capability no-IOMMU mode needs", { skip }, () => {
+  assert.equal(hasCapability("CAP_SYS_RAWIO"), true);
+  assert.equal(hasCapability("CAP_SYS_ADMIN"), true);
+  checkNoIommuPrivileges({ lockedBytes: 1 << 30 });
+});
+
+test("reserveHugepages grows the 2 MiB pool and the kernel hands the pages out", { skip }, () => {
+  const before = hugepageStatus().pools.find((p) => p.sizeKiB === 2048);
+  assert.ok(before, "no 2048 kB pool");
+  const want = before.free - before.reserved + 8;
+  const pool = reserveHugepages(want);
+  assert.ok(pool.free - pool.reserved >= want);
+  assert.equal(pool.total, before.total + 8);
+  const s = hugepageStatus();
+  assert.equal(s.defaultSizeKiB, 2048);
+  assert.equal(s.total, pool.total); // /proc/meminfo agrees with sysfs
+  assert.equal(reserveHugepages(want).total, pool.total); // enough free already: no change
+  assert.ok(existsSync("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"));
+});
