@@ -63,6 +63,13 @@ for b in $BIND; do
   [ "$drv" = vfio-pci ] || fail "$b did not bind to vfio-pci (driver: ${drv:-none})"
 done
 
+# The iommu mode stands for a kernel with the legacy group/container path only: the rebuilt vfio.ko needs iommufd
+# loaded, so hide its nodes instead, and automatic choices land on type1 there (iommufd mode keeps them).
+if [ "$MODE" = iommu ]; then
+  rm -f /dev/iommu
+  rm -rf /dev/vfio/devices
+fi
+
 modprobe 9pnet_virtio || fail "modprobe 9pnet_virtio"
 modprobe 9p || fail "modprobe 9p"
 
