@@ -20,8 +20,13 @@ import {
   VfioPciDependentDevice,
   VfioPciHotResetInfo,
 } from "./abi/vfio.ts";
+import { ConfigSpace } from "./config.ts";
+import { allocDma, type DmaBuffer, type DmaBufferOptions } from "./dma/buffer.ts";
+import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
 import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
+import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
+import { Region, type RegionOptions } from "./region.ts";
 import type { DeviceFd } from "./types.ts";
 
 /** What `VFIO_DEVICE_GET_INFO` reports. */
@@ -83,6 +88,8 @@ export class Device implements DeviceFd {
   readonly #mapper: DmaMapper;
   readonly #after: Owned[];
   readonly #owned = new Set<Owned>();
+  readonly #regions = new Map<number, Region>();
+  #config: ConfigSpace | null = null;
 
   /** Wraps an opened device fd; prefer `openDevice()`. */
   constructor(parts: DeviceParts) {
@@ -180,6 +187,64 @@ export class Device implements DeviceFd {
       return out;
     }
     return null;
+  }
+
+  /**
+   * Opens region `index` (BAR0-5 are 0-5, ROM 6, config 7), mmapped when the kernel allows, pread/pwrite
+   * otherwise. A region opened this way is cached and closed with the device.
+   *
+   * ```ts ignore
+   * const regs = dev.region(0);
+   * console.log(regs.read32(0).toString(16));
+   * ```
+   */
+  region(index: number, options?: RegionOptions): Region {
+    const cached = this.#regions.get(index);
+    if (cached && !cached.closed) return cached;
+    const region = this.own(Region.open(this, index, options));
+    this.#regions.set(index, region);
+    return region;
+  }
+
+  /** BAR `i` (0-5) as a {@linkcode Region}: same as `region(i)`. */
+  bar(i: number): Region {
+    if (!Number.isInteger(i) || i < 0 || i > 5) {
+      throw new UnsupportedError(`BAR${i} does not exist`, { remedy: "PCI devices have BAR0 to BAR5" });
+    }
+    return this.region(i);
+  }
+
+  /** The device's PCI config space (opened on first use, closed with the device). */
+  get config(): ConfigSpace {
+    if (!this.#config || this.#config.region.closed) this.#config = this.own(ConfigSpace.open(this));
+    return this.#config;
+  }
+
+  /** What the device offers at IRQ index `index` (0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ). */
+  irqInfo(index: number): IrqInfo {
+    return irqInfo(this, index);
+  }
+
+  /**
+   * Routes `count` vectors of IRQ index `index` to eventfds; the set is closed (IRQs disabled) with the device.
+   *
+   * ```ts ignore
+   * using irqs = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+   * await irqs.wait(0, { timeoutMs: 1000 });
+   * ```
+   */
+  enableIrqs(index: number, options?: IrqEnableOptions): IrqSet {
+    return this.own(IrqSet.enable(this, index, options));
+  }
+
+  /** Allocates a DMA buffer mapped for this device (IOVA or physical address by IOMMU path), freed with it. */
+  allocDma(sizeBytes: number, options?: DmaBufferOptions): DmaBuffer {
+    return this.own(allocDma(this.dmaMapper, sizeBytes, options));
+  }
+
+  /** Allocates a pool of fixed-size DMA entries (packet buffers) for this device, freed with it. */
+  allocDmaPool(options: DmaPoolOptions): DmaPool {
+    return this.own(allocDmaPool(this.dmaMapper, options));
   }
 
   /** Registers a resource to be closed with this device (regions, IRQ sets, DMA buffers made on it). */

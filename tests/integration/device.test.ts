@@ -1,0 +1,144 @@
+// openDevice end to end on QEMU's edu in the guest: the IOMMU path it picks per rig mode, BAR0 registers, a DMA
+// round trip through Device.allocDma (2 KiB: QEMU 7.2 edu rejects a DMA of its whole 4 KiB buffer as out of bounds), an MSI awaited asynchronously, and clean release of every fd and mapping.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { openDevice } from "../../lib/open.ts";
+import { IrqIndex } from "../../lib/irq.ts";
+import {
+  ClosedError,
+  InvalidAddressError,
+  NoIommuError,
+  NotBoundError,
+  OutOfRangeError,
+  UnsupportedError,
+} from "../../lib/errors.ts";
+
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const inVm = env.VFIO_TS_IN_VM === "1";
+const mode = env.VFIO_TS_MODE ?? "";
+const edu = (env.VFIO_TS_EDU ?? "").split(",")[0];
+const noiommu = mode === "noiommu";
+const expectedBackend = mode === "noiommu" ? "noiommu" : mode === "iommu" ? "type1" : "iommufd";
+
+const EDU_ID = 0x00, EDU_LIVENESS = 0x04, EDU_FACTORIAL = 0x08, EDU_STATUS = 0x20;
+const EDU_IRQ_STATUS = 0x24, EDU_IRQ_RAISE = 0x60, EDU_IRQ_ACK = 0x64;
+const EDU_DMA_SRC = 0x80, EDU_DMA_DST = 0x88, EDU_DMA_COUNT = 0x90, EDU_DMA_CMD = 0x98;
+const EDU_BUFFER = 0x40000n;
+const DMA_START = 1, DMA_TO_RAM = 2;
+
+function fdCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+function mapCount(): number {
+  return readFileSync("/proc/self/maps", "utf8").split("\n").length;
+}
+
+function open(): ReturnType<typeof openDevice> {
+  return openDevice(edu, { noiommu });
+}
+
+describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task test:vm)" }, () => {
+  it("picks the IOMMU path of the rig's mode", () => {
+    using dev = open();
+    assert.equal(dev.iommu, expectedBackend);
+    const info = dev.info();
+    assert.equal(info.pci, true);
+    assert.equal(info.numRegions >= 9, true);
+    assert.equal(info.numIrqs >= 5, true);
+  });
+
+  it("refuses a no-IOMMU group without the opt-in", { skip: !noiommu }, () => {
+    assert.throws(() => openDevice(edu), NoIommuError);
+  });
+
+  it("reads the ID register and the liveness register through BAR0", () => {
+    using dev = open();
+    const bar0 = dev.bar(0);
+    assert.equal(bar0.read32(EDU_ID), 0x010000ed);
+    bar0.write32(EDU_LIVENESS, 0x12345678);
+    assert.equal(bar0.read32(EDU_LIVENESS), ~0x12345678 >>> 0);
+    assert.throws(() => bar0.read32(bar0.size), OutOfRangeError);
+    assert.throws(() => dev.bar(6), UnsupportedError);
+  });
+
+  it("computes a factorial", async () => {
+    using dev = open();
+    const bar0 = dev.bar(0);
+    bar0.write32(EDU_FACTORIAL, 6);
+    for (let i = 0; i < 1000 && (bar0.read32(EDU_STATUS) & 1); i++) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(bar0.read32(EDU_FACTORIAL), 720);
+  });
+
+  it("DMA round trip RAM -> device -> RAM through Device.allocDma", async () => {
+    using dev = open();
+    dev.config.enableMemory();
+    dev.config.enableBusMaster();
+    const bar0 = dev.bar(0);
+    const buf = dev.allocDma(8192, { hugepages: "never" });
+    for (let i = 0; i < 2048; i++) buf.u8[i] = (i * 7) & 0xff;
+    const run = async (src: bigint, dst: bigint, toRam: boolean): Promise<void> => {
+      bar0.write64(EDU_DMA_SRC, src);
+      bar0.write64(EDU_DMA_DST, dst);
+      bar0.write64(EDU_DMA_COUNT, 2048n);
+      bar0.write64(EDU_DMA_CMD, BigInt(DMA_START | (toRam ? DMA_TO_RAM : 0)));
+      for (let i = 0; i < 2000 && (bar0.read64(EDU_DMA_CMD) & 1n); i++) await new Promise((r) => setTimeout(r, 1));
+      assert.equal(bar0.read64(EDU_DMA_CMD) & 1n, 0n, "DMA finished");
+    };
+    await run(buf.busAddress(0), EDU_BUFFER, false);
+    await run(EDU_BUFFER, buf.busAddress(4096), true);
+    for (let i = 0; i < 2048; i++) assert.equal(buf.u8[4096 + i], (i * 7) & 0xff, `byte ${i}`);
+  });
+
+  it("an MSI raised by the device is awaited without blocking the event loop", async () => {
+    using dev = open();
+    dev.config.enableMemory();
+    dev.config.enableBusMaster();
+    const bar0 = dev.bar(0);
+    const irqs = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const wait = irqs.wait(0, { timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 20));
+    bar0.write32(EDU_IRQ_RAISE, 0x1);
+    const n = await wait;
+    clearInterval(timer);
+    assert.equal(n >= 1, true, "interrupt arrived");
+    assert.equal(ticks > 0, true, "the event loop kept running");
+    assert.equal(bar0.read32(EDU_IRQ_STATUS) & 1, 1);
+    bar0.write32(EDU_IRQ_ACK, 0x1);
+  });
+
+  it("close releases fds and mappings, is idempotent, and use after close is a ClosedError", () => {
+    const fds = fdCount();
+    const maps = mapCount();
+    const dev = open();
+    const bar0 = dev.bar(0);
+    dev.allocDma(4096, { hugepages: "never" });
+    dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+    dev.close();
+    dev.close();
+    assert.throws(() => bar0.read32(0), ClosedError);
+    assert.throws(() => dev.info(), ClosedError);
+    assert.throws(() => dev.bar(0), ClosedError);
+    assert.equal(fdCount(), fds, "no fd leaked");
+    assert.equal(mapCount(), maps, "no mapping leaked");
+    using again = open(); // the group, container and device can be opened again
+    assert.equal(again.bar(0).read32(EDU_ID), 0x010000ed);
+  });
+
+  it("bad input gets typed errors", () => {
+    assert.throws(() => openDevice("00:zz.0"), InvalidAddressError);
+    assert.throws(() => openDevice("0000:00:1f.6"), InvalidAddressError);
+    const onKernel = (env.VFIO_TS_KERNEL_DEVICES ?? "").split(",").filter(Boolean)[0];
+    if (onKernel) assert.throws(() => openDevice(onKernel), NotBoundError);
+    assert.throws(() => openDevice(edu, { iommu: noiommu ? "type1" : "noiommu" }), (e: Error) => e.name !== "");
+  });
+
+  it("a device can only be opened once at a time", () => {
+    using dev = open();
+    assert.throws(() => open(), /already open/);
+    assert.equal(dev.bar(0).read32(EDU_ID), 0x010000ed);
+  });
+});
