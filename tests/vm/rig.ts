@@ -412,6 +412,7 @@ async function qemuArgs(
     "virtio-9p-pci,fsdev=repo,mount_tag=repo,addr=0x1d",
   );
   let n = 0;
+  let nvmes = 0;
   for (const d of devices) {
     const addr = `addr=0x${d.slot.toString(16)}`;
     switch (d.kind) {
@@ -421,10 +422,11 @@ async function qemuArgs(
       case "nvme":
         args.push(
           "-drive",
-          `if=none,id=nvme${n},file=${qemuValue(d.image!)},format=raw`,
+          `if=none,id=nvme${nvmes},file=${qemuValue(d.image ?? "")},format=raw`,
           "-device",
-          `nvme,serial=vfio-ts-nvme${n},drive=nvme${n},${addr}`,
+          `nvme,serial=vfio-ts-nvme${nvmes},drive=nvme${nvmes},${addr}`,
         );
+        nvmes++;
         break;
       case "e1000e":
       case "igb":

@@ -60,7 +60,11 @@ lists_ok() {
 }
 if ! lists_ok; then
   log "apt-get update (package lists missing or stale)"
-  apt-get update -qq >&2 || die "apt-get update failed"
+  if ! apt-get update -qq >&2; then
+    # stale but usable lists (e.g. offline with a warm cache): go on with them
+    [ -n "$META" ] || die "apt-get update failed"
+    log "apt-get update failed; using the old package lists"
+  fi
   META=$(apt-cache show linux-image-6.12-amd64 2>/dev/null) || true
 fi
 
