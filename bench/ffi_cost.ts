@@ -9,8 +9,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { libc } from "../ffi/libc.ts";
 import { FIONREAD, SC_PAGESIZE } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -58,6 +58,10 @@ const c = cBaseline();
 console.log(`FFI cost on ${libc.runtime} (median ns per call; C measured in the same run)`);
 for (const [name, ns] of Object.entries(ts)) {
   const base = c[name];
-  console.log(`  ${name.padEnd(16)} ${ns.toFixed(1).padStart(8)} ns   C ${base.toFixed(1).padStart(8)} ns   ratio ${(ns / base).toFixed(2)}x`);
+  console.log(
+    `  ${name.padEnd(16)} ${ns.toFixed(1).padStart(8)} ns   C ${base.toFixed(1).padStart(8)} ns   ratio ${
+      (ns / base).toFixed(2)
+    }x`,
+  );
 }
 if (sink === 42) console.log("");

@@ -10,8 +10,8 @@
  * ```
  * @module
  */
-import { libc } from "../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
 import {
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,

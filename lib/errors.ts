@@ -185,8 +185,8 @@ export class SystemError extends VfioError {
  * ```
  */
 export function remedyFor(syscall: string, code: string, target?: string): string | undefined {
-  const vfio = target?.startsWith("/dev/vfio") || target?.startsWith("VFIO_") || target === "/dev/iommu" ||
-    target?.startsWith("IOMMU_");
+  const vfio = target?.startsWith("/dev/vfio") || target?.startsWith("VFIO_") || target === "/dev/iommu"
+    || target?.startsWith("IOMMU_");
   switch (code) {
     case "EPERM":
     case "EACCES":

@@ -16,8 +16,8 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { libc } from "../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
 import {
   VFIO_GROUP_FLAGS_CONTAINER_SET,
   VFIO_GROUP_FLAGS_VIABLE,

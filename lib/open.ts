@@ -11,8 +11,8 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { libc } from "../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
 import { VFIO_NOIOMMU_IOMMU } from "./abi/vfio.ts";
 import { Container } from "./container.ts";
 import { Device, type Owned } from "./device.ts";

@@ -11,8 +11,8 @@
  * ```
  * @module
  */
-import { libc } from "../../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
+import { libc } from "../../ffi/libc.ts";
 import {
   IOMMU_DESTROY,
   IOMMU_GET_HW_INFO,
