@@ -73,18 +73,26 @@ export {
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
+export type { SysfsOptions } from "./lib/sysfs/attr.ts";
 export {
   type BindOptions,
   type BindResult,
   bindToVfio,
+  describeStep,
+  type DriverRecord,
+  recordedDriver,
   restoreDriver,
   type RestoreOptions,
   type RestoreResult,
+  type SysfsStep,
   unbind,
   type UnbindResult,
+  type VfioHolder,
+  vfioHolders,
 } from "./lib/sysfs/bind.ts";
 export { type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
 export {
+  driverKeepsGroupViable,
   groupViabilityBlockers,
   iommuGroup,
   type IommuGroupInfo,
@@ -107,5 +115,11 @@ export {
   type PciMatch,
   type PciResource,
 } from "./lib/sysfs/pci.ts";
-export { checkNoIommuPrivileges, hasCapability, processPrivileges } from "./lib/sysfs/privileges.ts";
+export {
+  CAPABILITIES,
+  type CapabilityName,
+  checkNoIommuPrivileges,
+  hasCapability,
+  processPrivileges,
+} from "./lib/sysfs/privileges.ts";
 export type { DeviceFd } from "./lib/types.ts";

@@ -3,8 +3,6 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { openDevice } from "../../lib/open.ts";
-import { IrqIndex } from "../../lib/irq.ts";
 import {
   ClosedError,
   InvalidAddressError,
@@ -13,6 +11,8 @@ import {
   OutOfRangeError,
   UnsupportedError,
 } from "../../lib/errors.ts";
+import { IrqIndex } from "../../lib/irq.ts";
+import { openDevice } from "../../lib/open.ts";
 
 const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
 const inVm = env.VFIO_TS_IN_VM === "1";
