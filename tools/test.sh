@@ -20,6 +20,6 @@ step "format (dprint check)" node_modules/.bin/dprint check
 step "lint (deno lint)" $DENO lint
 step "types (deno check)" $DENO check mod.ts lib/ ffi/ tests/ examples/ bench/
 step "unit tests (deno + bun)" bash tools/test-unit.sh
-step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/vm.ts test
+step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
 echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
 [ "$fail" -eq 0 ]
