@@ -13,7 +13,9 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [[ ! -x node_modules/deno/deno || ! -x node_modules/bun/bin/bun.exe || ! -x node_modules/.bin/dprint ]]; then
-  echo "setup: npm ci (deno, bun, dprint)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: dprint lists optional per-platform packages that the registry lacks, which npm ci
+  # reports as a lock file out of sync; the versions stay pinned by package.json and package-lock.json.
+  echo "setup: npm install (deno, bun, dprint)"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 echo "setup: deno $(node_modules/deno/deno --version | head -1 | cut -d' ' -f2), bun $(node_modules/bun/bin/bun.exe --version)"
