@@ -30,6 +30,7 @@ import type { DeviceFd } from "./types.ts";
 
 export { IrqEventFd, type SpinOptions, type WaitOptions } from "./irq_eventfd.ts";
 export { IrqIndex, type IrqIndexName, irqIndexName, type IrqInfo, irqInfo, irqInfoAll } from "./irq_info.ts";
+export type { DeviceFd } from "./types.ts";
 
 /** Options of {@linkcode IrqSet.enable}. */
 export interface IrqEnableOptions {

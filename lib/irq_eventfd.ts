@@ -7,6 +7,9 @@
  * reports how many interrupts arrived since the last one. Closing while a wait is pending wakes that wait, which
  * then rejects with a `ClosedError`; the fd itself is closed as soon as the wake-up has been seen.
  *
+ * Wake-up latency measured on the host (`bench/irq_latency.ts`, 2-core VM): `wait()` resumes about 8 µs (Bun) or
+ * 13-24 µs (Deno) after the eventfd is written, median; `spin()` sees it in under 1 µs, like C.
+ *
  * ```ts
  * import { IrqEventFd } from "./irq_eventfd.ts";
  * using efd = new IrqEventFd();

@@ -53,10 +53,10 @@ export const IrqIndex = {
 /** One of the vfio-pci IRQ indexes, 0 to 4. */
 export type IrqIndex = typeof IrqIndex[keyof typeof IrqIndex];
 
-const NAMES = ["INTx", "MSI", "MSI-X", "ERR", "REQ"] as const;
-
 /** The readable name of an IRQ index. */
-export type IrqIndexName = typeof NAMES[number];
+export type IrqIndexName = "INTx" | "MSI" | "MSI-X" | "ERR" | "REQ";
+
+const NAMES: readonly IrqIndexName[] = ["INTx", "MSI", "MSI-X", "ERR", "REQ"];
 
 /**
  * The readable name of an IRQ index (`2` → `"MSI-X"`).
