@@ -4,25 +4,13 @@
 //
 // edu registers (qemu docs/specs/edu.rst): 0x24 IRQ status, 0x60 raise (ORs into status, fires), 0x64 ack (clears).
 import assert from "node:assert/strict";
-import { readdirSync, readlinkSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
-import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
-import { libc } from "../../ffi/libc.ts";
-import { PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from "../../lib/abi/pci.ts";
-import {
-  VFIO_GROUP_GET_DEVICE_FD,
-  VFIO_GROUP_SET_CONTAINER,
-  VFIO_NOIOMMU_IOMMU,
-  VFIO_PCI_BAR0_REGION_INDEX,
-  VFIO_PCI_CONFIG_REGION_INDEX,
-  VFIO_SET_IOMMU,
-  VFIO_TYPE1v2_IOMMU,
-} from "../../lib/abi/vfio.ts";
 import { ClosedError, OutOfRangeError, UnsupportedError, VfioError } from "../../lib/errors.ts";
-import { attachIoas, bindIommufd, Iommufd } from "../../lib/iommu/iommufd.ts";
 import { IrqIndex, irqInfo, irqInfoAll, IrqSet } from "../../lib/irq.ts";
-import { Region } from "../../lib/region.ts";
+import { openDevice } from "../../lib/open.ts";
+import type { Region } from "../../lib/region.ts";
 import type { DeviceFd } from "../../lib/types.ts";
 
 const env = process.env;
@@ -39,89 +27,25 @@ const SHORT = 150; // ms: how long to watch for an interrupt that must NOT arriv
 
 const openFds = (): number => readdirSync("/proc/self/fd").length;
 
-/** An open device with BAR0 and config space, memory decoding and bus mastering on. */
+/** An open device with BAR0, memory decoding, bus mastering and INTx on. */
 interface Opened extends Disposable {
   dev: DeviceFd;
   bar0: Region;
 }
 
-/** Opens a device the way the mode wants: the group path (type1 / no-IOMMU), or the cdev bound to an iommufd. */
+/** Opens a device through the mode's path: type1 or no-IOMMU groups, or the cdev bound to an iommufd. */
 function open(address: string): Opened {
   const mode = env.VFIO_TS_MODE;
-  let dev: DeviceFd;
-  let closeDev: () => void;
-  if (mode === "iommufd") {
-    const cdev = readdirSync(`/sys/bus/pci/devices/${address}/vfio-dev`)[0];
-    const fd = libc.open(`/dev/vfio/devices/${cdev}`, O_RDWR | O_CLOEXEC);
-    const iommufd = Iommufd.open();
-    let fdOpen = true;
-    try {
-      bindIommufd(fd, iommufd, address);
-      const ioas = iommufd.allocIoas();
-      attachIoas(fd, ioas, address);
-    } catch (e) {
-      libc.close(fd);
-      iommufd.close();
-      throw e;
-    }
-    dev = {
-      get fd(): number {
-        if (!fdOpen) throw new ClosedError(`device ${address}`);
-        return fd;
-      },
-      name: address,
-    };
-    closeDev = (): void => {
-      if (!fdOpen) return;
-      fdOpen = false;
-      libc.close(fd);
-      iommufd.close();
-    };
-  } else {
-    // The group path with raw ioctls (switch to openDevice() once it is settled).
-    const group = readlinkSync(`/sys/bus/pci/devices/${address}/iommu_group`).split("/").pop()!;
-    const noiommu = mode === "noiommu";
-    const container = libc.open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-    const groupFd = libc.open(`/dev/vfio/${noiommu ? "noiommu-" : ""}${group}`, O_RDWR | O_CLOEXEC);
-    let fd = -1;
-    try {
-      libc.ioctl(groupFd, VFIO_GROUP_SET_CONTAINER, new Int32Array([container]));
-      libc.ioctlValue(container, VFIO_SET_IOMMU, noiommu ? VFIO_NOIOMMU_IOMMU : VFIO_TYPE1v2_IOMMU);
-      fd = libc.ioctl(groupFd, VFIO_GROUP_GET_DEVICE_FD, new TextEncoder().encode(address + "\0"));
-    } catch (e) {
-      libc.close(groupFd);
-      libc.close(container);
-      throw e;
-    }
-    let fdOpen = true;
-    dev = {
-      get fd(): number {
-        if (!fdOpen) throw new ClosedError(`device ${address}`);
-        return fd;
-      },
-      name: address,
-    };
-    closeDev = (): void => {
-      if (!fdOpen) return;
-      fdOpen = false;
-      libc.close(fd);
-      libc.close(groupFd);
-      libc.close(container);
-    };
+  const dev = openDevice(address, { noiommu: mode === "noiommu", iommu: mode === "iommufd" ? "iommufd" : "auto" });
+  try {
+    dev.config.enableMemory();
+    dev.config.enableBusMaster();
+    dev.config.enableIntx();
+    return { dev, bar0: dev.bar(0), [Symbol.dispose]: (): void => dev.close() };
+  } catch (e) {
+    dev.close();
+    throw e;
   }
-  const config = Region.open(dev, VFIO_PCI_CONFIG_REGION_INDEX);
-  const cmd = config.read16(PCI_COMMAND);
-  config.write16(PCI_COMMAND, (cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) & ~PCI_COMMAND_INTX_DISABLE);
-  config.close();
-  const bar0 = Region.open(dev, VFIO_PCI_BAR0_REGION_INDEX);
-  return {
-    dev,
-    bar0,
-    [Symbol.dispose](): void {
-      bar0.close();
-      closeDev();
-    },
-  };
 }
 
 function ackAll(bar0: Region): void {
