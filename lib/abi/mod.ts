@@ -13,6 +13,7 @@
  */
 
 export * from "./capability.ts";
+export * from "./if.ts";
 export * from "./ioctl.ts";
 export * from "./iommufd.ts";
 export * from "./ioport.ts";

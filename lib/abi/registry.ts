@@ -16,6 +16,7 @@
  */
 
 import * as capability from "./capability.ts";
+import * as netif from "./if.ts";
 import * as ioctl from "./ioctl.ts";
 import * as iommufd from "./iommufd.ts";
 import * as ioport from "./ioport.ts";
@@ -69,6 +70,7 @@ export const ABI_MODULES: readonly AbiModule[] = Object.freeze([
   { file: "pci.ts", header: "linux/pci_regs.h", headerKind: "uapi", exports: pci },
   { file: "capability.ts", header: "linux/capability.h", headerKind: "uapi", exports: capability },
   { file: "ioport.ts", header: "linux/ioport.h", headerKind: "kernel", exports: ioport },
+  { file: "if.ts", header: "linux/if.h", headerKind: "uapi", exports: netif },
 ]);
 
 /**
