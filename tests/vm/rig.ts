@@ -86,6 +86,7 @@ export function defaultDevices(igbAvailable: boolean): DeviceSpec[] {
     { kind: "virtio-net", hub: 0, kernel: false },
   ];
   if (igbAvailable) d.push({ kind: "igb", hub: 0, kernel: false });
+  d.push({ kind: "e1000e", hub: 1, kernel: true }); // stays on e1000e, alone on its hub: the CLI's bind round trip
   return d;
 }
 
