@@ -35,7 +35,7 @@ export { DmaMemory, type DmaMemoryOptions, HUGEPAGE_SIZE, type HugepagePolicy } 
 export { physicalAddressOf, translatePages } from "./lib/dma/pagemap.ts";
 export { allocDmaPool, DmaPool, type DmaPoolOptions } from "./lib/dma/pool.ts";
 export * from "./lib/errors.ts";
-export { Group, type GroupOpenOptions, type GroupStatus } from "./lib/group.ts";
+export { Group, type GroupContainer, type GroupOpenOptions, type GroupStatus } from "./lib/group.ts";
 export {
   attachIoas,
   bindIommufd,
@@ -63,6 +63,7 @@ export {
   type WaitOptions,
 } from "./lib/irq.ts";
 export { type IommuChoice, openDevice, type OpenDeviceOptions } from "./lib/open.ts";
+export { type GroupPath, type GroupPathOptions, openThroughCdev, openThroughGroup } from "./lib/open_paths.ts";
 export { isPciAddress, parsePciAddress, type PciAddress, pciAddress } from "./lib/pci_address.ts";
 export {
   Region,

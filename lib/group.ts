@@ -27,7 +27,6 @@ import {
   VFIO_GROUP_UNSET_CONTAINER,
   VfioGroupStatus,
 } from "./abi/vfio.ts";
-import type { Container } from "./container.ts";
 import { ClosedError, GroupNotViableError, NoIommuError, SystemError, VfioError } from "./errors.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
 
@@ -37,6 +36,17 @@ export interface GroupStatus {
   viable: boolean;
   /** The group is attached to a container. */
   containerSet: boolean;
+}
+
+/**
+ * What a group can be attached to: a legacy container (`Container`) or, in the iommufd compat form, an
+ * `Iommufd` (`/dev/iommu` standing in for `/dev/vfio/vfio`).
+ */
+export interface GroupContainer {
+  /** The container's fd, passed to `VFIO_GROUP_SET_CONTAINER`. */
+  readonly fd: number;
+  /** Told when a group is attached (+1) or detached (-1). */
+  attached(delta: 1 | -1): void;
 }
 
 /** Options of {@linkcode Group.open}. */
@@ -60,7 +70,7 @@ export class Group {
   #fd: number;
   readonly #number: number;
   readonly #path: string;
-  #container: Container | null = null;
+  #container: GroupContainer | null = null;
 
   private constructor(fd: number, number: number, path: string) {
     this.#fd = fd;
@@ -134,7 +144,7 @@ export class Group {
   }
 
   /** The container this group is attached to, or `null`. */
-  get container(): Container | null {
+  get container(): GroupContainer | null {
     return this.#container;
   }
 
@@ -155,8 +165,8 @@ export class Group {
     throw new GroupNotViableError(this.#number, groupViabilityBlockers(this.#number));
   }
 
-  /** Attaches the group to `container` (`VFIO_GROUP_SET_CONTAINER`); the group must be viable. */
-  setContainer(container: Container): void {
+  /** Attaches the group to `container` (`VFIO_GROUP_SET_CONTAINER`): a `Container`, or an `Iommufd` (compat form). */
+  setContainer(container: GroupContainer): void {
     if (this.#container === container) return;
     if (this.#container) throw new VfioError(`group ${this.#number} is already attached to a container`);
     this.assertViable();

@@ -5,35 +5,35 @@
  *
  * ```ts
  * import { openDevice } from "./open.ts";
- * using dev = openDevice("0000:00:03.0");          // type1 through the IOMMU when there is one
+ * using dev = openDevice("0000:00:03.0");          // iommufd, else type1 through the IOMMU
  * using dev2 = openDevice("00:04.0", { noiommu: true }); // accept a no-IOMMU group explicitly
  * ```
  * @module
  */
 import { existsSync } from "node:fs";
-import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
-import { libc } from "../ffi/libc.ts";
-import { VFIO_NOIOMMU_IOMMU } from "./abi/vfio.ts";
-import { Container } from "./container.ts";
-import { Device, type Owned } from "./device.ts";
-import { NoIommuError, NotBoundError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import type { Device } from "./device.ts";
+import { NoIommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
 import { Group } from "./group.ts";
-import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
-import { IovaMapper } from "./iommu/iova_mapper.ts";
-import { NoIommuMapper } from "./iommu/noiommu.ts";
-import type { DmaMapper, IommuKind } from "./iommu/types.ts";
+import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { parsePciAddress } from "./pci_address.ts";
 import { pciDevice } from "./sysfs/pci.ts";
 import { checkNoIommuPrivileges } from "./sysfs/privileges.ts";
 
-/** Which IOMMU path to use: `auto` (the default) picks the best the kernel offers for the device. */
-export type IommuChoice = "auto" | IommuKind;
+/**
+ * Which IOMMU path to use: `auto` (the default) picks the best the kernel offers for the device; `iommufd` is the
+ * device cdev bound to `/dev/iommu`; `iommufd-compat` the legacy group with `/dev/iommu` as its container; `type1`
+ * the legacy group and container; `noiommu` a no-IOMMU group.
+ */
+export type IommuChoice = "auto" | "iommufd" | "iommufd-compat" | "type1" | "noiommu";
+
+const CHOICES: readonly IommuChoice[] = ["auto", "iommufd", "iommufd-compat", "type1", "noiommu"];
 
 /** Options of {@linkcode openDevice}. */
 export interface OpenDeviceOptions {
   /**
-   * The IOMMU path. `auto` (default; or the `VFIO_TS_IOMMU` environment variable) takes type1 when the device's
-   * group has an IOMMU, and no-IOMMU only when `noiommu` is also set.
+   * The IOMMU path. `auto` (default; or the `VFIO_TS_IOMMU` environment variable) takes the iommufd cdev path when
+   * the kernel offers it (`/dev/vfio/devices/vfioN` and `/dev/iommu`), else the legacy group path (type1), and a
+   * no-IOMMU group only when `noiommu` is also set.
    */
   iommu?: IommuChoice;
   /** Accept a no-IOMMU group: the device can DMA anywhere, unchecked, and the kernel is tainted. */
@@ -44,138 +44,15 @@ export interface OpenDeviceOptions {
   devDir?: string;
 }
 
-/** A process-wide shared object with a reference count: containers and groups are shared between devices. */
-class Shared<T extends Owned> implements Owned {
-  #refs = 1;
-  constructor(readonly value: T, readonly onLast: () => void) {}
-  ref(): this {
-    this.#refs++;
-    return this;
-  }
-  close(): void {
-    if (this.#refs === 0) return;
-    if (--this.#refs === 0) {
-      this.onLast();
-      this.value.close();
-    }
-  }
-}
-
-interface IommuContext extends Owned {
-  mapper: DmaMapper;
-}
-
-const contexts = new Map<string, Shared<IommuContext & { container?: Container; ioas?: Ioas; iommufd?: Iommufd }>>();
-const groups = new Map<number, Shared<Group>>();
-/** Addresses of the devices this process has open: the kernel's answers to a second open differ by path. */
-const openAddresses = new Set<string>();
-
 function environmentChoice(): IommuChoice | undefined {
   const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VFIO_TS_IOMMU;
   if (v === undefined || v === "") return undefined;
-  if (v === "auto" || v === "type1" || v === "noiommu" || v === "iommufd") return v;
-  throw new VfioError(`VFIO_TS_IOMMU=${v} is not an IOMMU path`, { remedy: "use auto, type1, iommufd or noiommu" });
+  if (CHOICES.includes(v as IommuChoice)) return v as IommuChoice;
+  throw new VfioError(`VFIO_TS_IOMMU=${v} is not an IOMMU path`, { remedy: `use one of ${CHOICES.join(", ")}` });
 }
 
-/** The process-wide container of a legacy IOMMU path (one IOVA space shared by the devices opened through it). */
-function acquireContainer(kind: "type1" | "noiommu", devDir: string): Shared<IommuContext & { container: Container }> {
-  const existing = contexts.get(kind);
-  if (existing) return existing.ref() as Shared<IommuContext & { container: Container }>;
-  const container = Container.open(`${devDir}/vfio`);
-  const value = {
-    container,
-    mapper: kind === "noiommu" ? new NoIommuMapper() : new IovaMapper(container),
-    close(): void {
-      try {
-        this.mapper.close();
-      } finally {
-        container.close();
-      }
-    },
-  };
-  const shared = new Shared(value, () => contexts.delete(kind));
-  contexts.set(kind, shared);
-  return shared;
-}
-
-/** The process-wide iommufd and IOAS of the cdev path. */
-function acquireIoas(): Shared<IommuContext & { iommufd: Iommufd; ioas: Ioas }> {
-  const existing = contexts.get("iommufd");
-  if (existing) return existing.ref() as Shared<IommuContext & { iommufd: Iommufd; ioas: Ioas }>;
-  const iommufd = Iommufd.open();
-  let ioas: Ioas;
-  try {
-    ioas = iommufd.allocIoas();
-  } catch (e) {
-    iommufd.close();
-    throw e;
-  }
-  const value = {
-    iommufd,
-    ioas,
-    mapper: new IovaMapper(ioas),
-    close(): void {
-      try {
-        this.mapper.close();
-      } finally {
-        iommufd.close();
-      }
-    },
-  };
-  const shared = new Shared(value, () => contexts.delete("iommufd"));
-  contexts.set("iommufd", shared);
-  return shared;
-}
-
-function acquireGroup(n: number, noiommu: boolean, devDir: string): Shared<Group> {
-  const existing = groups.get(n);
-  if (existing) return existing.ref();
-  const shared = new Shared(Group.open(n, { noiommu, devDir }), () => groups.delete(n));
-  groups.set(n, shared);
-  return shared;
-}
-
-function closeAll(resources: Owned[]): void {
-  for (const r of resources) {
-    try {
-      r.close();
-    } catch { /* report the first error */ }
-  }
-}
-
-/** Opens a device cdev, binds it to the shared iommufd and attaches it to the shared IOAS. */
-function openThroughIommufd(address: string, cdevPath: string): Device {
-  const cleanup: Owned[] = [];
-  try {
-    const ctx = acquireIoas();
-    cleanup.unshift(ctx);
-    let fd: number;
-    try {
-      fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
-    } catch (e) {
-      if (e instanceof SystemError && e.code === "EBUSY") {
-        throw new VfioError(`${address} is already open (through its group or its cdev)`, {
-          remedy: "a device is opened once: close the other Device first",
-          cause: e,
-        });
-      }
-      throw e;
-    }
-    cleanup.unshift({ close: () => libc.close(fd, cdevPath) });
-    bindIommufd(fd, ctx.value.iommufd, address);
-    attachIoas(fd, ctx.value.ioas, address);
-    cleanup.shift(); // the Device owns the fd now
-    return new Device({ fd, name: address, iommu: "iommufd", mapper: ctx.value.mapper, after: cleanup });
-  } catch (e) {
-    closeAll(cleanup);
-    throw e;
-  }
-}
-
-/** Whether the iommufd cdev path can open this device: a `/dev/vfio/devices/vfioN` node and `/dev/iommu`. */
-function iommufdAvailable(cdevPath: string | null, devRoot: string): boolean {
-  return cdevPath !== null && existsSync(`${devRoot}/iommu`);
-}
+/** Addresses of the devices this process has open: the kernel's answers to a second open differ by path. */
+const openAddresses = new Set<string>();
 
 /**
  * Opens the VFIO device at `address` (`0000:00:03.0` or `00:03.0`).
@@ -211,10 +88,12 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
       remedy: "enable the IOMMU (intel_iommu=on) or, knowingly, no-IOMMU mode (vfio noiommu enable)",
     });
   }
+  const group = sysfs.iommuGroup;
   const choice = options.iommu ?? environmentChoice() ?? "auto";
-  const where = Group.locate(sysfs.iommuGroup, devDir);
+  const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
-  if (choice === "iommufd" || (choice === "auto" && !where?.noiommu && iommufdAvailable(cdev, "/dev"))) {
+  const haveIommufd = existsSync("/dev/iommu");
+  if (choice === "iommufd" || (choice === "auto" && !where?.noiommu && cdev !== null && haveIommufd)) {
     if (!cdev) {
       throw new UnsupportedError(`${canonical} has no VFIO device cdev (/dev/vfio/devices/vfioN)`, {
         remedy: where?.noiommu
@@ -222,48 +101,43 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
           : "the kernel lacks CONFIG_VFIO_DEVICE_CDEV: use iommu: type1",
       });
     }
-    if (!existsSync("/dev/iommu")) {
+    if (!haveIommufd) {
       throw new UnsupportedError("/dev/iommu does not exist: the kernel has no iommufd", {
         remedy: "modprobe iommufd, or use iommu: type1",
       });
     }
-    return openThroughIommufd(canonical, cdev);
+    return openThroughCdev(canonical, cdev);
   }
   if (!where) {
-    throw new VfioError(`${canonical} is bound to vfio-pci but ${devDir} has no node for group ${sysfs.iommuGroup}`, {
+    throw new VfioError(`${canonical} is bound to vfio-pci but ${devDir} has no node for group ${group}`, {
       remedy: "is /dev mounted (devtmpfs) and udev running? try: ls -l /dev/vfio",
     });
   }
   if (where.noiommu) {
-    if (choice === "type1") {
-      throw new UnsupportedError(`${canonical} is in no-IOMMU group ${sysfs.iommuGroup}: there is no IOMMU for type1`);
+    if (choice === "type1" || choice === "iommufd-compat") {
+      throw new UnsupportedError(`${canonical} is in no-IOMMU group ${group}: there is no IOMMU for ${choice}`, {
+        remedy: "open it with { noiommu: true }, knowing that its DMA is unchecked",
+      });
     }
     if (!options.noiommu && choice !== "noiommu") {
       throw new NoIommuError(
-        `${canonical} is in no-IOMMU group ${sysfs.iommuGroup}: the device could DMA anywhere in memory, unchecked`,
+        `${canonical} is in no-IOMMU group ${group}: the device could DMA anywhere in memory, unchecked`,
         "pass { noiommu: true } (or --noiommu) to accept the risk; the kernel is tainted",
       );
     }
     checkNoIommuPrivileges();
-  } else if (choice === "noiommu") {
+    return openThroughGroup(canonical, group, { path: "noiommu", devDir });
+  }
+  if (choice === "noiommu") {
     throw new NoIommuError(
-      `${canonical} is behind an IOMMU (group ${sysfs.iommuGroup}); no-IOMMU mode was asked for`,
+      `${canonical} is behind an IOMMU (group ${group}); no-IOMMU mode was asked for`,
       "use the IOMMU (iommu: auto), it is the safe path",
     );
   }
-  const kind = where.noiommu ? "noiommu" : "type1";
-  const cleanup: Owned[] = [];
-  try {
-    const ctx = acquireContainer(kind, devDir);
-    cleanup.unshift(ctx);
-    const group = acquireGroup(sysfs.iommuGroup, where.noiommu, devDir);
-    cleanup.unshift(group);
-    group.value.setContainer(ctx.value.container);
-    ctx.value.container.setIommu(where.noiommu ? VFIO_NOIOMMU_IOMMU : undefined);
-    const fd = group.value.openDeviceFd(canonical);
-    return new Device({ fd, name: canonical, iommu: kind, mapper: ctx.value.mapper, after: cleanup });
-  } catch (e) {
-    closeAll(cleanup);
-    throw e;
+  if (choice === "iommufd-compat" && !haveIommufd) {
+    throw new UnsupportedError("/dev/iommu does not exist: no iommufd for the compat form", {
+      remedy: "modprobe iommufd, or use iommu: type1",
+    });
   }
+  return openThroughGroup(canonical, group, { path: choice === "iommufd-compat" ? "compat" : "type1", devDir });
 }

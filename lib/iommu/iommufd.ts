@@ -68,6 +68,7 @@ export interface IommuHwInfoResult {
 export class Iommufd {
   #fd: number;
   readonly #ioas = new Set<Ioas>();
+  #groups = 0;
 
   private constructor(fd: number) {
     this.#fd = fd;
@@ -92,6 +93,16 @@ export class Iommufd {
   get fd(): number {
     if (this.#fd < 0) throw new ClosedError("iommufd");
     return this.#fd;
+  }
+
+  /** Called by a group attached to this iommufd as its container (the compat form). */
+  attached(delta: 1 | -1): void {
+    this.#groups += delta;
+  }
+
+  /** How many legacy groups use this iommufd as their container. */
+  get attachedGroups(): number {
+    return this.#groups;
   }
 
   /** Allocates a new, empty I/O address space. */

@@ -1,0 +1,209 @@
+/**
+ * The three ways the kernel hands out a VFIO device, each ending in a {@linkcode Device}:
+ * - through its **group** attached to a legacy container (`type1`, or `noiommu` for a no-IOMMU group),
+ * - through its group attached to **`/dev/iommu` as the container** (the iommufd compat form),
+ * - through its **device cdev** bound to an iommufd and attached to an IOAS.
+ *
+ * Containers, IOASes and groups are shared per process and reference counted: devices opened through one path
+ * share one IOVA space, so a DMA buffer made for one works for the others. `openDevice()` (`lib/open.ts`) picks
+ * the path for a PCI address; these functions are for callers that know theirs (mediated devices, tests).
+ *
+ * ```ts
+ * import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
+ * using a = openThroughGroup("0000:00:03.0", 3, { path: "type1" });
+ * using b = openThroughCdev("0000:00:04.0", "/dev/vfio/devices/vfio1");
+ * ```
+ * @module
+ */
+import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
+import { VFIO_NOIOMMU_IOMMU } from "./abi/vfio.ts";
+import { Container } from "./container.ts";
+import { Device, type Owned } from "./device.ts";
+import { SystemError, VfioError } from "./errors.ts";
+import { Group } from "./group.ts";
+import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
+import { IovaMapper } from "./iommu/iova_mapper.ts";
+import { NoIommuMapper } from "./iommu/noiommu.ts";
+import type { DmaMapper } from "./iommu/types.ts";
+
+/** The container a group is attached to: a legacy container (`type1`, `noiommu`) or `/dev/iommu` (`compat`). */
+export type GroupPath = "type1" | "noiommu" | "compat";
+
+/** Options of {@linkcode openThroughGroup}. */
+export interface GroupPathOptions {
+  /** Which container the group is attached to. */
+  path: GroupPath;
+  /** Where the group nodes are (default `/dev/vfio`). */
+  devDir?: string;
+}
+
+/** A process-wide shared object with a reference count. */
+class Shared<T extends Owned> implements Owned {
+  #refs = 1;
+  constructor(readonly value: T, readonly onLast: () => void) {}
+  ref(): this {
+    this.#refs++;
+    return this;
+  }
+  close(): void {
+    if (this.#refs === 0) return;
+    if (--this.#refs === 0) {
+      this.onLast();
+      this.value.close();
+    }
+  }
+}
+
+/** An IOMMU context shared by devices: the container or iommufd, and the mapper of its IOVA space. */
+interface Context extends Owned {
+  mapper: DmaMapper;
+  container?: Container;
+  iommufd?: Iommufd;
+  ioas?: Ioas;
+}
+
+const contexts = new Map<string, Shared<Context>>();
+const groups = new Map<number, Shared<Group>>();
+
+function acquire(key: string, make: () => Context): Shared<Context> {
+  const existing = contexts.get(key);
+  if (existing) return existing.ref();
+  const shared = new Shared(make(), () => contexts.delete(key));
+  contexts.set(key, shared);
+  return shared;
+}
+
+function legacyContext(path: "type1" | "noiommu", devDir: string): Context {
+  const container = Container.open(`${devDir}/vfio`);
+  const mapper = path === "noiommu" ? new NoIommuMapper() : new IovaMapper(container);
+  return {
+    container,
+    mapper,
+    close(): void {
+      try {
+        mapper.close();
+      } finally {
+        container.close();
+      }
+    },
+  };
+}
+
+function iommufdContext(): Context {
+  const iommufd = Iommufd.open();
+  let ioas: Ioas;
+  try {
+    ioas = iommufd.allocIoas();
+  } catch (e) {
+    iommufd.close();
+    throw e;
+  }
+  const mapper = new IovaMapper(ioas, { kind: "iommufd" });
+  return {
+    iommufd,
+    ioas,
+    mapper,
+    close(): void {
+      try {
+        mapper.close();
+      } finally {
+        iommufd.close();
+      }
+    },
+  };
+}
+
+/** The compat form: the iommufd whose compat IOAS the groups share (the IOAS exists once a group is attached). */
+function compatContext(): Context {
+  const iommufd = Iommufd.open();
+  let mapper: IovaMapper | null = null;
+  const ctx: Context = {
+    iommufd,
+    get mapper(): DmaMapper {
+      mapper ??= new IovaMapper(iommufd.compatIoas(), { kind: "iommufd" });
+      return mapper;
+    },
+    close(): void {
+      try {
+        mapper?.close();
+      } finally {
+        iommufd.close();
+      }
+    },
+  };
+  return ctx;
+}
+
+function acquireGroup(n: number, noiommu: boolean, devDir: string): Shared<Group> {
+  const existing = groups.get(n);
+  if (existing) return existing.ref();
+  const shared = new Shared(Group.open(n, { noiommu, devDir }), () => groups.delete(n));
+  groups.set(n, shared);
+  return shared;
+}
+
+function closeAll(resources: Owned[]): void {
+  for (const r of resources) {
+    try {
+      r.close();
+    } catch { /* report the first error */ }
+  }
+}
+
+/**
+ * Opens device `name` (a PCI address, or a mediated device's UUID) of IOMMU group `group` through the group.
+ * Releases everything it made when a step fails.
+ */
+export function openThroughGroup(name: string, group: number, options: GroupPathOptions): Device {
+  const devDir = options.devDir ?? "/dev/vfio";
+  const path = options.path;
+  const cleanup: Owned[] = [];
+  try {
+    const ctx = path === "compat" ? acquire("compat", compatContext) : acquire(path, () => legacyContext(path, devDir));
+    cleanup.unshift(ctx);
+    const g = acquireGroup(group, path === "noiommu", devDir);
+    cleanup.unshift(g);
+    if (path === "compat") {
+      g.value.setContainer(ctx.value.iommufd!);
+    } else {
+      g.value.setContainer(ctx.value.container!);
+      ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
+    }
+    const fd = g.value.openDeviceFd(name);
+    const iommu = path === "compat" ? "iommufd" : path;
+    return new Device({ fd, name, iommu, mapper: ctx.value.mapper, after: cleanup });
+  } catch (e) {
+    closeAll(cleanup);
+    throw e;
+  }
+}
+
+/** Opens the device cdev at `cdevPath`, binds it to the shared iommufd and attaches it to the shared IOAS. */
+export function openThroughCdev(name: string, cdevPath: string): Device {
+  const cleanup: Owned[] = [];
+  try {
+    const ctx = acquire("iommufd", iommufdContext);
+    cleanup.unshift(ctx);
+    let fd: number;
+    try {
+      fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      if (e instanceof SystemError && e.code === "EBUSY") {
+        throw new VfioError(`${name} is already open (through its group or its cdev)`, {
+          remedy: "a device is opened once: close the other Device first",
+          cause: e,
+        });
+      }
+      throw e;
+    }
+    cleanup.unshift({ close: () => libc.close(fd, cdevPath) });
+    bindIommufd(fd, ctx.value.iommufd!, name);
+    attachIoas(fd, ctx.value.ioas!, name);
+    cleanup.shift(); // the Device owns the fd now
+    return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, after: cleanup });
+  } catch (e) {
+    closeAll(cleanup);
+    throw e;
+  }
+}
