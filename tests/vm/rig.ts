@@ -49,6 +49,8 @@ export interface PlacedDevice extends DeviceSpec {
 const FIRST_SLOT = 3;
 const LAST_SLOT = 0x1b;
 const NVME_IMAGE_SIZE = 64 * 1024 * 1024;
+/** A fresh image's first MiB: each 32-bit little-endian word holds its byte offset (examples/nvme.ts --check). */
+const NVME_PATTERN_BYTES = 1024 * 1024;
 
 /**
  * Parses a device list: comma separated `kind[@hub][:kernel]`, e.g. `edu,nvme,e1000e@0,e1000e@1:kernel`.
@@ -300,9 +302,9 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
       try {
         await Deno.stat(d.image);
       } catch {
-        const f = await Deno.open(d.image, { create: true, write: true });
-        await f.truncate(NVME_IMAGE_SIZE);
-        f.close();
+        const pattern = Uint32Array.from({ length: NVME_PATTERN_BYTES / 4 }, (_, i) => i * 4);
+        await Deno.writeFile(d.image, new Uint8Array(pattern.buffer));
+        await Deno.truncate(d.image, NVME_IMAGE_SIZE);
       }
     }
     const initrd = resolve(run, "initrd.cpio");
