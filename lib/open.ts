@@ -12,10 +12,11 @@
  */
 import { existsSync } from "node:fs";
 import type { Device } from "./device.ts";
-import { NoIommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
+import { GroupNotViableError, NoIommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
 import { Group } from "./group.ts";
 import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { parsePciAddress } from "./pci_address.ts";
+import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
 import { pciDevice } from "./sysfs/pci.ts";
 import { checkNoIommuPrivileges } from "./sysfs/privileges.ts";
 
@@ -106,6 +107,9 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
         remedy: "modprobe iommufd, or use iommu: type1",
       });
     }
+    // The kernel answers a bind in a non-viable group with a bare EPERM: name the members instead.
+    const blockers = groupViabilityBlockers(group, { root: options.sysfsRoot });
+    if (blockers.length) throw new GroupNotViableError(group, blockers);
     return openThroughCdev(canonical, cdev);
   }
   if (!where) {

@@ -344,8 +344,9 @@ export function bindIommufd(deviceFd: number, iommufd: Iommufd, name: string): I
     libc.ioctl(deviceFd, VFIO_DEVICE_BIND_IOMMUFD, b.bytes, "VFIO_DEVICE_BIND_IOMMUFD");
   } catch (e) {
     if (e instanceof SystemError && e.code === "EPERM") {
-      throw new VfioError(`${name}: iommufd refused the device: the IOMMU lacks interrupt remapping`, {
-        remedy: "enable interrupt remapping (intremap=on), or knowingly load iommufd with allow_unsafe_interrupts=1",
+      throw new VfioError(`${name}: iommufd refused the device (EPERM)`, {
+        remedy: "either its IOMMU group is not viable (bind every member to vfio-pci) or the IOMMU lacks interrupt "
+          + "remapping (intremap=on, or knowingly load iommufd with allow_unsafe_interrupts=1)",
         cause: e,
       });
     }

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import {
   ClosedError,
+  GroupNotViableError,
   InvalidAddressError,
   NoIommuError,
   NotBoundError,
@@ -140,5 +141,23 @@ describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task 
     using dev = open();
     assert.throws(() => open(), /already open/);
     assert.equal(dev.bar(0).read32(EDU_ID), 0x010000ed);
+  });
+});
+
+describe("a group that is not viable", { skip: (!inVm || noiommu) && "needs the guest with an IOMMU" }, () => {
+  // The rig puts a second edu and an e1000e left on its kernel driver behind one PCI bridge: one IOMMU group.
+  const bridged = (env.VFIO_TS_EDU ?? "").split(",").find((a) => a.startsWith("0000:01:"));
+  const blocker = (env.VFIO_TS_KERNEL_DEVICES ?? "").split(",").find((a) => a.startsWith("0000:01:"));
+
+  it("is refused on every path with the other member and its driver named", { skip: !bridged && "no bridge" }, () => {
+    for (const iommu of ["auto", "type1", ...(mode === "iommufd" ? ["iommufd", "iommufd-compat"] as const : [])]) {
+      assert.throws(() => openDevice(bridged!, { iommu: iommu as "auto" }), (e: unknown) => {
+        assert.ok(e instanceof GroupNotViableError, `${iommu}: ${e}`);
+        assert.deepEqual(e.blockers.map((m) => m.address), [blocker]);
+        assert.match(e.message, new RegExp(`${blocker!.replaceAll(".", "\\.")} \\(e1000e\\)`));
+        assert.match(e.message, /vfio bind/);
+        return true;
+      });
+    }
   });
 });

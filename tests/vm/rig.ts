@@ -35,12 +35,21 @@ export interface DeviceSpec {
   hub: number;
   /** Leave the device on its kernel driver instead of binding it to vfio-pci. */
   kernel: boolean;
+  /**
+   * Put the device and the one before it behind one conventional PCI bridge (list syntax: a trailing `+`), so the
+   * guest gives them one IOMMU group.
+   */
+  sameSlot?: boolean;
 }
 
 export interface PlacedDevice extends DeviceSpec {
   /** Full PCI address in the guest, e.g. 0000:00:03.0. */
   addr: string;
   slot: number;
+  /** Behind the bridge: the device number on bus 1; else 0. */
+  fn: number;
+  /** Behind the conventional PCI bridge in `slot`. */
+  bridged?: boolean;
   mac?: string;
   image?: string;
 }
@@ -63,8 +72,9 @@ export function parseDevices(list: string, igbAvailable: boolean): DeviceSpec[] 
       out.push(...defaultDevices(igbAvailable));
       continue;
     }
-    const m = /^([a-z0-9-]+)(?:@(\d+))?(?::(kernel|vfio))?$/.exec(raw);
-    if (!m) throw new Error(`bad device "${raw}" (expected kind[@hub][:kernel])`);
+    const m = /^([a-z0-9-]+)(?:@(\d+))?(?::(kernel|vfio))?(\+)?$/.exec(raw);
+    if (!m) throw new Error(`bad device "${raw}" (expected kind[@hub][:kernel][+])`);
+    if (m[4] && out.length === 0) throw new Error(`"${raw}": a trailing + joins the previous device's slot`);
     const kind = (m[1] === "virtio" || m[1] === "virtio-net-pci" ? "virtio-net" : m[1]) as DeviceKind;
     if (!DEVICE_KINDS.includes(kind)) {
       throw new Error(`unknown device kind "${m[1]}" (known: ${DEVICE_KINDS.join(", ")})`);
@@ -75,7 +85,7 @@ export function parseDevices(list: string, igbAvailable: boolean): DeviceSpec[] 
       console.error(`vm: skipping "${raw}": this QEMU has no igb device`);
       continue;
     }
-    out.push({ kind, hub: Number(m[2] ?? 0), kernel: m[3] === "kernel" });
+    out.push({ kind, hub: Number(m[2] ?? 0), kernel: m[3] === "kernel", sameSlot: m[4] === "+" });
   }
   return out;
 }
@@ -88,20 +98,50 @@ export function defaultDevices(igbAvailable: boolean): DeviceSpec[] {
     { kind: "virtio-net", hub: 0, kernel: false },
   ];
   if (igbAvailable) d.push({ kind: "igb", hub: 0, kernel: false });
-  d.push({ kind: "e1000e", hub: 1, kernel: true }); // stays on e1000e, alone on its hub: the CLI's bind round trip
+  // A second edu whose slot also holds an e1000e that stays on its kernel driver, alone on its hub: the CLI's bind
+  // round trip, and (one IOMMU group for both functions) a group that is not viable while the e1000e is on e1000e.
+  d.push({ kind: "edu", hub: 0, kernel: false });
+  d.push({ kind: "e1000e", hub: 1, kernel: true, sameSlot: true });
   return d;
 }
 
-/** Fixed slots in list order: the n-th device is at 0000:00:(03+n).0. */
+/**
+ * Fixed slots in list order: the n-th slot is 0000:00:(03+n).0. A `sameSlot` device and the one before it sit
+ * behind one conventional PCI bridge in that slot instead (secondary bus 1, devices 1, 2, …): the guest kernel
+ * puts everything behind such a bridge into one IOMMU group, as on real machines.
+ */
 export function placeDevices(specs: DeviceSpec[]): PlacedDevice[] {
-  if (specs.length > LAST_SLOT - FIRST_SLOT + 1) throw new Error(`at most ${LAST_SLOT - FIRST_SLOT + 1} devices`);
-  return specs.map((s, i) => {
-    const slot = FIRST_SLOT + i;
-    const hex = slot.toString(16).padStart(2, "0");
-    const p: PlacedDevice = { ...s, slot, addr: `0000:00:${hex}.0` };
-    if (NIC_KINDS.includes(s.kind)) p.mac = `52:54:00:ab:00:${hex}`;
-    return p;
-  });
+  const out: PlacedDevice[] = [];
+  let slot = FIRST_SLOT - 1;
+  let bridged = false;
+  for (const s of specs) {
+    const prev = out[out.length - 1];
+    if (s.sameSlot && prev) {
+      if (!prev.bridged) {
+        if (bridged) throw new Error("only one bridged group of devices per run");
+        prev.bridged = true;
+        prev.fn = 1;
+        prev.addr = "0000:01:01.0";
+        bridged = true;
+      }
+      const dev = prev.fn + 1;
+      const p: PlacedDevice = { ...s, slot: prev.slot, fn: dev, bridged: true, addr: `0000:01:${hex2(dev)}.0` };
+      if (NIC_KINDS.includes(s.kind)) p.mac = `52:54:00:ab:${hex2(dev)}:${hex2(prev.slot)}`;
+      out.push(p);
+      continue;
+    }
+    slot++;
+    if (slot > LAST_SLOT) throw new Error(`at most ${LAST_SLOT - FIRST_SLOT + 1} slots`);
+    const p: PlacedDevice = { ...s, slot, fn: 0, addr: `0000:00:${hex2(slot)}.0` };
+    if (NIC_KINDS.includes(s.kind)) p.mac = `52:54:00:ab:00:${hex2(slot)}`;
+    out.push(p);
+  }
+  if (bridged) { for (const p of out) if (p.bridged && p.mac) p.mac = `52:54:00:ab:${hex2(p.fn)}:${hex2(p.slot)}`; }
+  return out;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, "0");
 }
 
 /** The device variables the guest command sees (see README.md). */
@@ -417,7 +457,10 @@ async function qemuArgs(
   let n = 0;
   let nvmes = 0;
   for (const d of devices) {
-    const addr = `addr=0x${d.slot.toString(16)}`;
+    if (d.bridged && d.fn === 1) {
+      args.push("-device", `pci-bridge,id=bridge1,chassis_nr=1,addr=0x${d.slot.toString(16)}`);
+    }
+    const addr = d.bridged ? `bus=bridge1,addr=0x${d.fn.toString(16)}` : `addr=0x${d.slot.toString(16)}`;
     switch (d.kind) {
       case "edu":
         args.push("-device", `edu,dma_mask=0xffffffffffffffff,${addr}`);
