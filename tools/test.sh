@@ -21,5 +21,6 @@ step "lint (deno lint)" $DENO lint
 step "types (deno check)" $DENO check mod.ts lib/ ffi/ tests/ examples/ bench/
 step "unit tests (deno + bun)" bash tools/test-unit.sh
 step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
+step "host sees the guest's NVMe writes in the image" $DENO test -A tests/vm/nvme_image.test.ts
 echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
 [ "$fail" -eq 0 ]
