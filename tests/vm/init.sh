@@ -46,6 +46,8 @@ case $MODE in
     modprobe iommufd || fail "modprobe iommufd"
     modprobe vfio || fail "modprobe vfio"
     modprobe vfio_iommu_type1 || fail "modprobe vfio_iommu_type1"
+    # the kernel's sample mediated device (pulls in mdev): tests create and remove mtty instances through sysfs
+    modprobe mtty || fail "modprobe mtty"
     ;;
   *) fail "unknown mode '$MODE'" ;;
 esac

@@ -2,7 +2,8 @@
 # Set-up of the real-kernel test rig (idempotent, cached).
 #
 #   bash tests/vm/setup.sh            full set-up: host packages, Debian 6.12 guest kernel (PVH vmlinux), five VFIO/iommufd
-#                                     modules rebuilt out of tree, initramfs. Last stdout line: the kernel cache directory.
+#                                     modules and the mtty sample mdev rebuilt out of tree, initramfs. Last stdout line:
+#                                     the kernel cache directory.
 #   bash tests/vm/setup.sh --headers  only the 6.12 uapi headers (linux/vfio.h, linux/iommufd.h, linux/pci_regs.h).
 #                                     Last stdout line: the include directory (use it as -I DIR).
 #   --force                           rebuild even if the cache looks complete.
@@ -16,10 +17,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${VFIO_TS_VM_CACHE:-$HERE/.cache}
 # Bump when the way the kernel directory is built changes (the initramfs has its own content hash).
-BUILD_REV=1
+BUILD_REV=2
 # Stock modules the guest needs (their dependencies are resolved with modprobe --show-depends). Built in (=y) in Debian's
-# 6.12: virtio, virtio_pci (+legacy), devtmpfs, tmpfs. Modules (=m): 9p stack, NIC/NVMe drivers, irqbypass.
-STOCK_MODULES=(irqbypass 9p 9pnet_virtio e1000e igb virtio_net nvme)
+# 6.12: virtio, virtio_pci (+legacy), devtmpfs, tmpfs. Modules (=m): 9p stack, NIC/NVMe drivers, irqbypass, mdev (it
+# does not embed struct vfio_device, so the stock one fits the rebuilt vfio; mtty, which does, is rebuilt below).
+STOCK_MODULES=(irqbypass 9p 9pnet_virtio e1000e igb virtio_net nvme mdev)
 HOST_PACKAGES=(qemu-system-x86 busybox-static cpio kmod gcc libc6-dev xz-utils zstd bc python3 make binutils)
 
 HEADERS_ONLY=0
@@ -31,7 +33,7 @@ for arg in "$@"; do
     --force) FORCE=1 ;;
     --quiet) QUIET=1 ;;
     -h | --help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -173,7 +175,7 @@ else
     dpkg-deb --fsys-tarfile "$KDIR"/debs/linux-source-6.12_*.deb |
       tar -xO --wildcards './usr/src/linux-source-*.tar.xz' |
       tar -xJ -C "$W/src" --wildcards '*/drivers/vfio/*' '*/drivers/iommu/iommufd/*' '*/drivers/iommu/iommu-priv.h' \
-        '*/lib/interval_tree.c'
+        '*/lib/interval_tree.c' '*/samples/vfio-mdev/mtty.c'
   ) &
   SRC_PID=$!
   log "unpacking image and headers"
@@ -205,7 +207,7 @@ PY
   wait $SRC_PID || die "extracting linux-source failed"
 
   # --- out-of-tree build of iommufd, vfio, vfio_iommu_type1, vfio-pci-core, vfio-pci ---
-  log "building iommufd/vfio modules (about 25 s)"
+  log "building iommufd/vfio/mtty modules (about 25 s)"
   H=$W/hdr/usr/src/linux-headers-$KV
   S=$(echo "$W"/src/linux-source-6.12*)
   # the headers' Makefile includes the -common tree by absolute path
@@ -241,12 +243,17 @@ obj-m += vfio-pci-core.o vfio-pci.o
 vfio-pci-core-y := vfio_pci_core.o vfio_pci_intrs.o vfio_pci_rdwr.o vfio_pci_config.o
 vfio-pci-y := vfio_pci.o vfio_pci_igd.o
 EOF
+  # the kernel's sample mediated device (CONFIG_SAMPLES is off in Debian): a virtual 16550 UART behind an emulated
+  # IOMMU; it embeds struct vfio_device too, so it takes the same flags
+  mkdir -p "$M/samples"
+  cp "$S/samples/vfio-mdev/mtty.c" "$M/samples/"
+  echo 'obj-m += mtty.o' >"$M/samples/Kbuild"
   cat >"$M/Kbuild" <<'EOF'
 # Kconfig symbols that are off in Debian's .config, forced for these objects only.
 # IS_ENABLED(CONFIG_IOMMUFD) is true with CONFIG_IOMMUFD_MODULE (tristate "m").
 subdir-ccflags-y += -DCONFIG_IOMMUFD_MODULE=1 -DCONFIG_VFIO_DEVICE_CDEV=1 -DCONFIG_VFIO_NOIOMMU=1 \
                     -DCONFIG_INTERVAL_TREE_SPAN_ITER=1
-obj-m += iommu/iommufd/ vfio/
+obj-m += iommu/iommufd/ vfio/ samples/
 EOF
   # CONFIG_DEBUG_INFO_BTF_MODULES= : the headers ship a vmlinux for BTF and Kbuild would run pahole (dwarves)
   if ! make -s -C "$H" M="$M" -j"$(nproc)" CONFIG_DEBUG_INFO_BTF_MODULES= modules >"$W/build.log" 2>&1; then
@@ -259,17 +266,19 @@ EOF
   log "collecting modules"
   R=$KDIR/modroot
   D=$R/lib/modules/$KV/kernel
-  mkdir -p "$D/drivers/iommu/iommufd" "$D/drivers/vfio/pci"
+  mkdir -p "$D/drivers/iommu/iommufd" "$D/drivers/vfio/pci" "$D/samples/vfio-mdev"
   cp "$M/iommu/iommufd/iommufd.ko" "$D/drivers/iommu/iommufd/"
   cp "$M/vfio/vfio.ko" "$M/vfio/vfio_iommu_type1.ko" "$D/drivers/vfio/"
   cp "$M/vfio/pci/vfio-pci-core.ko" "$M/vfio/pci/vfio-pci.ko" "$D/drivers/vfio/pci/"
-  strip --strip-debug "$D"/drivers/iommu/iommufd/*.ko "$D"/drivers/vfio/*.ko "$D"/drivers/vfio/pci/*.ko
+  cp "$M/samples/mtty.ko" "$D/samples/vfio-mdev/"
+  strip --strip-debug "$D"/drivers/iommu/iommufd/*.ko "$D"/drivers/vfio/*.ko "$D"/drivers/vfio/pci/*.ko \
+    "$D"/samples/vfio-mdev/*.ko
   SM=$W/img/lib/modules/$KV
   for m in "${STOCK_MODULES[@]}"; do
     modprobe -d "$W/img" -S "$KV" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
   done | sort -u | while read -r ko; do
     rel=${ko#"$SM/"}
-    case $rel in */drivers/vfio/* | */drivers/iommu/iommufd/*) continue ;; esac # ours replace the stock ones
+    case $rel in */drivers/vfio/mdev/*) ;; */drivers/vfio/* | */drivers/iommu/iommufd/*) continue ;; esac # ours replace the stock ones
     mkdir -p "$R/lib/modules/$KV/$(dirname "$rel")"
     case $ko in
       *.xz) xz -dc "$ko" >"$R/lib/modules/$KV/${rel%.xz}" ;;
