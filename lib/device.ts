@@ -27,6 +27,7 @@ import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
 import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
 import { Region, type RegionOptions } from "./region.ts";
+import type { GroupType } from "./sysfs/iommu_group.ts";
 import type { DeviceFd } from "./types.ts";
 
 /** What `VFIO_DEVICE_GET_INFO` reports. */
@@ -67,6 +68,8 @@ export interface DeviceParts {
   iommu: IommuKind;
   /** The DMA mapper for this device's DMA buffers. */
   mapper: DmaMapper;
+  /** The kind of group the device is in (default: `noiommu` for the no-IOMMU path, else `iommu`). */
+  groupType?: GroupType;
   /** Released after the device fd is closed, in this order (e.g. group, then container). */
   after?: Owned[];
 }
@@ -85,6 +88,7 @@ export class Device implements DeviceFd {
   #fd: number;
   readonly #name: string;
   readonly #iommu: IommuKind;
+  readonly #groupType: GroupType;
   readonly #mapper: DmaMapper;
   readonly #after: Owned[];
   readonly #owned = new Set<Owned>();
@@ -96,6 +100,7 @@ export class Device implements DeviceFd {
     this.#fd = parts.fd;
     this.#name = parts.name;
     this.#iommu = parts.iommu;
+    this.#groupType = parts.groupType ?? (parts.iommu === "noiommu" ? "noiommu" : "iommu");
     this.#mapper = parts.mapper;
     this.#after = parts.after ?? [];
   }
@@ -114,6 +119,14 @@ export class Device implements DeviceFd {
   /** The IOMMU backend: `type1`, `iommufd` or `noiommu`. */
   get iommu(): IommuKind {
     return this.#iommu;
+  }
+
+  /**
+   * What isolates the device's DMA: `iommu` (a real IOMMU), `emulated-iommu` (a mediated device: its kernel
+   * driver mediates every access) or `noiommu` (nothing: the device can DMA anywhere).
+   */
+  get groupType(): GroupType {
+    return this.#groupType;
   }
 
   /** The DMA mapper that makes bus addresses for this device (shared by devices in the same container/IOAS). */

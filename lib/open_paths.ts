@@ -26,6 +26,7 @@ import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts"
 import { IovaMapper } from "./iommu/iova_mapper.ts";
 import { NoIommuMapper } from "./iommu/noiommu.ts";
 import type { DmaMapper } from "./iommu/types.ts";
+import type { GroupType } from "./sysfs/iommu_group.ts";
 
 /** The container a group is attached to: a legacy container (`type1`, `noiommu`) or `/dev/iommu` (`compat`). */
 export type GroupPath = "type1" | "noiommu" | "compat";
@@ -36,6 +37,14 @@ export interface GroupPathOptions {
   path: GroupPath;
   /** Where the group nodes are (default `/dev/vfio`). */
   devDir?: string;
+  /** The group's kind, reported by `Device.groupType` (default: `noiommu` on that path, else `iommu`). */
+  groupType?: GroupType;
+}
+
+/** Options of {@linkcode openThroughCdev}. */
+export interface CdevPathOptions {
+  /** The device's group kind, reported by `Device.groupType` (default `iommu`). */
+  groupType?: GroupType;
 }
 
 /** A process-wide shared object with a reference count. */
@@ -172,7 +181,8 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
     }
     const fd = g.value.openDeviceFd(name);
     const iommu = path === "compat" ? "iommufd" : path;
-    return new Device({ fd, name, iommu, mapper: ctx.value.mapper, after: cleanup });
+    const groupType = options.groupType;
+    return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: cleanup });
   } catch (e) {
     closeAll(cleanup);
     throw e;
@@ -180,7 +190,7 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
 }
 
 /** Opens the device cdev at `cdevPath`, binds it to the shared iommufd and attaches it to the shared IOAS. */
-export function openThroughCdev(name: string, cdevPath: string): Device {
+export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
   const cleanup: Owned[] = [];
   try {
     const ctx = acquire("iommufd", iommufdContext);
@@ -201,7 +211,8 @@ export function openThroughCdev(name: string, cdevPath: string): Device {
     bindIommufd(fd, ctx.value.iommufd!, name);
     attachIoas(fd, ctx.value.ioas!, name);
     cleanup.shift(); // the Device owns the fd now
-    return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, after: cleanup });
+    const groupType = options.groupType;
+    return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, groupType, after: cleanup });
   } catch (e) {
     closeAll(cleanup);
     throw e;

@@ -18,8 +18,20 @@ import { join } from "node:path";
 import { type GroupMember, VfioError } from "../errors.ts";
 import { hostPath, readAttr, readLinkName, type SysfsOptions } from "./attr.ts";
 
-/** The name vfio gives the IOMMU groups it fakes for devices without an IOMMU. */
+/**
+ * The name vfio gives the IOMMU groups it makes itself: for devices without an IOMMU, and (the same name) for
+ * emulated-IOMMU devices such as mediated devices.
+ */
 const NOIOMMU_GROUP_NAME = "vfio-noiommu";
+
+/**
+ * The kernel's three kinds of VFIO group (`enum vfio_group_type`):
+ * - `iommu`: a real IOMMU isolates the device's DMA;
+ * - `emulated-iommu`: a mediated device (mdev): a kernel driver mediates every access, and DMA goes only where
+ *   the driver pins it from the container's/IOAS's mappings (`/dev/vfio/N`, no IOMMU hardware needed);
+ * - `noiommu`: nothing isolates the device: it can DMA anywhere (`/dev/vfio/noiommu-N`, the kernel is tainted).
+ */
+export type GroupType = "iommu" | "emulated-iommu" | "noiommu";
 
 /**
  * Drivers that leave a group viable: they claim no DMA ownership (the kernel's `driver_managed_dma`), so vfio
@@ -37,7 +49,9 @@ export interface IommuGroupInfo {
   readonly type: string | null;
   /** The group's `name` attribute (`vfio-noiommu` for no-IOMMU groups), or `null`. */
   readonly name: string | null;
-  /** Whether this is a no-IOMMU group made by vfio (no DMA isolation at all). */
+  /** What isolates the members' DMA: a real IOMMU, an emulated one (mediated devices) or nothing. */
+  readonly groupType: GroupType;
+  /** Whether this is a no-IOMMU group made by vfio (no DMA isolation at all): `groupType === "noiommu"`. */
   readonly noIommu: boolean;
   /** The VFIO group node that opens it: `/dev/vfio/N` or `/dev/vfio/noiommu-N`. */
   readonly vfioPath: string;
@@ -108,18 +122,32 @@ export function iommuGroup(n: number, options: SysfsOptions = {}): IommuGroupInf
   const members = iommuGroupMembers(n, options);
   const dir = groupDir(n, options);
   const name = readAttr(join(dir, "name"));
-  const noIommuNode = hostPath(options, `/dev/vfio/noiommu-${n}`);
-  const noIommu = name === NOIOMMU_GROUP_NAME || existsSync(noIommuNode);
+  const groupType = groupTypeOf(n, name, members, options);
+  const noIommu = groupType === "noiommu";
   const vfioPath = noIommu ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`;
   return {
     number: n,
     members,
     type: readAttr(join(dir, "type")),
     name,
+    groupType,
     noIommu,
     vfioPath,
     vfioPathExists: existsSync(hostPath(options, vfioPath)),
   };
+}
+
+/**
+ * vfio names both of its own group kinds `vfio-noiommu`; they differ in their node (`/dev/vfio/noiommu-N` against
+ * `/dev/vfio/N`) and in their members (mediated devices sit on the `mdev` bus).
+ */
+function groupTypeOf(n: number, name: string | null, members: GroupMember[], options: SysfsOptions): GroupType {
+  if (existsSync(hostPath(options, `/dev/vfio/noiommu-${n}`))) return "noiommu";
+  if (name !== NOIOMMU_GROUP_NAME) return "iommu";
+  const dir = join(groupDir(n, options), "devices");
+  const mediated = members.length > 0
+    && members.every((m) => readLinkName(join(dir, m.address, "subsystem")) === "mdev");
+  return mediated || existsSync(hostPath(options, `/dev/vfio/${n}`)) ? "emulated-iommu" : "noiommu";
 }
 
 /**
