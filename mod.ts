@@ -63,7 +63,14 @@ export {
   type WaitOptions,
 } from "./lib/irq.ts";
 export { type IommuChoice, openDevice, type OpenDeviceOptions } from "./lib/open.ts";
-export { type GroupPath, type GroupPathOptions, openThroughCdev, openThroughGroup } from "./lib/open_paths.ts";
+export { type MdevIommuChoice, openMediatedDevice, type OpenMediatedDeviceOptions } from "./lib/open_mdev.ts";
+export {
+  type CdevPathOptions,
+  type GroupPath,
+  type GroupPathOptions,
+  openThroughCdev,
+  openThroughGroup,
+} from "./lib/open_paths.ts";
 export { isPciAddress, parsePciAddress, type PciAddress, pciAddress } from "./lib/pci_address.ts";
 export {
   Region,
@@ -94,12 +101,29 @@ export {
 export { type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
 export {
   driverKeepsGroupViable,
+  type GroupType,
   groupViabilityBlockers,
   iommuGroup,
   type IommuGroupInfo,
   iommuGroupMembers,
   listIommuGroups,
 } from "./lib/sysfs/iommu_group.ts";
+export {
+  createMdev,
+  type CreateMdevOptions,
+  isMdevOpen,
+  isMdevUuid,
+  listMdevParentNames,
+  listMdevParents,
+  listMediatedDevices,
+  listMediatedDeviceUuids,
+  type MdevParent,
+  type MdevType,
+  mdevTypes,
+  mediatedDevice,
+  type MediatedDeviceInfo,
+  removeMdev,
+} from "./lib/sysfs/mdev.ts";
 export {
   disableNoIommu,
   enableNoIommu,
