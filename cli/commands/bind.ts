@@ -1,0 +1,60 @@
+/**
+ * `vfio bind <device…>`: hands devices to vfio-pci through `driver_override` (loading vfio-pci if needed),
+ * recording their drivers for `vfio restore`; refuses devices the system uses unless `--force`.
+ *
+ * ```sh
+ * vfio bind 0000:00:05.0 --dry-run
+ * ```
+ * @module
+ */
+
+import { bindToVfio } from "../../lib/sysfs/bind.ts";
+import { groupViabilityBlockers } from "../../lib/sysfs/iommu_group.ts";
+import { BINDING_HELP, printSteps, refuseInUse, requireRootUnlessDry } from "../binding.ts";
+import { type Command, EXIT, print, resolveDevices, UsageError, type Values, warn, writeJson } from "../common.ts";
+
+/** The `bind` command. */
+export const bind: Command = {
+  name: "bind",
+  summary: "bind devices to vfio-pci (addresses or vendor:device)",
+  help: `usage: vfio bind <device…> [--dry-run] [--force] [--json]
+
+Binds each device to vfio-pci: sets driver_override, unbinds its driver, probes again (loads vfio-pci first if
+needed) and records the driver it had for \`vfio restore\`. Refuses a device the system is using — a network
+interface that is up, a mounted block device, swap — unless --force. Devices are addresses or vendor:device ids
+(every match).
+${BINDING_HELP}`,
+  options: { "dry-run": { type: "boolean" }, force: { type: "boolean" } },
+  run(positionals: string[], values: Values): number {
+    if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio bind <device…>" });
+    const dryRun = values["dry-run"] === true;
+    const devices = resolveDevices(positionals);
+    requireRootUnlessDry("bind", dryRun);
+    for (const d of devices) if (d.driver !== "vfio-pci") refuseInUse(d.address, "bind", values.force === true);
+    const results = devices.map((d) => bindToVfio(d.address, { dryRun }));
+    if (values.json) {
+      writeJson({ results });
+      return EXIT.ok;
+    }
+    for (const r of results) {
+      if (dryRun) {
+        printSteps(r.address, r.steps);
+        continue;
+      }
+      const group = r.device.iommuGroup;
+      print(
+        r.alreadyBound
+          ? `${r.address}: already on vfio-pci`
+          : `${r.address}: ${r.previousDriver ?? "no driver"} -> vfio-pci (IOMMU group ${group ?? "-"})`,
+      );
+      if (group !== null) {
+        const blockers = groupViabilityBlockers(group);
+        if (blockers.length > 0) {
+          const list = blockers.map((m) => `${m.address} (${m.driver})`).join(", ");
+          warn(`IOMMU group ${group} is not viable yet: ${list} (bind them too before opening the device)`);
+        }
+      }
+    }
+    return EXIT.ok;
+  },
+};

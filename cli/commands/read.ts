@@ -1,0 +1,48 @@
+/**
+ * `vfio read <device> <bar> <offset> [--width 8|16|32|64]`: one register.
+ *
+ * ```sh
+ * vfio read 0000:00:03.0 0 0x0   # 0x010000ed on QEMU's edu
+ * ```
+ * @module
+ */
+
+import { openDevice } from "../../lib/open.ts";
+import {
+  type Command,
+  EXIT,
+  expectArgs,
+  OPEN_HELP,
+  OPEN_OPTIONS,
+  openOptions,
+  print,
+  resolveDevice,
+  type Values,
+  writeJson,
+} from "../common.ts";
+import { formatValue, openBar, parseBar, parseOffset, parseWidth, readRegister } from "../register.ts";
+
+/** The `read` command. */
+export const read: Command = {
+  name: "read",
+  summary: "read one register of a BAR",
+  help: `usage: vfio read <device> <bar> <offset> [--width 8|16|32|64] [--json]
+
+Reads one register (default 32 bits, little-endian as the device defines) at a byte offset of a BAR and prints it
+as hex. The device must be on vfio-pci. Offsets must be aligned to the width and inside the BAR.
+  --width N   8, 16, 32 (default) or 64
+${OPEN_HELP}`,
+  options: { ...OPEN_OPTIONS, width: { type: "string", short: "w" } },
+  run(positionals: string[], values: Values): number {
+    expectArgs(positionals, 3, 3, "vfio read <device> <bar> <offset> [--width 8|16|32|64]");
+    const width = parseWidth(values.width as string | undefined);
+    const barIndex = parseBar(positionals[1]);
+    const offset = parseOffset(positionals[2]);
+    const d = resolveDevice(positionals[0]);
+    using dev = openDevice(d.address, openOptions(values));
+    const value = readRegister(openBar(dev, barIndex), offset, width);
+    if (values.json) writeJson({ address: d.address, bar: barIndex, offset, width, value: formatValue(value, width) });
+    else print(formatValue(value, width));
+    return EXIT.ok;
+  },
+};
