@@ -99,6 +99,7 @@ export {
   vfioHolders,
 } from "./lib/sysfs/bind.ts";
 export { type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
+export { blockDevices, type DeviceUse, deviceUsers, networkInterfaces } from "./lib/sysfs/in_use.ts";
 export {
   driverKeepsGroupViable,
   type GroupType,
@@ -140,6 +141,7 @@ export {
   type PciMatch,
   type PciResource,
 } from "./lib/sysfs/pci.ts";
+export { loadPciIds, PCI_IDS_PATHS, PciIds, type PciIdsOptions } from "./lib/sysfs/pci_ids.ts";
 export {
   CAPABILITIES,
   type CapabilityName,

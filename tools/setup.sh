@@ -1,11 +1,12 @@
 #!/bin/bash
 # Installs everything vfio-ts needs on a fresh Debian 12 machine (as root): the C toolchain the ABI test and the
-# busy-poll helper build with, and Deno, Bun and dprint from the npm registry (pinned in package-lock.json).
+# busy-poll helper build with, pci.ids (device names for the vfio CLI; the guest sees the host's /usr/share/misc),
+# and Deno, Bun and dprint from the npm registry (pinned in package-lock.json).
 # The QEMU guest rig installs its own packages (tests/vm/setup.sh). Idempotent and quick the second time.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 need=()
-for p in gcc libc6-dev make; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in gcc libc6-dev make pci.ids; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if ((${#need[@]})); then
   echo "setup: apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

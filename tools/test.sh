@@ -18,7 +18,7 @@ step() { # name, command...
 }
 step "format (dprint check)" node_modules/.bin/dprint check
 step "lint (deno lint)" $DENO lint
-step "types (deno check)" $DENO check mod.ts lib/ ffi/ tests/ examples/ bench/
+step "types (deno check)" $DENO check mod.ts lib/ ffi/ tests/ examples/ bench/ cli/
 step "unit tests (deno + bun)" bash tools/test-unit.sh
 step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
 step "host sees the guest's NVMe writes in the image" $DENO test -A tests/vm/nvme_image.test.ts
