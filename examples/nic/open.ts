@@ -1,0 +1,83 @@
+/**
+ * Opening a port: {@linkcode openNic} picks the example driver from the PCI vendor and device ID; helpers wait for
+ * the link and for the transmit ring to drain.
+ *
+ * ```ts
+ * import { openNic, waitForLink } from "./open.ts";
+ * using nic = openNic("0000:00:05.0");
+ * console.log(nic.driver, nic.mac, await waitForLink(nic));
+ * ```
+ * @module
+ */
+import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
+import { E1000e } from "./e1000e.ts";
+import type { LinkStatus, Nic } from "./nic.ts";
+import { VirtioNet } from "./virtio_net.ts";
+
+/** Options of {@linkcode openNic}. */
+export interface NicOptions {
+  /** Open the device in no-IOMMU mode (see `openDevice`). */
+  noiommu?: boolean;
+  /** Packet buffers in the port's pool (default 1024). */
+  poolSize?: number;
+}
+
+/** PCI IDs of the supported devices. */
+export const NIC_IDS: Readonly<Record<string, string>> = {
+  "8086:10d3": "e1000e", // Intel 82574L (QEMU's e1000e)
+  "1af4:1000": "virtio-net", // legacy/transitional virtio network device
+};
+
+/**
+ * Opens a NIC at `address` with the driver its vendor:device ID calls for; the port is ready to send and receive
+ * once {@linkcode waitForLink} says the link is up.
+ *
+ * ```ts
+ * import { openNic } from "./open.ts";
+ * using nic = openNic("0000:00:06.0", { noiommu: false });
+ * console.log(nic.driver, nic.mac);
+ * ```
+ */
+export function openNic(address: string, options: NicOptions = {}): Nic {
+  const dev = openDevice(address, { noiommu: options.noiommu });
+  try {
+    const hex4 = (n: number): string => n.toString(16).padStart(4, "0");
+    const id = `${hex4(dev.config.vendorId)}:${hex4(dev.config.deviceId)}`;
+    const poolSize = options.poolSize ?? 1024;
+    switch (NIC_IDS[id]) {
+      case "e1000e":
+        return new E1000e(dev, poolSize);
+      case "virtio-net":
+        return new VirtioNet(dev, poolSize);
+    }
+    throw new UnsupportedError(`${address} (${id}) is not a NIC these examples drive`, {
+      remedy: `use one of ${Object.entries(NIC_IDS).map(([k, v]) => `${v} (${k})`).join(", ")}`,
+    });
+  } catch (e) {
+    dev.close();
+    throw e;
+  }
+}
+
+/** Polls the link until it is up (throws after `timeoutMs`), without blocking the event loop. */
+export async function waitForLink(nic: Nic, timeoutMs = 10_000): Promise<LinkStatus> {
+  const t0 = Date.now();
+  for (;;) {
+    const link = nic.link();
+    if (link.up) return link;
+    if (Date.now() - t0 > timeoutMs) {
+      throw new VfioError(`${nic.driver} ${nic.address}: no link after ${timeoutMs} ms`, {
+        remedy: "check the cable (or the emulator's netdev), or wait longer",
+      });
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Waits (busy, up to `timeoutMs`) until every frame queued on `nic` has left. Returns the frames still queued. */
+export function drainTx(nic: Nic, timeoutMs = 1000): number {
+  const t0 = performance.now();
+  let pending = nic.txPending();
+  while (pending > 0 && performance.now() - t0 < timeoutMs) pending = nic.txPending();
+  return pending;
+}
