@@ -226,6 +226,16 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
     fails(2, /Unknown option '--bogus'/, "status", "--bogus");
     if (NIC) fails(1, /is bound to e1000e, not to vfio-pci \(bind it first: vfio bind/, "info", NIC);
     if (mode === "noiommu") fails(1, /no-IOMMU group.*--noiommu/, "info", EDU);
+    // the rig's bridged group: a second edu on vfio-pci beside the e1000e kept on its driver (one IOMMU group)
+    const bridgedEdu = (env.VFIO_TS_EDU ?? "").split(",").find((a) => a.startsWith("0000:01:"));
+    if (bridgedEdu && NIC.startsWith("0000:01:") && mode !== "noiommu") {
+      fails(
+        1,
+        new RegExp(`IOMMU group \\d+ is not viable: .*${NIC} \\(e1000e\\).*vfio bind ${NIC}`),
+        "info",
+        bridgedEdu,
+      );
+    }
     // not root: a sysfs write would fail; the CLI says so before trying
     const cache = mkdtempSync(join(tmpdir(), "vfio-cli-nobody-"));
     chmodSync(cache, 0o777);
