@@ -32,8 +32,10 @@ function fdCount(): number {
   return readdirSync("/proc/self/fd").length;
 }
 
-function mapCount(): number {
-  return readFileSync("/proc/self/maps", "utf8").split("\n").length;
+/** Whether any mapping of this process starts at `address` (the runtime's own heap and thread stacks come and go). */
+function mapped(address: bigint): boolean {
+  const hex = address.toString(16);
+  return readFileSync("/proc/self/maps", "utf8").split("\n").some((l) => l.split("-")[0] === hex);
 }
 
 function open(): ReturnType<typeof openDevice> {
@@ -111,12 +113,32 @@ describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task 
     bar0.write32(EDU_IRQ_ACK, 0x1);
   });
 
+  it("an MSI raised by DMA completion (cmd bit 2) is awaited", async () => {
+    using dev = open();
+    dev.config.enableMemory();
+    dev.config.enableBusMaster();
+    const bar0 = dev.bar(0);
+    const buf = dev.allocDma(4096, { hugepages: "never" });
+    buf.u8.fill(0x5a, 0, 512);
+    using irqs = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+    const wait = irqs.wait(0, { timeoutMs: 5000 });
+    bar0.write64(EDU_DMA_SRC, buf.busAddress(0));
+    bar0.write64(EDU_DMA_DST, EDU_BUFFER);
+    bar0.write64(EDU_DMA_COUNT, 512n);
+    bar0.write64(EDU_DMA_CMD, BigInt(DMA_START | 4));
+    assert.equal((await wait) >= 1, true, "completion interrupt");
+    assert.equal(bar0.read64(EDU_DMA_CMD) & 1n, 0n, "the DMA is done when the interrupt arrives");
+    assert.equal(bar0.read32(EDU_IRQ_STATUS) & 0x100, 0x100, "edu reports the DMA interrupt");
+    bar0.write32(EDU_IRQ_ACK, 0x100);
+  });
+
   it("close releases fds and mappings, is idempotent, and use after close is a ClosedError", () => {
     const fds = fdCount();
-    const maps = mapCount();
     const dev = open();
     const bar0 = dev.bar(0);
-    dev.allocDma(4096, { hugepages: "never" });
+    const buf = dev.allocDma(4096, { hugepages: "never" });
+    const barAt = bar0.unsafeAddress, bufAt = buf.vaddr;
+    assert.ok(mapped(barAt) && mapped(bufAt), "BAR0 and the DMA buffer are mapped while open");
     dev.enableIrqs(IrqIndex.MSI, { count: 1 });
     dev.close();
     dev.close();
@@ -124,7 +146,8 @@ describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task 
     assert.throws(() => dev.info(), ClosedError);
     assert.throws(() => dev.bar(0), ClosedError);
     assert.equal(fdCount(), fds, "no fd leaked");
-    assert.equal(mapCount(), maps, "no mapping leaked");
+    assert.equal(mapped(barAt), false, "BAR0 unmapped");
+    assert.equal(mapped(bufAt), false, "DMA buffer unmapped");
     using again = open(); // the group, container and device can be opened again
     assert.equal(again.bar(0).read32(EDU_ID), 0x010000ed);
   });
@@ -159,5 +182,28 @@ describe("a group that is not viable", { skip: (!inVm || noiommu) && "needs the 
         return true;
       });
     }
+  });
+});
+
+describe("reset", { skip: !inVm && "needs the VFIO guest" }, () => {
+  it("edu has no reset method: a clear UnsupportedError", () => {
+    using dev = open();
+    assert.equal(dev.info().resetSupported, false);
+    assert.throws(() => dev.reset(), UnsupportedError);
+  });
+
+  it("devices that offer a reset are reset and keep working", () => {
+    const candidates = [env.VFIO_TS_NVME, env.VFIO_TS_E1000E, env.VFIO_TS_VIRTIO_NET]
+      .flatMap((v) => (v ?? "").split(",")).filter(Boolean);
+    let resets = 0;
+    for (const address of candidates) {
+      using dev = openDevice(address, { noiommu });
+      if (!dev.info().resetSupported) continue;
+      const vendor = dev.config.vendorId;
+      dev.reset();
+      resets++;
+      assert.equal(dev.config.vendorId, vendor, `${address} answers after reset`);
+    }
+    assert.ok(resets > 0, `at least one of ${candidates.join(", ")} supports reset`);
   });
 });
