@@ -19,6 +19,7 @@ import { bind } from "./commands/bind.ts";
 import { config } from "./commands/config.ts";
 import { groups } from "./commands/groups.ts";
 import { info } from "./commands/info.ts";
+import { mdev } from "./commands/mdev.ts";
 import { noiommu } from "./commands/noiommu.ts";
 import { read } from "./commands/read.ts";
 import { restore } from "./commands/restore.ts";
@@ -28,7 +29,19 @@ import { write } from "./commands/write.ts";
 import { type Command, EXIT, print, RefusedError, UsageError } from "./common.ts";
 
 /** Every command, in the order `vfio --help` lists them. */
-export const COMMANDS: readonly Command[] = [status, groups, bind, unbind, restore, noiommu, info, config, read, write];
+export const COMMANDS: readonly Command[] = [
+  status,
+  groups,
+  bind,
+  unbind,
+  restore,
+  noiommu,
+  info,
+  config,
+  read,
+  write,
+  mdev,
+];
 
 const USAGE = `usage: vfio <command> [options] [arguments]
 

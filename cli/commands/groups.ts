@@ -24,7 +24,12 @@ pci-stub); the members that block it are marked.`,
     expectArgs(positionals, 0, 0, "vfio groups [--json]");
     const all = listIommuGroups().map((n) => {
       const g = iommuGroup(n);
-      const members = g.members.map((m) => ({ ...m, blocksViability: !driverKeepsGroupViable(m.driver) }));
+      // an emulated-IOMMU group holds mediated devices, on their parent's mdev driver: that is how VFIO takes them
+      const emulated = g.groupType === "emulated-iommu";
+      const members = g.members.map((m) => ({
+        ...m,
+        blocksViability: !emulated && !driverKeepsGroupViable(m.driver),
+      }));
       return { ...g, members, viable: members.every((m) => !m.blocksViability) };
     });
     if (values.json) {
@@ -34,7 +39,13 @@ pci-stub); the members that block it are marked.`,
     if (all.length === 0) print("no IOMMU groups (no IOMMU, and no device bound in no-IOMMU mode)");
     for (const g of all) {
       const node = `${g.vfioPath}${g.vfioPathExists ? "" : " (appears once a member is on vfio-pci)"}`;
-      const kind = g.noIommu ? "  no-IOMMU (no DMA isolation)" : g.type ? `  ${g.type}` : "";
+      const kind = g.noIommu
+        ? "  no-IOMMU (no DMA isolation)"
+        : g.groupType === "emulated-iommu"
+        ? "  emulated IOMMU (mediated devices)"
+        : g.type
+        ? `  ${g.type}`
+        : "";
       print(`group ${g.number}  ${g.viable ? "viable" : "NOT viable"}${kind}  ${node}`);
       for (const m of g.members) {
         print(`  ${m.address}  ${m.driver ?? "-"}${m.blocksViability ? "  <- blocks VFIO: bind it to vfio-pci" : ""}`);

@@ -9,6 +9,7 @@
  */
 
 import { deviceUsers } from "../../lib/sysfs/in_use.ts";
+import { listMediatedDevices } from "../../lib/sysfs/mdev.ts";
 import { noIommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { listPciDevices, type PciDeviceInfo } from "../../lib/sysfs/pci.ts";
 import { loadPciIds, type PciIds } from "../../lib/sysfs/pci_ids.ts";
@@ -38,6 +39,7 @@ grouped as on vfio-pci, on a kernel driver, on no driver. Then whether no-IOMMU 
     const devices = listPciDevices();
     const uses = new Map(devices.map((d) => [d.address, d.driver === "vfio-pci" ? [] : deviceUsers(d.address)]));
     const noiommu = noIommuStatus();
+    const mediated = listMediatedDevices();
     if (values.json) {
       writeJson({
         pciIds: ids.source,
@@ -45,6 +47,7 @@ grouped as on vfio-pci, on a kernel driver, on no driver. Then whether no-IOMMU 
           ...deviceSummary(d, ids),
           inUse: uses.get(d.address)?.map((u) => u.description) ?? [],
         })),
+        mediatedDevices: mediated.map((m) => ({ ...m, groupType: "emulated-iommu" })),
         noiommu,
       });
       return EXIT.ok;
@@ -57,6 +60,13 @@ grouped as on vfio-pci, on a kernel driver, on no driver. Then whether no-IOMMU 
     for (const [title, list] of sections) {
       print(`${title} (${list.length}):`);
       for (const d of list) print(row(d, ids, uses.get(d.address)?.map((u) => u.description) ?? []));
+      print("");
+    }
+    if (mediated.length > 0) {
+      print(`mediated devices (${mediated.length}), in emulated-IOMMU groups:`);
+      for (const m of mediated) {
+        print(`  ${m.uuid}  ${m.parent} ${m.type}\n      driver ${m.driver ?? "-"}  group ${m.iommuGroup ?? "-"}`);
+      }
       print("");
     }
     print(`no-IOMMU mode: ${noiommu.summary}`);

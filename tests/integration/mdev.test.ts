@@ -263,6 +263,45 @@ describe("mediated devices (mtty)", { skip }, () => {
     }
   });
 
+  it("vfio mdev types|create|list|remove, and mediated devices in status and groups", { timeout: 600_000 }, () => {
+    removeAll();
+    const cli = (...args: string[]): { code: number | null; out: string; err: string } => {
+      const argv = isBun ? ["cli/vfio.ts", ...args] : ["run", "-A", "--no-check", "cli/vfio.ts", ...args];
+      const r = spawnSync(process.execPath, argv, { encoding: "utf8", timeout: 120_000 });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    const json = (...args: string[]): Record<string, unknown> => {
+      const r = cli(...args, "--json");
+      assert.equal(r.code, 0, r.err);
+      return JSON.parse(r.out);
+    };
+    const parents = json("mdev", "types").parents as { name: string; types: { id: string }[] }[];
+    assert.deepEqual(parents.find((p) => p.name === PARENT)!.types.map((t) => t.id), ["mtty-1", "mtty-2"]);
+    assert.deepEqual(json("mdev", "create", PARENT, "mtty-2", "--uuid", UUID), {
+      uuid: UUID,
+      parent: PARENT,
+      type: "mtty-2",
+    });
+    try {
+      const listed = cli("mdev", "list");
+      assert.match(listed.out, new RegExp(`${UUID}  mtty mtty-2 \\(Dual port serial\\)`));
+      assert.match(listed.out, /driver mtty {2}group \d+ \(emulated IOMMU\)/);
+      const { mediatedDevices } = json("status") as { mediatedDevices: { uuid: string; groupType: string }[] };
+      assert.deepEqual(mediatedDevices.map((m) => [m.uuid, m.groupType]), [[UUID, "emulated-iommu"]]);
+      const group = mediatedDevice(UUID).iommuGroup;
+      const { groups } = json("groups") as { groups: { number: number; groupType: string; viable: boolean }[] };
+      const g = groups.find((x) => x.number === group)!;
+      assert.deepEqual([g.groupType, g.viable], ["emulated-iommu", true]);
+      const bad = cli("mdev", "create", PARENT, "mtty-7");
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /^vfio: mtty supports no mediated-device type "mtty-7" \(its types: mtty-1/);
+    } finally {
+      const r = cli("mdev", "remove", UUID);
+      assert.deepEqual([r.code, r.out.trim()], [0, `removed ${UUID}`], r.err);
+    }
+    assert.deepEqual(listMediatedDeviceUuids(), []);
+  });
+
   it("examples/mtty.ts passes every check", () => {
     removeAll();
     const argv = isBun ? ["examples/mtty.ts"] : ["run", "-A", "--no-check", "examples/mtty.ts"];
