@@ -145,7 +145,7 @@ async function main(): Promise<number> {
     if (jobs === 1) Deno.stdout.writeSync(enc.encode(header));
     const cmd = runtime === "deno"
       ? `exec "$VFIO_TS_DENO" test -A --no-check ${files.map(shQuote).join(" ")}`
-      : `exec "$VFIO_TS_BUN" test ${files.map(shQuote).join(" ")}`;
+      : `exec "$VFIO_TS_BUN" test --timeout 300000 ${files.map(shQuote).join(" ")}`;
     const r: VmResult = await runVm({
       mode,
       runtime,
