@@ -1,0 +1,206 @@
+/**
+ * The host figures of the benchmark suite, for the runtime running it, each beside its C baseline measured in the
+ * same process on the same memory: P1 register access, P2 packet forwarding over a memory-simulated NIC, P4
+ * address translation. Prints a readable report on stderr and one `RESULT {json}` line on stdout
+ * (`bench/all.ts` runs it on both runtimes and prints the table). Every figure is the best of several runs: on a
+ * shared machine noise only ever adds time.
+ *
+ * Run: `deno run -A bench/host.ts`, `bun bench/host.ts` (or everything: `deno task bench`).
+ *
+ * @module
+ */
+import process from "node:process";
+import { MFD_CLOEXEC } from "../ffi/constants.ts";
+import { libc } from "../ffi/libc.ts";
+import { pollHelper } from "../ffi/poll_helper.ts";
+import {
+  VFIO_REGION_INFO_FLAG_MMAP,
+  VFIO_REGION_INFO_FLAG_READ,
+  VFIO_REGION_INFO_FLAG_WRITE,
+} from "../lib/abi/vfio.ts";
+import { DmaMemory } from "../lib/dma/memory.ts";
+import { openPagemapFd, readPagemapEntry } from "../lib/dma/pagemap.ts";
+import { NoIommuMapper } from "../lib/iommu/noiommu.ts";
+import { Poller } from "../lib/poll.ts";
+import { Region, regionName } from "../lib/region.ts";
+import { loadBenchNative } from "./native.ts";
+import { forward, SimNic } from "./nic_sim.ts";
+
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
+const log = (s: string): void => void process.stderr.write(s + "\n");
+const best = (f: () => number, k = REPEAT): number => Math.min(...Array.from({ length: k }, f));
+/** ns per iteration of `body` over n iterations, best of REPEAT. */
+const perOp = (n: number, body: (n: number) => number): number =>
+  best(() => {
+    const t0 = performance.now();
+    sink += body(n);
+    return ((performance.now() - t0) * 1e6) / n;
+  });
+let sink = 0;
+
+const c = await loadBenchNative();
+const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHelper.native };
+
+// ---------------------------------------------------------------- P1: register access on an mmapped memfd
+{
+  const fd = libc.memfdCreate("vfio-ts-bench-p1", MFD_CLOEXEC);
+  libc.ftruncate(fd, 0x10000);
+  const flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP;
+  const bar = Region.open({ fd, name: "memfd" }, 0, {
+    mmap: "required",
+    info: {
+      index: 0,
+      name: regionName(0),
+      size: 0x10000,
+      offset: 0,
+      flags,
+      readable: true,
+      writable: true,
+      mmappable: true,
+      sparseAreas: null,
+      type: null,
+      msixMappable: false,
+      capabilityIds: [],
+    },
+  });
+  const u32 = new Uint32Array(bar.unsafeArrayBuffer);
+  const N = 20_000_000;
+  const readApi = (n: number): number => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += bar.read32((i & 63) << 2);
+    return s;
+  };
+  const writeApi = (n: number): number => {
+    for (let i = 0; i < n; i++) bar.write32((i & 63) << 2, i);
+    return 0;
+  };
+  const readRaw = (n: number): number => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += u32[i & 63];
+    return s;
+  };
+  const readAtomics = (n: number): number => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += Atomics.load(u32, i & 63);
+    return s;
+  };
+  const writeRaw = (n: number): number => {
+    for (let i = 0; i < n; i++) u32[i & 63] = i;
+    return 0;
+  };
+  const p1 = {
+    read_api: perOp(N, readApi),
+    read_atomics: perOp(N, readAtomics),
+    read_raw: perOp(N, readRaw),
+    read_c: best(() => c.readNs(bar.unsafeAddress, N)),
+    write_api: perOp(N, writeApi),
+    write_raw: perOp(N, writeRaw),
+    write_c: best(() => c.writeNs(bar.unsafeAddress, N)),
+  };
+  log(`P1 ${libc.runtime}: ${JSON.stringify(p1, (_, v) => typeof v === "number" ? +v.toFixed(2) : v)}`);
+
+  // Hoisting: a loop compiled while the bit is set, then left spinning while a C thread sets it 20 ms later.
+  const spinApi = (off: number, max: number): number => {
+    let n = 0;
+    while ((bar.read32(off) & 1) === 0 && n < max) n++;
+    return n;
+  };
+  const spinRaw = (i: number, max: number): number => {
+    let n = 0;
+    while ((u32[i] & 1) === 0 && n < max) n++;
+    return n;
+  };
+  const poller = new Poller(bar);
+  const seen = (name: string, off: number, spin: (max: number) => boolean): string => {
+    bar.write32(off, 1);
+    for (let k = 0; k < 200_000; k++) spin(10); // optimise it first
+    bar.write32(off, 0);
+    c.startDelayedWriter(bar.unsafeAddress + BigInt(off), 1, 20_000);
+    const t0 = performance.now();
+    const ok = spin(400_000_000);
+    const ms = performance.now() - t0;
+    const r = ok ? `seen after ${ms.toFixed(1)} ms` : `NOT seen in ${ms.toFixed(0)} ms (load hoisted)`;
+    log(`P1 ${libc.runtime} hoisting, ${name}: ${r}`);
+    while ((Atomics.load(u32, off >> 2) & 1) === 0) { /* let the writer finish before the next case */ }
+    return r;
+  };
+  const hoisting = {
+    read_api: seen("Region.read32", 0x1000, (max) => spinApi(0x1000, max) < max),
+    poller: seen("Poller.spin32 (C helper)", 0x1040, (max) => (poller.spin32(0x1040, 1, 1, max) & 1) === 1),
+    read_raw: seen("raw Uint32Array", 0x1080, (max) => spinRaw(0x1080 >> 2, max) < max),
+  };
+  result.p1 = { ...p1, hoisting };
+  bar.close();
+  libc.close(fd);
+}
+
+// ---------------------------------------------------------------- P2: packet forwarding
+{
+  const nic = new SimNic(c);
+  const poller = new Poller(nic.region);
+  const PACKETS = Number(process.env.BENCH_PACKETS ?? 200_000);
+  const variants: Record<string, (batch: number, n: number) => number> = {
+    ts: (batch, n) => forward(nic, batch, n, null),
+    helper: (batch, n) => forward(nic, batch, n, poller),
+    c: (batch, n) => c.forward(nic.address, batch, n),
+  };
+  const p2: Record<string, Record<string, number>> = {};
+  for (const batch of [1, 8, 32, 128, 256]) {
+    const row: Record<string, number> = {};
+    for (const [name, f] of Object.entries(variants)) { // warm up
+      nic.reset();
+      f(batch, PACKETS / 10);
+      nic.stop();
+      row[name] = Infinity;
+    }
+    for (let r = 0; r < REPEAT; r++) { // interleaved, so load on the machine hits all three alike
+      for (const [name, f] of Object.entries(variants)) {
+        nic.reset();
+        row[name] = Math.min(row[name], f(batch, PACKETS) / PACKETS);
+        nic.stop();
+      }
+    }
+    p2[batch] = row;
+    log(
+      `P2 ${libc.runtime} batch ${batch}: ${JSON.stringify(row, (_, v) => typeof v === "number" ? +v.toFixed(1) : v)}`,
+    );
+  }
+  result.p2 = p2;
+  nic.close();
+}
+
+// ---------------------------------------------------------------- P4: no-IOMMU address translation
+if (libc.geteuid() === 0) {
+  using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
+  using mapper = new NoIommuMapper();
+  const m = mapper.map(mem.vaddr, mem.sizeBytes);
+  const fd = openPagemapFd();
+  const scratch = new BigUint64Array(1);
+  const PFN = (1n << 55n) - 1n;
+  let x = 0n;
+  const lookup = perOp(1_000_000, (n) => {
+    for (let i = 0; i < n; i++) x ^= m.busAddress((i * 2056) & 0xfffff);
+    return 0;
+  });
+  const preadTs = perOp(20_000, (n) => {
+    for (let i = 0; i < n; i++) {
+      const off = (i * 2056) & 0xfffff;
+      x ^= (readPagemapEntry(fd, mem.vaddr + BigInt(off), scratch) & PFN) * 4096n + BigInt(off & 4095);
+    }
+    return 0;
+  });
+  const preadC = best(() => c.pagemapNs(mem.vaddr, 1 << 20, 20_000));
+  libc.close(fd);
+  result.p4 = { lookup, pread_ts: preadTs, pread_c: preadC };
+  log(
+    `P4 ${libc.runtime}: busAddress ${lookup.toFixed(1)} ns, pread per lookup ${preadTs.toFixed(0)} ns (C ${
+      preadC.toFixed(0)
+    } ns)`,
+  );
+  if (x === -1n) log("");
+} else {
+  log("P4: skipped (pagemap frame numbers need root)");
+}
+
+if (sink === 0.5) log("");
+console.log("RESULT " + JSON.stringify(result));

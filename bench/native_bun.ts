@@ -1,0 +1,34 @@
+/**
+ * `bench/native.ts` under Bun (loaded by a dynamic import only there).
+ *
+ * @module
+ */
+// @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
+import { dlopen, FFIType as T } from "bun:ffi";
+import type { BenchNative } from "./native.ts";
+
+// deno-lint-ignore no-explicit-any
+type Fn = (...args: any[]) => any;
+
+/** Binds the built shared object. */
+export function bind(so: string): BenchNative {
+  const s = dlopen(so, {
+    c_read_ns: { args: [T.ptr, T.u32], returns: T.f64 },
+    c_write_ns: { args: [T.ptr, T.u32], returns: T.f64 },
+    start_delayed_writer: { args: [T.ptr, T.u32, T.u32], returns: T.i32 },
+    nic_start: { args: [T.ptr], returns: T.i32 },
+    nic_stop: { args: [T.ptr], returns: T.void },
+    c_forward: { args: [T.ptr, T.u32, T.u32], returns: T.f64 },
+    c_pagemap_ns: { args: [T.u64, T.u32, T.u32], returns: T.f64 },
+  }).symbols as Record<string, Fn>;
+  const p = (a: bigint): number => Number(a);
+  return {
+    readNs: (a, n) => s.c_read_ns(p(a), n),
+    writeNs: (a, n) => s.c_write_ns(p(a), n),
+    startDelayedWriter: (a, v, us) => void s.start_delayed_writer(p(a), v, us),
+    nicStart: (a) => void s.nic_start(p(a)),
+    nicStop: (a) => s.nic_stop(p(a)),
+    forward: (a, b, n) => s.c_forward(p(a), b, n),
+    pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
+  };
+}
