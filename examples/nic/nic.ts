@@ -196,3 +196,48 @@ export function parseMac(text: string): Uint8Array {
   if (!m) throw new VfioError(`"${text}" is not a MAC address`, { remedy: "write it as 52:54:00:12:34:56" });
   return Uint8Array.from(m.slice(1), (h) => parseInt(h, 16));
 }
+
+/**
+ * Adaptive polling for small machines: a poll loop reports whether each round did any work; after `idleMs` of
+ * rounds without work, {@linkcode pause} sleeps 1 ms, handing the CPU to whoever feeds the port (another process,
+ * or the emulator on a one-CPU guest). With `busy`, it never sleeps (ixy's pure busy polling).
+ *
+ * ```ts
+ * import { Backoff } from "./nic.ts";
+ * const backoff = new Backoff({ busy: false });
+ * for (let round = 0; round < 3; round++) {
+ *   const didWork = false; // e.g. rxBatch() > 0
+ *   if (backoff.idle(didWork)) await backoff.pause();
+ * }
+ * ```
+ */
+export class Backoff {
+  readonly #busy: boolean;
+  readonly #idleMs: number;
+  #since = -1;
+  /** Number of naps taken. */
+  naps = 0;
+
+  constructor(options: { busy?: boolean; idleMs?: number } = {}) {
+    this.#busy = options.busy ?? false;
+    this.#idleMs = options.idleMs ?? 0.2;
+  }
+
+  /** Records one round; true when the loop has been idle long enough to {@linkcode pause}. */
+  idle(didWork: boolean): boolean {
+    if (didWork || this.#busy) {
+      this.#since = -1;
+      return false;
+    }
+    const now = performance.now();
+    if (this.#since < 0) this.#since = now;
+    return now - this.#since >= this.#idleMs;
+  }
+
+  /** Sleeps 1 ms (the process blocks in the event loop, so the CPU is free meanwhile). */
+  async pause(): Promise<void> {
+    this.naps++;
+    this.#since = -1;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
