@@ -98,7 +98,7 @@ export {
   type VfioHolder,
   vfioHolders,
 } from "./lib/sysfs/bind.ts";
-export { type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
+export { type HugepagePool, type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
 export { blockDevices, type DeviceUse, deviceUsers, networkInterfaces } from "./lib/sysfs/in_use.ts";
 export {
   driverKeepsGroupViable,
@@ -147,6 +147,8 @@ export {
   type CapabilityName,
   checkNoIommuPrivileges,
   hasCapability,
+  type NoIommuPrivilegeOptions,
+  type ProcessPrivileges,
   processPrivileges,
 } from "./lib/sysfs/privileges.ts";
 export type { DeviceFd } from "./lib/types.ts";

@@ -35,6 +35,7 @@ export interface VfioErrorOptions {
  * ```
  */
 export class VfioError extends Error {
+  /** The error class's name, `"VfioError"`. */
   override name = "VfioError";
   /** What the user can do about it, when known. */
   readonly remedy?: string;
@@ -152,6 +153,7 @@ export interface SyscallContext {
  * ```
  */
 export class SystemError extends VfioError {
+  /** The error class's name, `"SystemError"`. */
   override name = "SystemError";
   /** The libc function that failed (`open`, `ioctl`, `mmap` …). */
   readonly syscall: string;
@@ -237,6 +239,7 @@ export function throwErrno(syscall: string, errno: number, context?: SyscallCont
  * ```
  */
 export class InvalidAddressError extends VfioError {
+  /** The error class's name, `"InvalidAddressError"`. */
   override name = "InvalidAddressError";
   /** The text that was given. */
   readonly address: string;
@@ -259,6 +262,7 @@ export class InvalidAddressError extends VfioError {
  * ```
  */
 export class NotBoundError extends VfioError {
+  /** The error class's name, `"NotBoundError"`. */
   override name = "NotBoundError";
   /** The device's address. */
   readonly address: string;
@@ -293,6 +297,7 @@ export interface GroupMember {
  * ```
  */
 export class GroupNotViableError extends VfioError {
+  /** The error class's name, `"GroupNotViableError"`. */
   override name = "GroupNotViableError";
   /** The IOMMU group number. */
   readonly group: number;
@@ -320,6 +325,7 @@ export class GroupNotViableError extends VfioError {
  * ```
  */
 export class NoIommuError extends VfioError {
+  /** The error class's name, `"NoIommuError"`. */
   override name = "NoIommuError";
   /** Builds the error with a statement of the problem and what to do. */
   constructor(message: string, remedy: string) {
@@ -336,6 +342,7 @@ export class NoIommuError extends VfioError {
  * ```
  */
 export class OutOfRangeError extends VfioError {
+  /** The error class's name, `"OutOfRangeError"`. */
   override name = "OutOfRangeError";
 }
 
@@ -348,6 +355,7 @@ export class OutOfRangeError extends VfioError {
  * ```
  */
 export class UnsupportedError extends VfioError {
+  /** The error class's name, `"UnsupportedError"`. */
   override name = "UnsupportedError";
 }
 
@@ -360,6 +368,7 @@ export class UnsupportedError extends VfioError {
  * ```
  */
 export class ClosedError extends VfioError {
+  /** The error class's name, `"ClosedError"`. */
   override name = "ClosedError";
   /** Builds the error naming the closed resource. */
   constructor(what: string) {
