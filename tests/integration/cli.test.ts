@@ -154,7 +154,9 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
     ip("link", "set", again, "up");
     assert.match(ok("bind", NIC, "--force"), /e1000e -> vfio-pci/);
     assert.equal(driverOf(NIC), "vfio-pci");
-    ok("restore", NIC);
+    assert.match(ok("unbind", NIC), new RegExp(`${NIC}: unbound from vfio-pci`));
+    assert.equal(driverOf(NIC), null);
+    assert.match(ok("restore", NIC), new RegExp(`${NIC}: no driver -> e1000e`));
     assert.equal(driverOf(NIC), "e1000e");
     assert.equal(readFileSync(sysfs(NIC, "driver_override"), "utf8").trim(), "(null)", "driver_override cleared");
   });
@@ -194,7 +196,7 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
 
   it(
     "info and config on nvme: BAR0 as sysfs sizes it, MSI-X matching the kernel's vector count",
-    { skip: !NVME },
+    { skip: !NVME, timeout: LONG },
     () => {
       type Info = {
         regions: { index: number; size: number }[];
