@@ -23,7 +23,7 @@ step "docs (every public export documented: deno doc --lint)" $DENO doc --lint m
 step "unit tests (deno + bun)" bash tools/test-unit.sh
 step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
 # pktgen -> fwd -> receiver across two QEMU hubs needs four NICs: its own rig, one boot per mode x runtime
-step "NIC forwarder chain (4 NICs on 2 hubs, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter fwd \
+step "NIC forwarder chain (4 NICs on 2 hubs, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter fwd --jobs 2 \
   --devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1
 step "host sees the guest's NVMe writes in the image" $DENO test -A tests/vm/nvme_image.test.ts
 echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
