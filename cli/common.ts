@@ -55,7 +55,7 @@ export interface Command {
   /** Its own options (`--help` and `--json` are added to every command). */
   readonly options: Options;
   /** Runs it; returns the exit code. */
-  run(positionals: string[], values: Values): number | Promise<number>;
+  run(positionals: string[], values: Values): number;
 }
 
 /** Writes lines to stdout. */

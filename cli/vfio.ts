@@ -70,10 +70,10 @@ function errorExit(e: unknown, name: string): number {
  *
  * ```ts
  * import { main } from "./vfio.ts";
- * const code = await main(["status", "--json"]);
+ * const code = main(["status", "--json"]);
  * ```
  */
-export async function main(argv: readonly string[]): Promise<number> {
+export function main(argv: readonly string[]): number {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     print(USAGE);
@@ -96,13 +96,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       print(command.help);
       return EXIT.ok;
     }
-    return await command.run(positionals, values);
+    return command.run(positionals, values);
   } catch (e) {
     return errorExit(e, name);
   }
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  process.exitCode = code;
+  process.exitCode = main(process.argv.slice(2));
 }
