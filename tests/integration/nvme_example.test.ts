@@ -17,10 +17,11 @@ function nvmeExample(...args: string[]): { status: number | null; out: string } 
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
+const LONG = { timeout: 180_000 }; // child processes under TCG outlast bun test's 5 s default
 const skip = !inVm ? "needs the VFIO guest (deno task test:vm)" : !nvme && "no nvme bound to vfio-pci in the guest";
 
 describe("examples/nvme.ts", { skip }, () => {
-  it("identifies the controller and namespace, reads LBA 0..63 holding the image's pattern", () => {
+  it("identifies the controller and namespace, reads LBA 0..63 holding the image's pattern", LONG, () => {
     const r = nvmeExample("--check", "--blocks", "64");
     console.log(r.out);
     assert.equal(r.status, 0, r.out);
@@ -32,13 +33,13 @@ describe("examples/nvme.ts", { skip }, () => {
     assert.match(r.out, /all checks passed/);
   });
 
-  it("reads the whole patterned MiB on scattered 4 KiB pages: several commands, each with a PRP list", () => {
+  it("reads the whole patterned MiB on scattered 4 KiB pages: several commands, each with a PRP list", LONG, () => {
     const r = nvmeExample("--check", "--blocks", "2048", "--hugepages", "never");
     assert.equal(r.status, 0, r.out);
     assert.match(r.out, /2 command\(s\) of at most 524288 bytes\), buffers on 4 KiB pages/);
   });
 
-  it("writes a pattern to a high LBA range, then a fresh run reads it back", () => {
+  it("writes a pattern to a high LBA range, then a fresh run reads it back", LONG, () => {
     const w = nvmeExample("--write", "--lba", "100000", "--blocks", "40", "--seed", "0x5eed1234");
     assert.equal(w.status, 0, w.out);
     assert.match(w.out, /wrote the pattern \(seed 0x5eed1234\) and flushed/);
@@ -50,7 +51,7 @@ describe("examples/nvme.ts", { skip }, () => {
     assert.equal(doc.io.blocks, 40);
   });
 
-  it("fails (exit 1, the first bad word named) when the blocks do not hold the pattern", () => {
+  it("fails (exit 1, the first bad word named) when the blocks do not hold the pattern", LONG, () => {
     const r = nvmeExample("--check", "--lba", "4096", "--blocks", "1"); // past the patterned MiB: zeros
     assert.equal(r.status, 1, r.out);
     assert.match(
@@ -59,12 +60,15 @@ describe("examples/nvme.ts", { skip }, () => {
     );
   });
 
-  it("refuses --write without an explicit --lba and a range past the namespace end", () => {
+  it("refuses --write without an explicit --lba, a range past the namespace end, an inactive namespace", LONG, () => {
     const w = nvmeExample("--write");
     assert.equal(w.status, 1, w.out);
     assert.match(w.out, /choose them with an explicit --lba/);
     const r = nvmeExample("--lba", "131070", "--blocks", "4");
     assert.equal(r.status, 1, r.out);
     assert.match(r.out, /past the namespace end/);
+    const n = nvmeExample("--nsid", "2"); // QEMU's controller has namespace 1 only
+    assert.equal(n.status, 1, n.out);
+    assert.match(n.out, /namespace 2 is not active|invalid namespace/);
   });
 });
