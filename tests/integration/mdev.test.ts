@@ -302,7 +302,7 @@ describe("mediated devices (mtty)", { skip }, () => {
     assert.deepEqual(listMediatedDeviceUuids(), []);
   });
 
-  it("examples/mtty.ts passes every check", () => {
+  it("examples/mtty.ts passes every check", { timeout: 120_000 }, () => {
     removeAll();
     const argv = isBun ? ["examples/mtty.ts"] : ["run", "-A", "--no-check", "examples/mtty.ts"];
     const r = spawnSync(process.execPath, argv, { encoding: "utf8", timeout: 120_000 });
