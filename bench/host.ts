@@ -140,8 +140,8 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
   const poller = new Poller(nic.region);
   const PACKETS = Number(process.env.BENCH_PACKETS ?? 200_000);
   const variants: Record<string, (batch: number, n: number) => number> = {
-    ts: (batch, n) => forward(nic, batch, n, null),
-    helper: (batch, n) => forward(nic, batch, n, poller),
+    ts: (batch, n) => forward(nic, batch, n, null, c.threadCpuNs),
+    helper: (batch, n) => forward(nic, batch, n, poller, c.threadCpuNs),
     c: (batch, n) => c.forward(nic.address, batch, n),
   };
   const p2: Record<string, Record<string, number>> = {};

@@ -19,6 +19,8 @@ export interface BenchNative {
   nicStop(shm: bigint): void;
   forward(shm: bigint, batch: number, packets: number): number;
   pagemapNs(address: bigint, span: number, n: number): number;
+  /** CPU time of the calling thread, ns. */
+  threadCpuNs(): number;
 }
 
 /** Compiles the C source with gcc -O2 (the same flags for every figure) and binds it. */
@@ -39,6 +41,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
     nic_stop: { parameters: ["pointer"], result: "void" },
     c_forward: { parameters: ["pointer", "u32", "u32"], result: "f64" },
     c_pagemap_ns: { parameters: ["u64", "u32", "u32"], result: "f64" },
+    thread_cpu_ns: { parameters: [], result: "f64" },
   }).symbols;
   const p = (a: bigint): Deno.PointerValue => Deno.UnsafePointer.create(a);
   return {
@@ -49,5 +52,6 @@ export async function loadBenchNative(): Promise<BenchNative> {
     nicStop: (a) => s.nic_stop(p(a)),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
+    threadCpuNs: () => s.thread_cpu_ns(),
   };
 }

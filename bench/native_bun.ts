@@ -20,6 +20,7 @@ export function bind(so: string): BenchNative {
     nic_stop: { args: [T.ptr], returns: T.void },
     c_forward: { args: [T.ptr, T.u32, T.u32], returns: T.f64 },
     c_pagemap_ns: { args: [T.u64, T.u32, T.u32], returns: T.f64 },
+    thread_cpu_ns: { args: [], returns: T.f64 },
   }).symbols as Record<string, Fn>;
   const p = (a: bigint): number => Number(a);
   return {
@@ -30,5 +31,6 @@ export function bind(so: string): BenchNative {
     nicStop: (a) => s.nic_stop(p(a)),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
+    threadCpuNs: () => s.thread_cpu_ns(),
   };
 }

@@ -92,19 +92,20 @@ export class SimNic {
 }
 
 /**
- * Forwards `packets` packets in batches of up to `batch`; returns the driver's busy time in nanoseconds (stretches
- * of polling an empty RX ring, i.e. waiting for the device thread, are left out, as in the C reference). With a `poller`
+ * Forwards `packets` packets in batches of up to `batch`; returns the driver's busy time in nanoseconds: thread CPU
+ * time (`cpu`, ns) minus the stretches of polling an empty RX ring (waiting for the device thread), as in the C
+ * reference, so that neither thread being descheduled on a loaded machine counts. With a `poller`
  * (the C helper), one call finds how many RX descriptors are done and one how many TX descriptors completed;
  * without, each status word is read with `Atomics.load`.
  */
-export function forward(nic: SimNic, batch: number, packets: number, poller: Poller | null): number {
+export function forward(nic: SimNic, batch: number, packets: number, poller: Poller | null, cpu: () => number): number {
   const u32 = nic.u32, regs = nic.region;
   const pool = new Uint32Array(NBUFS), rxBuf = new Uint32Array(RING_SIZE), txBuf = new Uint32Array(RING_SIZE);
   const pkt = new Uint32Array(RING_SIZE);
   let npool = 0, rx = 0, tx = 0, clean = 0, done = 0, idle = 0, idleSince = -1;
   for (let i = RING_SIZE; i < NBUFS; i++) pool[npool++] = BUFS + i * BUF_SIZE;
   for (let i = 0; i < RING_SIZE; i++) rxBuf[i] = BUFS + i * BUF_SIZE;
-  const t0 = performance.now();
+  const t0 = cpu();
   while (done < packets) {
     // RX: take up to `batch` received frames, re-arm each slot with a fresh buffer.
     let n = 0;
@@ -122,11 +123,11 @@ export function forward(nic: SimNic, batch: number, packets: number, poller: Pol
       rx = rx + 1 === RING_SIZE ? 0 : rx + 1;
     }
     if (n === 0) {
-      if (idleSince < 0) idleSince = performance.now();
+      if (idleSince < 0) idleSince = cpu();
       continue;
     }
     if (idleSince >= 0) {
-      idle += performance.now() - idleSince;
+      idle += cpu() - idleSince;
       idleSince = -1;
     }
     regs.write32(REG_RDT, rx === 0 ? RING_SIZE - 1 : rx - 1);
@@ -162,5 +163,5 @@ export function forward(nic: SimNic, batch: number, packets: number, poller: Pol
     regs.write32(REG_TDT, tx);
     done += n;
   }
-  return (performance.now() - t0 - idle) * 1e6;
+  return cpu() - t0 - idle;
 }
