@@ -73,6 +73,15 @@ export {
 } from "./lib/open_paths.ts";
 export { isPciAddress, parsePciAddress, type PciAddress, pciAddress } from "./lib/pci_address.ts";
 export {
+  DEFAULT_MAX_SPINS,
+  Poller,
+  type PollerOptions,
+  pollHelperStatus,
+  type PollTarget,
+  type RingLayout,
+  spinUntil,
+} from "./lib/poll.ts";
+export {
   Region,
   type RegionInfo,
   regionInfo,

@@ -74,39 +74,23 @@ describe("NoIommuMapper", { skip: !root && "needs root" }, () => {
     assert.throws(() => mapper.map(mem.vaddr, libc.pageSize), ClosedError);
   });
 
-  // The target is >= 20x (typically 25-60x measured on an idle 2-core VM); the assertion allows 10x so a loaded shared
-  // machine does not fail it, while a lookup that made a system call (~1x) still would.
-  it("busAddress is a table lookup, far faster than one pread of pagemap per lookup", () => {
+  // Correctness only: how much faster the table is than a pagemap pread per lookup is a benchmark figure (P4 in
+  // bench/, BENCHMARKS.md), never a timed assertion in a test.
+  it("busAddress answers from the table what a pagemap pread per lookup would", () => {
     using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
     using mapper = new NoIommuMapper();
     const m = mapper.map(mem.vaddr, mem.sizeBytes);
     const fd = openPagemapFd();
     const scratch = new BigUint64Array(1);
-    let sink = 0n;
-    const perOp = (n: number, f: (i: number) => void): number => {
-      for (let i = 0; i < n; i++) f(i); // warm-up: let the JIT compile the loop first
-      const runs: number[] = [];
-      for (let r = 0; r < 5; r++) {
-        const t = performance.now();
-        for (let i = 0; i < n; i++) f(i);
-        runs.push((performance.now() - t) * 1e6 / n);
-      }
-      return Math.min(...runs); // best of 5: the machine is shared, noise only ever adds time
-    };
     try {
-      const table = perOp(100_000, (i) => sink ^= m.busAddress((i * 2056) & 0xfffff));
-      const pread = perOp(5_000, (i) => {
-        const off = (i * 2056) & 0xfffff;
-        sink ^= (readPagemapEntry(fd, mem.vaddr + BigInt(off), scratch) & PFN_MASK) * 4096n + BigInt(off & 4095);
-      });
-      console.log(
-        `${libc.runtime}: busAddress ${table.toFixed(1)} ns, pread per lookup ${pread.toFixed(0)} ns, `
-          + `${(pread / table).toFixed(0)}x`,
-      );
-      assert.ok(pread / table >= 10, `only ${(pread / table).toFixed(1)}x`);
+      for (let i = 0; i < 64; i++) {
+        const off = (i * 16_456) & 0xfffff;
+        const viaPread = (readPagemapEntry(fd, mem.vaddr + BigInt(off), scratch) & PFN_MASK) * 4096n +
+          BigInt(off & 4095);
+        assert.equal(m.busAddress(off), viaPread, `offset 0x${off.toString(16)}`);
+      }
     } finally {
       libc.close(fd);
     }
-    assert.notEqual(sink, -1n);
   });
 });
