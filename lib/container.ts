@@ -166,7 +166,21 @@ export class Container implements IoAddressSpace {
           : "is the IOMMU on (intel_iommu=on / amd_iommu=on) and vfio_iommu_type1 loaded?",
       });
     }
-    libc.ioctlValue(this.fd, VFIO_SET_IOMMU, chosen, "VFIO_SET_IOMMU");
+    try {
+      libc.ioctlValue(this.fd, VFIO_SET_IOMMU, chosen, "VFIO_SET_IOMMU");
+    } catch (e) {
+      if (e instanceof SystemError && e.code === "EPERM" && chosen !== VFIO_NOIOMMU_IOMMU) {
+        throw new VfioError(
+          `VFIO_SET_IOMMU ${IOMMU_NAMES[chosen]} refused (EPERM): the IOMMU cannot remap interrupts`,
+          {
+            remedy: "enable interrupt remapping (intremap=on in the firmware/VM, and the kernel's IOMMU driver), or "
+              + "knowingly load vfio_iommu_type1 with allow_unsafe_interrupts=1",
+            cause: e,
+          },
+        );
+      }
+      throw e;
+    }
     this.#iommuType = chosen;
     return chosen;
   }

@@ -202,6 +202,12 @@ export class Group {
       if (e instanceof SystemError && e.code === "EBUSY") {
         throw new VfioError(`${address} is already open`, { remedy: "close the other Device first", cause: e });
       }
+      if (e instanceof SystemError && e.code === "EPERM" && !this.noiommu) {
+        throw new VfioError(`${address}: the kernel refused the device fd (EPERM): no interrupt remapping`, {
+          remedy: "enable interrupt remapping, or knowingly load vfio_iommu_type1 with allow_unsafe_interrupts=1",
+          cause: e,
+        });
+      }
       if (e instanceof SystemError && e.code === "EINVAL") {
         throw new VfioError(`${address} is not a member of IOMMU group ${this.#number}, or the IOMMU is not set`, {
           remedy: "check the address (vfio groups) and call container.setIommu() before opening devices",

@@ -240,6 +240,11 @@ export interface VmOptions {
   nvmeImages?: string[];
   /** Echo the guest console (kernel log, init) to stderr. */
   verbose?: boolean;
+  /**
+   * Interrupt remapping on the emulated IOMMU (default true). Off, iommufd and type1 refuse devices with EPERM
+   * unless told to allow unsafe interrupts: the library's error for that case is tested this way.
+   */
+  intremap?: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   /** Default "tcg". "auto" uses KVM when /dev/kvm opens (a nested /dev/kvm may not run -cpu max). */
@@ -328,6 +333,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
     VFIO_TS_IN_VM: "1",
     VFIO_TS_MODE: opts.mode,
     VFIO_TS_RUNTIME: opts.runtime,
+    VFIO_TS_INTREMAP: opts.intremap === false ? "off" : "on",
     VFIO_TS_DENO: bins.deno,
     VFIO_TS_BUN: bins.bun,
     ...deviceEnv(devices),
@@ -443,7 +449,8 @@ async function qemuArgs(
     args.push("-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con");
   }
   args.push("-serial", `file:${run}/stdout`, "-serial", `file:${run}/stderr`);
-  if (iommu) args.push("-device", "intel-iommu,intremap=on,caching-mode=on,aw-bits=48");
+  const intremap = opts.intremap === false ? "off" : "on";
+  if (iommu) args.push("-device", `intel-iommu,intremap=${intremap},caching-mode=on,aw-bits=48`);
   args.push(
     "-fsdev",
     "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
