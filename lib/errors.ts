@@ -210,6 +210,12 @@ export function remedyFor(syscall: string, code: string, target?: string): strin
       return undefined;
     case "EMFILE":
       return "too many open files: close unused devices or raise the limit (ulimit -n)";
+    case "EINVAL":
+      if (target?.startsWith("VFIO_DEVICE_") && target !== "VFIO_DEVICE_BIND_IOMMUFD") {
+        return "check the argument; a device cdev (/dev/vfio/devices/vfioN) answers nothing before it is bound to "
+          + "an iommufd (VFIO_DEVICE_BIND_IOMMUFD; openDevice does that for you)";
+      }
+      return undefined;
     case "ENOTTY":
       return "this file descriptor does not understand that ioctl (wrong kind of fd, or the kernel lacks the feature)";
     default:

@@ -7,10 +7,11 @@ import { describe, it } from "node:test";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import type { Device } from "../../lib/device.ts";
-import { UnsupportedError } from "../../lib/errors.ts";
+import { SystemError, UnsupportedError } from "../../lib/errors.ts";
 import { attachIoas, bindIommufd, Iommufd } from "../../lib/iommu/iommufd.ts";
 import { openDevice } from "../../lib/open.ts";
 import { openThroughCdev } from "../../lib/open_paths.ts";
+import { regionInfo } from "../../lib/region.ts";
 import { pciDevice } from "../../lib/sysfs/pci.ts";
 
 const env = process.env;
@@ -62,6 +63,22 @@ describe("iommufd mode", { skip: (!inVm || mode !== "iommufd") && "needs the gue
     const cdev = pciDevice(edu).vfioDevicePath!;
     assert.throws(() => openThroughCdev(edu, cdev), /already open/);
     assert.equal(dev.bar(0).read32(0), 0x010000ed);
+  });
+
+  it("a device cdev used before it is bound to an iommufd: the error says to bind it", () => {
+    const cdev = pciDevice(nvme).vfioDevicePath!;
+    const fd = libc.open(cdev, O_RDWR | O_CLOEXEC);
+    try {
+      const raw = { fd, name: nvme }; // a DeviceFd that skipped VFIO_DEVICE_BIND_IOMMUFD
+      assert.throws(() => regionInfo(raw, 0), (e: unknown) => {
+        assert.ok(e instanceof SystemError, String(e));
+        assert.equal(e.code, "EINVAL");
+        assert.match(e.message, /bound to an iommufd/);
+        return true;
+      });
+    } finally {
+      libc.close(fd);
+    }
   });
 
   it("an IOVA outside the IOAS's ranges is refused with the ranges in the message", () => {
