@@ -10,30 +10,22 @@
  */
 
 import assert from "node:assert/strict";
-import { readdirSync, readlinkSync } from "node:fs";
 import process from "node:process";
 import { test } from "node:test";
 
-import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
-import { libc } from "../../ffi/libc.ts";
 import { PCI_CAP_ID_MSIX } from "../../lib/abi/pci.ts";
 import {
-  VFIO_GROUP_GET_DEVICE_FD,
-  VFIO_GROUP_SET_CONTAINER,
-  VFIO_NOIOMMU_IOMMU,
   VFIO_PCI_BAR0_REGION_INDEX,
   VFIO_PCI_CONFIG_REGION_INDEX,
   VFIO_PCI_NUM_REGIONS,
   VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
-  VFIO_SET_IOMMU,
-  VFIO_TYPE1v2_IOMMU,
 } from "../../lib/abi/vfio.ts";
 import { MsixCapability } from "../../lib/capabilities.ts";
 import { ConfigSpace } from "../../lib/config.ts";
+import type { Device } from "../../lib/device.ts";
 import { ClosedError, OutOfRangeError, UnsupportedError } from "../../lib/errors.ts";
-import { attachIoas, bindIommufd, Iommufd } from "../../lib/iommu/iommufd.ts";
+import { openDevice } from "../../lib/open.ts";
 import { Region, regionInfo } from "../../lib/region.ts";
-import type { DeviceFd } from "../../lib/types.ts";
 
 const env = process.env;
 const skip = env.VFIO_TS_IN_VM === "1" ? false : "outside the VM rig (VFIO_TS_IN_VM unset)";
@@ -45,59 +37,9 @@ const VIRTIO_NET = first(env.VFIO_TS_VIRTIO_NET);
 const skipIf = (address: string | undefined, what: string): string | false =>
   skip || (address ? false : `no ${what} in the guest`);
 
-/** An open device fd, closable: through its group (type1 / no-IOMMU), or the cdev bound to an iommufd. */
-interface Opened extends DeviceFd, Disposable {
-  close(): void;
-}
-
-function open(address: string): Opened {
-  const mode = env.VFIO_TS_MODE;
-  let fd = -1;
-  const owned: number[] = [];
-  let iommufd: Iommufd | null = null;
-  try {
-    if (mode === "iommufd") {
-      const cdev = readdirSync(`/sys/bus/pci/devices/${address}/vfio-dev`)[0];
-      fd = libc.open(`/dev/vfio/devices/${cdev}`, O_RDWR | O_CLOEXEC);
-      iommufd = Iommufd.open();
-      bindIommufd(fd, iommufd, address);
-      attachIoas(fd, iommufd.allocIoas(), address);
-    } else {
-      // The group path with raw ioctls (openDevice() is not settled yet; switch to it once it is).
-      const group = readlinkSync(`/sys/bus/pci/devices/${address}/iommu_group`).split("/").pop()!;
-      const noiommu = mode === "noiommu";
-      const container = libc.open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-      owned.push(container);
-      const groupFd = libc.open(`/dev/vfio/${noiommu ? "noiommu-" : ""}${group}`, O_RDWR | O_CLOEXEC);
-      owned.push(groupFd);
-      libc.ioctl(groupFd, VFIO_GROUP_SET_CONTAINER, new Int32Array([container]));
-      libc.ioctlValue(container, VFIO_SET_IOMMU, noiommu ? VFIO_NOIOMMU_IOMMU : VFIO_TYPE1v2_IOMMU);
-      fd = libc.ioctl(groupFd, VFIO_GROUP_GET_DEVICE_FD, new TextEncoder().encode(address + "\0"));
-    }
-  } catch (e) {
-    if (fd >= 0) libc.close(fd);
-    for (const f of owned.reverse()) libc.close(f);
-    iommufd?.close();
-    throw e;
-  }
-  let open = true;
-  return {
-    name: address,
-    get fd(): number {
-      if (!open) throw new ClosedError(`device ${address}`);
-      return fd;
-    },
-    close(): void {
-      if (!open) return;
-      open = false;
-      libc.close(fd);
-      for (const f of owned.reverse()) libc.close(f);
-      iommufd?.close();
-    },
-    [Symbol.dispose](): void {
-      this.close();
-    },
-  };
+/** Opens a device through the library, on the IOMMU path the rig's mode offers. */
+function open(address: string): Device {
+  return openDevice(address, { noiommu: env.VFIO_TS_MODE === "noiommu" });
 }
 
 test("edu: region info of every index", { skip: skipIf(EDU, "edu") }, () => {
