@@ -75,8 +75,8 @@ console.error("=== P5 start-up (bench/startup.ts, fresh processes)");
 if (!opts["no-vm"]) {
   console.error("=== P3 interrupt latency in the guest (edu, iommu mode; C, Deno, Bun in one boot)");
   const rounds = opts.quick ? 500 : 2000;
-  const cmd = `gcc -O2 -o /tmp/irq_guest bench/c/irq_guest.c && /tmp/irq_guest $VFIO_TS_EDU ${rounds} && `
-    + `$VFIO_TS_DENO run -A bench/irq_guest.ts ${rounds} && $VFIO_TS_BUN bench/irq_guest.ts ${rounds}`;
+  const cmd = `gcc -O2 -o /tmp/irq_guest bench/c/irq_guest.c && /tmp/irq_guest $VFIO_TS_EDU ${rounds} && ` +
+    `$VFIO_TS_DENO run -A bench/irq_guest.ts ${rounds} && $VFIO_TS_BUN bench/irq_guest.ts ${rounds}`;
   const [c, deno, bun] = results(DENO, [
     "run",
     "-A",

@@ -99,8 +99,8 @@ async function main(): Promise<void> {
   for (const nic of [a, b]) {
     const link = await waitForLink(nic);
     console.log(
-      `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, `
-        + `rings ${nic.rxRingSize}/${nic.txRingSize}`,
+      `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
+        `rings ${nic.rxRingSize}/${nic.txRingSize}`,
     );
   }
   const ab = new Path(a, b, batch), ba = new Path(b, a, batch);
@@ -136,8 +136,8 @@ async function main(): Promise<void> {
   const total = ab.forwarded + ba.forwarded;
   const ms = last - first;
   console.log(
-    `forwarded ${ab.forwarded} a->b and ${ba.forwarded} b->a frames`
-      + (ms > 0 ? `: ${rate(total, ms)} pps from the first frame to the last, best second ${peak} pps` : ""),
+    `forwarded ${ab.forwarded} a->b and ${ba.forwarded} b->a frames` +
+      (ms > 0 ? `: ${rate(total, ms)} pps from the first frame to the last, best second ${peak} pps` : ""),
   );
   for (const nic of [a, b]) {
     const s = nic.stats();

@@ -50,8 +50,8 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    "usage: mtty.ts [--parent mtty] [--type mtty-1|mtty-2] [--iommu auto|type1|iommufd|iommufd-compat] [--keep]\n"
-      + "  creates a mediated device, exercises its UART and interrupts, removes it (--keep leaves it)",
+    "usage: mtty.ts [--parent mtty] [--type mtty-1|mtty-2] [--iommu auto|type1|iommufd|iommufd-compat] [--keep]\n" +
+      "  creates a mediated device, exercises its UART and interrupts, removes it (--keep leaves it)",
   );
   process.exit(0);
 }

@@ -302,8 +302,8 @@ async function main(): Promise<void> {
   const vs = bar0.read32(VS);
   const version = `${vs >>> 16}.${(vs >> 8) & 0xff}.${vs & 0xff}`;
   log(
-    `CAP ${hex(cap)}: MQES ${mqes} entries, TO ${timeoutMs} ms, DSTRD ${dstrd} (doorbell stride ${stride}), `
-      + `MPSMIN ${4 << mpsmin} KiB; version ${version}`,
+    `CAP ${hex(cap)}: MQES ${mqes} entries, TO ${timeoutMs} ms, DSTRD ${dstrd} (doorbell stride ${stride}), ` +
+      `MPSMIN ${4 << mpsmin} KiB; version ${version}`,
   );
   if (mpsmin !== 0) {
     throw new VfioError(`the controller's smallest page is ${4 << mpsmin} KiB; this example uses 4 KiB`);
@@ -449,8 +449,8 @@ async function main(): Promise<void> {
     using polled = dev.allocDma(bytes, { hugepages }).fill(0xee);
     using irqd = dev.allocDma(bytes, { hugepages }).fill(0x11);
     log(
-      `I/O: blocks ${lba}..${lba + blocks - 1} (${bytes} bytes, ${chunks} command(s) of at most ${maxBytes} bytes), `
-        + `buffers on ${polled.hugepage ? "2 MiB" : "4 KiB"} pages${polled.contiguous ? "" : ", not bus-contiguous"}`,
+      `I/O: blocks ${lba}..${lba + blocks - 1} (${bytes} bytes, ${chunks} command(s) of at most ${maxBytes} bytes), ` +
+        `buffers on ${polled.hugepage ? "2 MiB" : "4 KiB"} pages${polled.contiguous ? "" : ", not bus-contiguous"}`,
     );
 
     if (values.write) {
@@ -477,8 +477,8 @@ async function main(): Promise<void> {
     report.io = { lba, blocks, blockSize, chunks, pollMs, irqMs, interrupts: io[0].interrupts, firstWords: words };
     if (values.check || values.write) {
       const bad = findMismatch(polled.u32.subarray(0, bytes / 4), firstByte, seed);
-      const where = bad < 0 ? "" : `: byte ${firstByte + 4 * bad} holds ${hex(polled.u32[bad])}, expected `
-        + hex(((firstByte + 4 * bad) ^ seed) >>> 0);
+      const where = bad < 0 ? "" : `: byte ${firstByte + 4 * bad} holds ${hex(polled.u32[bad])}, expected ` +
+        hex(((firstByte + 4 * bad) ^ seed) >>> 0);
       check(bad < 0, `blocks ${lba}..${lba + blocks - 1} hold the pattern with seed ${hex(seed)}${where}`);
     }
 

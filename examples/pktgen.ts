@@ -88,8 +88,8 @@ async function main(): Promise<void> {
   for (const nic of ports) {
     const link = await waitForLink(nic);
     console.log(
-      `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, `
-        + `rings ${nic.rxRingSize}/${nic.txRingSize}`,
+      `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
+        `rings ${nic.rxRingSize}/${nic.txRingSize}`,
     );
   }
   const dst = values["dst-mac"] ? parseMac(values["dst-mac"]) : rx ? parseMac(rx.mac) : new Uint8Array(6).fill(0xff);
@@ -168,8 +168,8 @@ async function main(): Promise<void> {
     const all = checker.good === count && checker.seen === count;
     check(
       all,
-      `${checker.good}/${count} frames arrived once, in order, intact (${checker.lost} lost, ${checker.late} `
-        + `duplicate or out of order, ${checker.corrupt} damaged${
+      `${checker.good}/${count} frames arrived once, in order, intact (${checker.lost} lost, ${checker.late} ` +
+        `duplicate or out of order, ${checker.corrupt} damaged${
           checker.firstError ? `; first: ${checker.firstError}` : ""
         })`,
     );

@@ -65,11 +65,17 @@ export interface PollHelper {
   readonly functions: NativePollHelper | null;
 }
 
+/** The prebuilt objects' folders, by Node-style (`process.arch`) and kernel-style architecture names. */
+const PREBUILT_DIRS: Readonly<Record<string, string>> = {
+  x64: "linux-x86_64",
+  x86_64: "linux-x86_64",
+  arm64: "linux-aarch64",
+  aarch64: "linux-aarch64",
+};
+
 /** The prebuilt object for this machine's architecture. */
 export function prebuiltHelperPath(arch: string = process.arch): string {
-  const dir = arch === "x64" || arch === "x86_64" ? "linux-x86_64" : arch === "arm64" || arch === "aarch64"
-    ? "linux-aarch64"
-    : `linux-${arch}`;
+  const dir = PREBUILT_DIRS[arch] ?? `linux-${arch}`;
   return fileURLToPath(new URL(`./prebuilt/${dir}/libvfio_ts_poll.so`, import.meta.url));
 }
 

@@ -237,8 +237,8 @@ export class ConfigSpace implements ConfigReader {
     if (i > 0) {
       const prev = this.read32(PCI_BASE_ADDRESS_0 + 4 * (i - 1));
       if (
-        (prev & PCI_BASE_ADDRESS_SPACE_IO) === 0
-        && (prev & PCI_BASE_ADDRESS_MEM_TYPE_MASK) === PCI_BASE_ADDRESS_MEM_TYPE_64
+        (prev & PCI_BASE_ADDRESS_SPACE_IO) === 0 &&
+        (prev & PCI_BASE_ADDRESS_MEM_TYPE_MASK) === PCI_BASE_ADDRESS_MEM_TYPE_64
       ) {
         // Only if the previous one is not itself an upper half.
         if (this.bar(i - 1).kind !== "upper") {

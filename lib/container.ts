@@ -173,8 +173,8 @@ export class Container implements IoAddressSpace {
         throw new VfioError(
           `VFIO_SET_IOMMU ${IOMMU_NAMES[chosen]} refused (EPERM): the IOMMU cannot remap interrupts`,
           {
-            remedy: "enable interrupt remapping (intremap=on in the firmware/VM, and the kernel's IOMMU driver), or "
-              + "knowingly load vfio_iommu_type1 with allow_unsafe_interrupts=1",
+            remedy: "enable interrupt remapping (intremap=on in the firmware/VM, and the kernel's IOMMU driver), or " +
+              "knowingly load vfio_iommu_type1 with allow_unsafe_interrupts=1",
             cause: e,
           },
         );

@@ -187,8 +187,8 @@ export class SystemError extends VfioError {
  * ```
  */
 export function remedyFor(syscall: string, code: string, target?: string): string | undefined {
-  const vfio = target?.startsWith("/dev/vfio") || target?.startsWith("VFIO_") || target === "/dev/iommu"
-    || target?.startsWith("IOMMU_");
+  const vfio = target?.startsWith("/dev/vfio") || target?.startsWith("VFIO_") || target === "/dev/iommu" ||
+    target?.startsWith("IOMMU_");
   switch (code) {
     case "EPERM":
     case "EACCES":
@@ -212,8 +212,8 @@ export function remedyFor(syscall: string, code: string, target?: string): strin
       return "too many open files: close unused devices or raise the limit (ulimit -n)";
     case "EINVAL":
       if (target?.startsWith("VFIO_DEVICE_") && target !== "VFIO_DEVICE_BIND_IOMMUFD") {
-        return "check the argument; a device cdev (/dev/vfio/devices/vfioN) answers nothing before it is bound to "
-          + "an iommufd (VFIO_DEVICE_BIND_IOMMUFD; openDevice does that for you)";
+        return "check the argument; a device cdev (/dev/vfio/devices/vfioN) answers nothing before it is bound to " +
+          "an iommufd (VFIO_DEVICE_BIND_IOMMUFD; openDevice does that for you)";
       }
       return undefined;
     case "ENOTTY":

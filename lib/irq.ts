@@ -129,8 +129,8 @@ export class IrqSet {
     }
     if (start + count > info.count) {
       throw new UnsupportedError(
-        `${dev.name} has ${info.count} ${info.name} vector${info.count === 1 ? "" : "s"}, `
-          + `not enough for vectors ${start}..${start + count - 1}`,
+        `${dev.name} has ${info.count} ${info.name} vector${info.count === 1 ? "" : "s"}, ` +
+          `not enough for vectors ${start}..${start + count - 1}`,
         { remedy: `ask for at most ${info.count - start} from vector ${start}; ${offered(dev)}` },
       );
     }

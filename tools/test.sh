@@ -17,6 +17,7 @@ step() { # name, command...
   else fail=$((fail + 1)); echo "--- $name: FAILED ($(($(date +%s) - t)) s)"; fi
 }
 step "format (dprint check)" node_modules/.bin/dprint check
+step "format (deno fmt --check agrees)" $DENO fmt --check
 step "lint (deno lint)" $DENO lint
 step "types (deno check, JSDoc examples included)" $DENO check --doc mod.ts lib/ ffi/ tests/ examples/ bench/ cli/
 step "docs (every public export documented: deno doc --lint)" $DENO doc --lint mod.ts

@@ -77,9 +77,9 @@ ${OPEN_HELP}`,
       }
       print(`${d.address}  ${deviceName(d, loadPciIds())}   (read through ${source})`);
       print(
-        `  command ${hex(header.command, 4)}  status ${hex(header.status, 4)}  revision ${hex(header.revision, 2)}`
-          + `  header type ${hex(header.headerType, 2)}  subsystem ${hex(header.subsystemVendor, 4)}:`
-          + `${hex(header.subsystem, 4).slice(2)}  interrupt pin ${header.interruptPin || "-"}`,
+        `  command ${hex(header.command, 4)}  status ${hex(header.status, 4)}  revision ${hex(header.revision, 2)}` +
+          `  header type ${hex(header.headerType, 2)}  subsystem ${hex(header.subsystemVendor, 4)}:` +
+          `${hex(header.subsystem, 4).slice(2)}  interrupt pin ${header.interruptPin || "-"}`,
       );
       for (const b of d.bars) {
         const kind = b.kind === "io"

@@ -20,8 +20,8 @@ import {
   writeJson,
 } from "../common.ts";
 
-const WARNING = "no-IOMMU mode leaves the device's DMA unchecked (it can read and write any memory) and taints "
-  + "the kernel: use it on test machines and VMs, or with devices and programs you trust";
+const WARNING = "no-IOMMU mode leaves the device's DMA unchecked (it can read and write any memory) and taints " +
+  "the kernel: use it on test machines and VMs, or with devices and programs you trust";
 
 /** The `noiommu` command. */
 export const noiommu: Command = {

@@ -174,8 +174,8 @@ export class SequenceChecker {
   /** Checks one frame; returns true when it is the expected one, intact. */
   check(f: Uint8Array, length: number): boolean {
     if (
-      length < HEADERS || f[12] !== 0x08 || f[13] !== 0 || f[23] !== IPPROTO_UDP || f[36] !== (DST_PORT >> 8)
-      || f[37] !== (DST_PORT & 0xff)
+      length < HEADERS || f[12] !== 0x08 || f[13] !== 0 || f[23] !== IPPROTO_UDP || f[36] !== (DST_PORT >> 8) ||
+      f[37] !== (DST_PORT & 0xff)
     ) {
       this.foreign++;
       return false;

@@ -65,8 +65,8 @@ const TWO32 = 2 ** 32;
 
 /** Bytes a legacy split virtqueue of `size` entries takes: descriptors, avail ring, then the 4 KiB-aligned used ring. */
 function queueBytes(size: number): number {
-  return Math.ceil((16 * size + 6 + 2 * size) / QUEUE_ALIGN) * QUEUE_ALIGN
-    + Math.ceil((6 + 8 * size) / QUEUE_ALIGN) * QUEUE_ALIGN;
+  return Math.ceil((16 * size + 6 + 2 * size) / QUEUE_ALIGN) * QUEUE_ALIGN +
+    Math.ceil((6 + 8 * size) / QUEUE_ALIGN) * QUEUE_ALIGN;
 }
 
 /** One split virtqueue at byte `base` of a DMA buffer: descriptor table, avail ring, used ring. */

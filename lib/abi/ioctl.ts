@@ -64,10 +64,10 @@ function typeByte(type: IoctlType): number {
  * ```
  */
 export function _IOC(dir: number, type: IoctlType, nr: number, size: number): number {
-  return ((field("direction", dir, _IOC_DIRBITS) << _IOC_DIRSHIFT)
-    | (field("size", size, _IOC_SIZEBITS) << _IOC_SIZESHIFT)
-    | (typeByte(type) << _IOC_TYPESHIFT)
-    | (field("number", nr, _IOC_NRBITS) << _IOC_NRSHIFT)) >>> 0;
+  return ((field("direction", dir, _IOC_DIRBITS) << _IOC_DIRSHIFT) |
+    (field("size", size, _IOC_SIZEBITS) << _IOC_SIZESHIFT) |
+    (typeByte(type) << _IOC_TYPESHIFT) |
+    (field("number", nr, _IOC_NRBITS) << _IOC_NRSHIFT)) >>> 0;
 }
 
 /**

@@ -442,8 +442,8 @@ export function defineStruct<F extends Fields>(cName: string, size: number, layo
     },
     view(bytes: Uint8Array, byteOffset = 0, byteLength = bytes.length - byteOffset): StructView<F> {
       if (
-        !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteLength < size
-        || byteOffset + byteLength > bytes.length
+        !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteLength < size ||
+        byteOffset + byteLength > bytes.length
       ) {
         throw new RangeError(
           `${cName}: needs ${size} bytes at offset ${byteOffset}, have ${byteLength} of ${bytes.length}`,

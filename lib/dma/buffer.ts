@@ -160,8 +160,8 @@ export class DmaBuffer {
   #index(offset: number, width: number): number {
     if (!(offset >= 0 && offset + width <= this.#sizeBytes) || offset % width !== 0) {
       throw new OutOfRangeError(
-        `DMA buffer access of ${width} bytes at ${offset}: outside the ${this.#sizeBytes}-byte buffer or not `
-          + `${width}-byte aligned`,
+        `DMA buffer access of ${width} bytes at ${offset}: outside the ${this.#sizeBytes}-byte buffer or not ` +
+          `${width}-byte aligned`,
       );
     }
     return offset / width;
@@ -253,8 +253,8 @@ export function allocDma(mapper: DmaMapper, sizeBytes: number, options: DmaBuffe
     mapping.unmap();
     memory.close();
     throw new VfioError(
-      `the ${memory.sizeBytes}-byte DMA buffer is not physically contiguous (${mapper.kind} mode, `
-        + `${memory.hugepage ? "2 MiB hugepages" : `${memory.pageSize}-byte pages`})`,
+      `the ${memory.sizeBytes}-byte DMA buffer is not physically contiguous (${mapper.kind} mode, ` +
+        `${memory.hugepage ? "2 MiB hugepages" : `${memory.pageSize}-byte pages`})`,
       {
         remedy: memory.hugepage
           ? "keep contiguous buffers within one 2 MiB hugepage, or use an IOMMU"

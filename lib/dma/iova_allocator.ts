@@ -80,8 +80,8 @@ export class IovaAllocator {
     for (const r of this.#ranges) this.#holes.push({ ...r });
     if (this.#ranges.length === 0) {
       throw new OutOfRangeError(
-        `no usable IOVA range: ${ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(", ") || "none"} `
-          + `above ${hex(reserveBelow)}${options.maxIova !== undefined ? ` and below ${hex(options.maxIova)}` : ""}`,
+        `no usable IOVA range: ${ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(", ") || "none"} ` +
+          `above ${hex(reserveBelow)}${options.maxIova !== undefined ? ` and below ${hex(options.maxIova)}` : ""}`,
       );
     }
   }
@@ -136,8 +136,8 @@ export class IovaAllocator {
       );
     }
     throw new VfioError(
-      `IOVA space exhausted: no free ${sizeBytes}-byte block aligned to ${align} bytes `
-        + `(${this.#inUse} bytes in use in ${this.#allocated.size} mappings; ranges ${this.describeRanges()})`,
+      `IOVA space exhausted: no free ${sizeBytes}-byte block aligned to ${align} bytes ` +
+        `(${this.#inUse} bytes in use in ${this.#allocated.size} mappings; ranges ${this.describeRanges()})`,
       { remedy: "close DMA buffers that are no longer needed, or use fewer, larger buffers (pools)" },
     );
   }

@@ -66,17 +66,17 @@ export function memlockRemedy(): string {
     const l = libc.getrlimit(RLIMIT_MEMLOCK);
     limit = `soft ${formatBytes(l.soft)}, hard ${formatBytes(l.hard)}`;
   } catch { /* keep "unknown" */ }
-  return `RLIMIT_MEMLOCK (${limit}) is too low for this DMA memory: raise it with \`ulimit -l unlimited\` `
-    + "(as root, before starting the runtime), `LimitMEMLOCK=infinity` in a systemd unit, or a `memlock` line in "
-    + "/etc/security/limits.conf; or run as root (CAP_IPC_LOCK)";
+  return `RLIMIT_MEMLOCK (${limit}) is too low for this DMA memory: raise it with \`ulimit -l unlimited\` ` +
+    "(as root, before starting the runtime), `LimitMEMLOCK=infinity` in a systemd unit, or a `memlock` line in " +
+    "/etc/security/limits.conf; or run as root (CAP_IPC_LOCK)";
 }
 
 function hugepageRemedy(needed: number): string {
   const counts = hugepages2M();
   const have = counts ? `${counts.available} of ${counts.total} unused` : "none configured";
-  return `${needed} free 2 MiB hugepage(s) needed, ${have}: reserve some with `
-    + `\`echo ${Math.max(64, needed)} | sudo tee /proc/sys/vm/nr_hugepages\` (or hugepages=N on the kernel command `
-    + `line), or pass { hugepages: "prefer" } to fall back to ${libc.pageSize / 1024} KiB pages`;
+  return `${needed} free 2 MiB hugepage(s) needed, ${have}: reserve some with ` +
+    `\`echo ${Math.max(64, needed)} | sudo tee /proc/sys/vm/nr_hugepages\` (or hugepages=N on the kernel command ` +
+    `line), or pass { hugepages: "prefer" } to fall back to ${libc.pageSize / 1024} KiB pages`;
 }
 
 function roundUp(n: number, to: number): number {

@@ -37,11 +37,11 @@ function checkRange(vaddr: bigint, sizeBytes: number, pageSize: number): void {
 
 function noPfnError(vaddr: bigint): VfioError {
   return new VfioError(
-    `${PAGEMAP_PATH} reports page frame number 0 for 0x${vaddr.toString(16)}: physical addresses are hidden `
-      + "from processes without CAP_SYS_ADMIN",
+    `${PAGEMAP_PATH} reports page frame number 0 for 0x${vaddr.toString(16)}: physical addresses are hidden ` +
+      "from processes without CAP_SYS_ADMIN",
     {
-      remedy: "no-IOMMU DMA needs physical addresses: run as root, or grant the runtime binary cap_sys_admin "
-        + "(setcap cap_sys_admin,cap_ipc_lock,cap_sys_rawio+ep <deno|bun>), or use an IOMMU (type1/iommufd)",
+      remedy: "no-IOMMU DMA needs physical addresses: run as root, or grant the runtime binary cap_sys_admin " +
+        "(setcap cap_sys_admin,cap_ipc_lock,cap_sys_rawio+ep <deno|bun>), or use an IOMMU (type1/iommufd)",
     },
   );
 }

@@ -81,8 +81,8 @@ export class DmaPool {
     }
     if (!buffer.hugepage && !buffer.contiguous && buffer.pageSize % entrySize !== 0) {
       throw new VfioError(
-        `DMA pool entry size ${entrySize} does not divide the ${buffer.pageSize}-byte page of a buffer whose pages `
-          + "are not physically contiguous (no IOMMU)",
+        `DMA pool entry size ${entrySize} does not divide the ${buffer.pageSize}-byte page of a buffer whose pages ` +
+          "are not physically contiguous (no IOMMU)",
         { remedy: 'use hugepages ({ hugepages: "require" }), or an entry size that divides the page size' },
       );
     }

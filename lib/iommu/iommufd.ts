@@ -345,8 +345,8 @@ export function bindIommufd(deviceFd: number, iommufd: Iommufd, name: string): I
   } catch (e) {
     if (e instanceof SystemError && e.code === "EPERM") {
       throw new VfioError(`${name}: iommufd refused the device (EPERM)`, {
-        remedy: "either its IOMMU group is not viable (bind every member to vfio-pci) or the IOMMU lacks interrupt "
-          + "remapping (intremap=on, or knowingly load iommufd with allow_unsafe_interrupts=1)",
+        remedy: "either its IOMMU group is not viable (bind every member to vfio-pci) or the IOMMU lacks interrupt " +
+          "remapping (intremap=on, or knowingly load iommufd with allow_unsafe_interrupts=1)",
         cause: e,
       });
     }

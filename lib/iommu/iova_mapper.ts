@@ -34,10 +34,10 @@ export interface IovaMapperOptions {
   reserveBelow?: bigint;
 }
 
-const DMA_ENTRY_LIMIT_REMEDY = "the type1 IOMMU allows at most `dma_entry_limit` mappings (65535 by default): "
-  + "use hugepages and pools (fewer, larger mappings), or raise it: "
-  + "`modprobe vfio_iommu_type1 dma_entry_limit=1048576` or "
-  + "`echo 1048576 > /sys/module/vfio_iommu_type1/parameters/dma_entry_limit`";
+const DMA_ENTRY_LIMIT_REMEDY = "the type1 IOMMU allows at most `dma_entry_limit` mappings (65535 by default): " +
+  "use hugepages and pools (fewer, larger mappings), or raise it: " +
+  "`modprobe vfio_iommu_type1 dma_entry_limit=1048576` or " +
+  "`echo 1048576 > /sys/module/vfio_iommu_type1/parameters/dma_entry_limit`";
 
 function smallestPage(pageSizes: bigint): number {
   if (pageSizes <= 0n) return 4096;

@@ -316,8 +316,8 @@ export function bindToVfio(address: string | PciAddress, options: BindOptions = 
   if (before.iommuGroup === null && !noIommuStatus(options).enabled) {
     throw new NoIommuError(
       `${what}: it has no IOMMU group and VFIO no-IOMMU mode is off`,
-      "turn the IOMMU on (intel_iommu=on / amd_iommu=on), or, on a test machine, enable no-IOMMU mode with "
-        + "enableNoIommu({ iUnderstandTheRisk: true }) (`vfio noiommu enable`) and bind again",
+      "turn the IOMMU on (intel_iommu=on / amd_iommu=on), or, on a test machine, enable no-IOMMU mode with " +
+        "enableNoIommu({ iUnderstandTheRisk: true }) (`vfio noiommu enable`) and bind again",
     );
   }
   throw new VfioError(what, { remedy: "see dmesg for vfio-pci's reason", cause: probeError });

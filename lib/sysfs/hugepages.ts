@@ -127,11 +127,11 @@ export function reserveHugepages(count: number, sizeKiB = 2048, options: SysfsOp
   const after = readPool(sizeKiB, options) as HugepagePool;
   if (after.free - after.reserved < count) {
     throw new VfioError(
-      `the kernel could not make ${count} ${sizeKiB} kB hugepages available: the pool has ${after.total} of the `
-        + `${wanted} asked for, ${after.free - after.reserved} of them unused (not enough contiguous free memory?)`,
+      `the kernel could not make ${count} ${sizeKiB} kB hugepages available: the pool has ${after.total} of the ` +
+        `${wanted} asked for, ${after.free - after.reserved} of them unused (not enough contiguous free memory?)`,
       {
-        remedy: "free memory (echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory) and try "
-          + `again, or reserve them at boot (hugepages=${wanted} on the kernel command line)`,
+        remedy: "free memory (echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory) and try " +
+          `again, or reserve them at boot (hugepages=${wanted} on the kernel command line)`,
       },
     );
   }

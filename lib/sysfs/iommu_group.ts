@@ -102,8 +102,8 @@ export function iommuGroupMembers(n: number, options: SysfsOptions = {}): GroupM
     names = readdirSync(dir);
   } catch {
     throw new VfioError(`there is no IOMMU group ${n}`, {
-      remedy: "`vfio status` lists devices and their groups; a no-IOMMU group appears only once its device is "
-        + "bound to vfio-pci",
+      remedy: "`vfio status` lists devices and their groups; a no-IOMMU group appears only once its device is " +
+        "bound to vfio-pci",
     });
   }
   return names.sort().map((address) => ({ address, driver: readLinkName(join(dir, address, "driver")) }));
@@ -145,8 +145,8 @@ function groupTypeOf(n: number, name: string | null, members: GroupMember[], opt
   if (existsSync(hostPath(options, `/dev/vfio/noiommu-${n}`))) return "noiommu";
   if (name !== NOIOMMU_GROUP_NAME) return "iommu";
   const dir = join(groupDir(n, options), "devices");
-  const mediated = members.length > 0
-    && members.every((m) => readLinkName(join(dir, m.address, "subsystem")) === "mdev");
+  const mediated = members.length > 0 &&
+    members.every((m) => readLinkName(join(dir, m.address, "subsystem")) === "mdev");
   return mediated || existsSync(hostPath(options, `/dev/vfio/${n}`)) ? "emulated-iommu" : "noiommu";
 }
 

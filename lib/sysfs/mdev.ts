@@ -281,8 +281,8 @@ export function createMdev(parent: string, type: string, options: CreateMdevOpti
   if (t.availableInstances <= 0) {
     const others = types.filter((x) => x.availableInstances > 0).map((x) => `${x.id} (${x.availableInstances})`);
     throw new VfioError(`${parent} has no ${type} instance available (available_instances is 0)`, {
-      remedy: `remove an instance first (${t.instances.length} of this type exist)`
-        + (others.length ? `, or pick a type that has room: ${others.join(", ")}` : ""),
+      remedy: `remove an instance first (${t.instances.length} of this type exist)` +
+        (others.length ? `, or pick a type that has room: ${others.join(", ")}` : ""),
     });
   }
   if (existsSync(hostPath(options, `/sys/bus/mdev/devices/${uuid}`))) {

@@ -20,11 +20,11 @@ import { isModuleLoaded, modprobe } from "./modprobe.ts";
 
 const PARAMETER = "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode";
 
-const RISK = "a device in no-IOMMU mode can DMA to any physical memory (nothing checks its addresses), "
-  + "and binding one taints the kernel";
+const RISK = "a device in no-IOMMU mode can DMA to any physical memory (nothing checks its addresses), " +
+  "and binding one taints the kernel";
 
-const NO_CONFIG_REMEDY = "use a kernel whose vfio is built with CONFIG_VFIO_NOIOMMU=y, or a machine (or VM) with "
-  + "an IOMMU turned on (intel_iommu=on / amd_iommu=on on the kernel command line)";
+const NO_CONFIG_REMEDY = "use a kernel whose vfio is built with CONFIG_VFIO_NOIOMMU=y, or a machine (or VM) with " +
+  "an IOMMU turned on (intel_iommu=on / amd_iommu=on on the kernel command line)";
 
 /** The state of no-IOMMU mode. */
 export interface NoIommuStatus {

@@ -280,8 +280,8 @@ export function findPciDevices(match: PciMatch | string, options: SysfsOptions =
   const m = typeof match === "string" ? parsePciId(match) : match;
   const mask = m.classMask ?? 0xffffff;
   return listPciDevices(options).filter((d) =>
-    (m.vendor === undefined || d.vendor === m.vendor)
-    && (m.device === undefined || d.device === m.device)
-    && (m.class === undefined || (d.class & mask) === (m.class & mask))
+    (m.vendor === undefined || d.vendor === m.vendor) &&
+    (m.device === undefined || d.device === m.device) &&
+    (m.class === undefined || (d.class & mask) === (m.class & mask))
   );
 }

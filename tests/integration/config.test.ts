@@ -127,9 +127,9 @@ for (
       assert.equal(pm.powerStateName, "D0");
     }
     console.log(
-      `${kind}: ${names}; MSI-X ${msix.tableSize} vectors table BAR${msix.tableBir}+${hex(msix.tableOffset)} `
-        + `PBA BAR${msix.pbaBir}+${hex(msix.pbaOffset)}; PCIe v${exp.version} ${exp.typeName} `
-        + `link ${exp.linkSpeed} GT/s x${exp.linkWidth} (max ${exp.maxLinkSpeed} x${exp.maxLinkWidth}) MPS ${exp.maxPayload}`,
+      `${kind}: ${names}; MSI-X ${msix.tableSize} vectors table BAR${msix.tableBir}+${hex(msix.tableOffset)} ` +
+        `PBA BAR${msix.pbaBir}+${hex(msix.pbaOffset)}; PCIe v${exp.version} ${exp.typeName} ` +
+        `link ${exp.linkSpeed} GT/s x${exp.linkWidth} (max ${exp.maxLinkSpeed} x${exp.maxLinkWidth}) MPS ${exp.maxPayload}`,
     );
   });
 }

@@ -131,8 +131,8 @@ function assertCopied(buf: DmaBuffer, from: number, to: number, count: number): 
   for (let i = 0; i < count; i++) {
     if (u8[to + i] !== u8[from + i]) {
       assert.fail(
-        `byte ${i}: 0x${u8[to + i].toString(16)} at +0x${(to + i).toString(16)}, `
-          + `expected 0x${u8[from + i].toString(16)} (mode ${mode}, ${libc.runtime})`,
+        `byte ${i}: 0x${u8[to + i].toString(16)} at +0x${(to + i).toString(16)}, ` +
+          `expected 0x${u8[from + i].toString(16)} (mode ${mode}, ${libc.runtime})`,
       );
     }
   }

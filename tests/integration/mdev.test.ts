@@ -131,8 +131,8 @@ describe("mediated devices (mtty)", { skip }, () => {
     assert.throws(
       () => createMdev(PARENT, "mtty-9"),
       (e: unknown) =>
-        e instanceof VfioError && /no mediated-device type "mtty-9"/.test(e.message)
-        && /mtty-1 \(Single/.test(e.message),
+        e instanceof VfioError && /no mediated-device type "mtty-9"/.test(e.message) &&
+        /mtty-1 \(Single/.test(e.message),
     );
     assert.throws(() => createMdev(PARENT, "mtty-1", { uuid: "not-a-uuid" }), /is not a UUID/);
     assert.throws(() => mediatedDevice(UUID), /there is no mediated device/);
@@ -155,8 +155,8 @@ describe("mediated devices (mtty)", { skip }, () => {
       assert.throws(
         () => createMdev(PARENT, "mtty-2"),
         (e: unknown) =>
-          e instanceof VfioError && /no mtty-2 instance available/.test(e.message)
-          && /12 of this type exist/.test(e.message),
+          e instanceof VfioError && /no mtty-2 instance available/.test(e.message) &&
+          /12 of this type exist/.test(e.message),
       );
       assert.throws(() => createMdev(PARENT, "mtty-1"), /no mtty-1 instance available/);
     } finally {

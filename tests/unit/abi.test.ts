@@ -215,8 +215,8 @@ function findUapiInclude(): string {
     tried.push(`${setup} (absent)`);
   }
   throw new Error(
-    `no Linux 6.12 uapi headers found; set VFIO_TS_UAPI_INCLUDE to a directory with linux/{${HEADERS.join(",")}}.`
-      + ` Tried:\n  ${tried.join("\n  ")}`,
+    `no Linux 6.12 uapi headers found; set VFIO_TS_UAPI_INCLUDE to a directory with linux/{${HEADERS.join(",")}}.` +
+      ` Tried:\n  ${tried.join("\n  ")}`,
   );
 }
 
@@ -312,8 +312,8 @@ function cProgram(defines: string[]): string {
           typeOk = `__builtin_types_compatible_p(__typeof__(${m}), ${C_TYPE[f.kind]})`;
       }
       lines.push(
-        `  printf("F\\t%s\\t%s\\t%zu\\t%zu\\t%d\\n", ${cString(def.cName)}, ${cString(f.name)}, `
-          + `offsetof(${T}, ${f.name}), ${width}, ${typeOk});`,
+        `  printf("F\\t%s\\t%s\\t%zu\\t%zu\\t%d\\n", ${cString(def.cName)}, ${cString(f.name)}, ` +
+          `offsetof(${T}, ${f.name}), ${width}, ${typeOk});`,
       );
     }
   }
@@ -369,8 +369,8 @@ test(
       }
       assert.deepEqual(mismatches, [], `ABI mismatches against ${include}`);
       console.log(
-        `ABI: checked ${ABI_CONSTANTS.length} constants, ${ABI_STRUCTS.length} structs, ${fields} fields`
-          + ` and ${ENCODER_CASES.length} encoder cases against ${include}`,
+        `ABI: checked ${ABI_CONSTANTS.length} constants, ${ABI_STRUCTS.length} structs, ${fields} fields` +
+          ` and ${ENCODER_CASES.length} encoder cases against ${include}`,
       );
     } finally {
       rmSync(work, { recursive: true, force: true });

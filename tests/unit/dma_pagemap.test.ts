@@ -85,8 +85,8 @@ describe("NoIommuMapper", { skip: !root && "needs root" }, () => {
     try {
       for (let i = 0; i < 64; i++) {
         const off = (i * 16_456) & 0xfffff;
-        const viaPread = (readPagemapEntry(fd, mem.vaddr + BigInt(off), scratch) & PFN_MASK) * 4096n
-          + BigInt(off & 4095);
+        const viaPread = (readPagemapEntry(fd, mem.vaddr + BigInt(off), scratch) & PFN_MASK) * 4096n +
+          BigInt(off & 4095);
         assert.equal(m.busAddress(off), viaPread, `offset 0x${off.toString(16)}`);
       }
     } finally {

@@ -62,8 +62,8 @@ function info(opts: { mmap: boolean; sparse?: SparseMmapArea[]; size?: number; w
     name: regionName(0),
     size: opts.size ?? SIZE,
     offset: FILE_OFFSET,
-    flags: VFIO_REGION_INFO_FLAG_READ | (writable ? VFIO_REGION_INFO_FLAG_WRITE : 0)
-      | (opts.mmap ? VFIO_REGION_INFO_FLAG_MMAP : 0),
+    flags: VFIO_REGION_INFO_FLAG_READ | (writable ? VFIO_REGION_INFO_FLAG_WRITE : 0) |
+      (opts.mmap ? VFIO_REGION_INFO_FLAG_MMAP : 0),
     readable: true,
     writable,
     mmappable: opts.mmap,

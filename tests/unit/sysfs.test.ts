@@ -81,9 +81,9 @@ function fakeDevice(d: FakeDevice): void {
 }
 
 const EDU_RESOURCE = "0x00000000fea00000 0x00000000feafffff 0x0000000000040200\n" + ZERO.repeat(12);
-const NVME_RESOURCE = "0x00000000febf0000 0x00000000febf3fff 0x0000000000140204\n" + ZERO.repeat(3)
-  + "0x000000000000c000 0x000000000000c01f 0x0000000000040101\n" + ZERO
-  + "0x00000000feb80000 0x00000000febbffff 0x0000000000046200\n" + ZERO.repeat(6);
+const NVME_RESOURCE = "0x00000000febf0000 0x00000000febf3fff 0x0000000000140204\n" + ZERO.repeat(3) +
+  "0x000000000000c000 0x000000000000c01f 0x0000000000040101\n" + ZERO +
+  "0x00000000feb80000 0x00000000febbffff 0x0000000000046200\n" + ZERO.repeat(6);
 const PREFETCH64_RESOURCE = "0x0000004000000000 0x000000400007ffff 0x000000000014220c\n" + ZERO.repeat(12);
 
 before(() => {
@@ -535,14 +535,14 @@ describe("privileges", () => {
   const status = (capEff: string, uid = "0"): void =>
     file(
       "/proc/self/status",
-      `Name:\tdeno\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\nCapInh:\t0000000000000000\nCapPrm:\t${capEff}\n`
-        + `CapEff:\t${capEff}\nCapBnd:\t000001ffffffffff\n`,
+      `Name:\tdeno\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\nCapInh:\t0000000000000000\nCapPrm:\t${capEff}\n` +
+        `CapEff:\t${capEff}\nCapBnd:\t000001ffffffffff\n`,
     );
   const limits = (soft: string, hard: string): void =>
     file(
       "/proc/self/limits",
-      "Limit                     Soft Limit           Hard Limit           Units     \n"
-        + `Max locked memory         ${soft.padEnd(21)}${hard.padEnd(21)}bytes     \n`,
+      "Limit                     Soft Limit           Hard Limit           Units     \n" +
+        `Max locked memory         ${soft.padEnd(21)}${hard.padEnd(21)}bytes     \n`,
     );
 
   it("reads the effective set, the uid and RLIMIT_MEMLOCK", () => {
@@ -597,8 +597,8 @@ describe("hugepages", () => {
   before(() => {
     file(
       "/proc/meminfo",
-      "MemTotal:        2000000 kB\nHugePages_Total:       4\nHugePages_Free:        3\nHugePages_Rsvd:        1\n"
-        + "HugePages_Surp:        0\nHugepagesize:       2048 kB\n",
+      "MemTotal:        2000000 kB\nHugePages_Total:       4\nHugePages_Free:        3\nHugePages_Rsvd:        1\n" +
+        "HugePages_Surp:        0\nHugepagesize:       2048 kB\n",
     );
     const pool = (size: number, nr: number, free: number, resv: number): void => {
       const dir = `/sys/kernel/mm/hugepages/hugepages-${size}kB`;

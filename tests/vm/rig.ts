@@ -197,11 +197,11 @@ export async function ensureSetup(quiet = true): Promise<KernelDir> {
 
 /** Binaries the guest runs; they must be visible through the host's / (not below /tmp, which the guest hides). */
 export function runtimeBinaries(): { deno: string; bun: string } {
-  const deno = Deno.env.get("VFIO_TS_DENO") ?? firstExisting([resolve(REPO_DIR, "node_modules/deno/deno")])
-    ?? Deno.execPath();
-  const bun = Deno.env.get("VFIO_TS_BUN")
-    ?? firstExisting([resolve(REPO_DIR, "node_modules/bun/bin/bun.exe"), resolve(REPO_DIR, "node_modules/.bin/bun")])
-    ?? "bun";
+  const deno = Deno.env.get("VFIO_TS_DENO") ?? firstExisting([resolve(REPO_DIR, "node_modules/deno/deno")]) ??
+    Deno.execPath();
+  const bun = Deno.env.get("VFIO_TS_BUN") ??
+    firstExisting([resolve(REPO_DIR, "node_modules/bun/bin/bun.exe"), resolve(REPO_DIR, "node_modules/.bin/bun")]) ??
+    "bun";
   return { deno, bun };
 }
 
@@ -378,11 +378,11 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
 
 function jobEnv(opts: VmOptions, devices: PlacedDevice[]): string {
   const v = (k: string, val: string): string => `${k}=${shQuote(val)}\n`;
-  return v("MODE", opts.mode)
-    + v("BIND", devices.filter((d) => !d.kernel).map((d) => d.addr).join(" "))
-    + v("KERNEL_DEVS", devices.filter((d) => d.kernel).map((d) => d.addr).join(" "))
-    + v("REPO", REPO_DIR)
-    + v("SHELL_MODE", opts.interactive ? "1" : "0");
+  return v("MODE", opts.mode) +
+    v("BIND", devices.filter((d) => !d.kernel).map((d) => d.addr).join(" ")) +
+    v("KERNEL_DEVS", devices.filter((d) => d.kernel).map((d) => d.addr).join(" ")) +
+    v("REPO", REPO_DIR) +
+    v("SHELL_MODE", opts.interactive ? "1" : "0");
 }
 
 function runScript(opts: VmOptions, deviceVars: Record<string, string>): string {
@@ -622,16 +622,16 @@ async function boot1(opts: VmOptions, args: string[], run: string, deadline: num
     return {
       ...base,
       status: "timeout",
-      message: `time limit of ${opts.timeoutSec ?? 600} s reached${sawInit ? "" : " before /init"}; console tail:\n`
-        + tailLines(30),
+      message: `time limit of ${opts.timeoutSec ?? 600} s reached${sawInit ? "" : " before /init"}; console tail:\n` +
+        tailLines(30),
     };
   }
   if (!sawInit) {
     return {
       ...base,
       status: "boot-failed",
-      message: (bootTimedOut ? "no /init within 120 s" : `qemu exited with ${status.code} before /init`)
-        + (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(30)}`,
+      message: (bootTimedOut ? "no /init within 120 s" : `qemu exited with ${status.code} before /init`) +
+        (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(30)}`,
     };
   }
   if (panicked) {
@@ -644,8 +644,8 @@ async function boot1(opts: VmOptions, args: string[], run: string, deadline: num
     return {
       ...base,
       status: "no-exit",
-      message: `the guest stopped without reporting an exit status (qemu exit ${status.code})`
-        + (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(40)}`,
+      message: `the guest stopped without reporting an exit status (qemu exit ${status.code})` +
+        (qemuErr ? `\nqemu: ${qemuErr}` : "") + `\nconsole tail:\n${tailLines(40)}`,
     };
   }
   if (issues > 0) {
