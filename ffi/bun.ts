@@ -11,6 +11,7 @@
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T, ptr as bunPtr, toArrayBuffer } from "bun:ffi";
 import { throwErrno } from "../lib/errors.ts";
+import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, rlimit } from "./layout.ts";
 import type { Address, Libc, PollFd, RLimit } from "./types.ts";
 import { waitReadableInWorker } from "./wait_worker.ts";
 
@@ -87,8 +88,6 @@ export function load(): Libc {
   const encoder = new TextEncoder();
   const cstring = (text: string): Uint8Array => encoder.encode(text + "\0");
   const EAGAIN = 11, EINTR = 4;
-  const isEpollPacked = process.arch === "x64";
-  const epollSize = isEpollPacked ? 12 : 16;
   const pageSize = s.sysconf(30 /* _SC_PAGESIZE */) as number;
   const num = (address: Address): number => Number(address);
 
@@ -134,31 +133,22 @@ export function load(): Libc {
     pread: (fd, buf, offset, target) => check(s.pread(fd, buf, buf.byteLength, offset), "pread", target),
     pwrite: (fd, buf, offset, target) => check(s.pwrite(fd, buf, buf.byteLength, offset), "pwrite", target),
     poll: (fds: PollFd[], timeoutMs) => {
-      const b = new Int32Array(fds.length * 2);
-      fds.forEach((p, i) => {
-        b[i * 2] = p.fd;
-        b[i * 2 + 1] = p.events & 0xffff;
-      });
+      const b = pollFds(fds);
       const r = s.poll(b, fds.length, timeoutMs);
       if (r < 0 && errnoView[0] === EINTR) return 0;
       check(r, "poll");
-      fds.forEach((p, i) => p.revents = b[i * 2 + 1] >>> 16);
+      pollRevents(fds, b);
       return r;
     },
     epollCreate: (flags) => check(s.epoll_create1(flags), "epoll_create1"),
-    epollCtl: (epfd, op, fd, events, data) => {
-      const ev = new DataView(new ArrayBuffer(epollSize));
-      ev.setUint32(0, events, true);
-      ev.setUint32(isEpollPacked ? 4 : 8, data, true);
-      check(s.epoll_ctl(epfd, op, fd, new Uint8Array(ev.buffer)), "epoll_ctl", `fd ${fd}`);
-    },
+    epollCtl: (epfd, op, fd, events, data) =>
+      void check(s.epoll_ctl(epfd, op, fd, epollEvent(events, data)), "epoll_ctl", `fd ${fd}`),
     epollWait: (epfd, maxEvents, timeoutMs) => {
-      const buf = new Uint8Array(epollSize * maxEvents);
+      const buf = new Uint8Array(EPOLL_EVENT_SIZE * maxEvents);
       const r = s.epoll_wait(epfd, buf, maxEvents, timeoutMs);
       if (r < 0 && errnoView[0] === EINTR) return [];
       check(r, "epoll_wait");
-      const dv = new DataView(buf.buffer);
-      return Array.from({ length: r }, (_, i) => dv.getUint32(i * epollSize + (isEpollPacked ? 4 : 8), true));
+      return epollTags(buf, r);
     },
     sysconf: (name) => s.sysconf(name),
     getuid: () => s.getuid(),
@@ -167,8 +157,7 @@ export function load(): Libc {
     getrlimit: (resource): RLimit => {
       const lim = new BigUint64Array(2);
       check(s.getrlimit(resource, lim), "getrlimit");
-      const n = (x: bigint): number => x === 0xffffffffffffffffn ? Infinity : Number(x);
-      return { soft: n(lim[0]), hard: n(lim[1]) };
+      return rlimit(lim);
     },
     arrayBuffer: (address, length) => toArrayBuffer(num(address), 0, length),
     addressOf: (view) => BigInt(bunPtr(view)),

@@ -8,7 +8,8 @@
  * @module
  */
 import { throwErrno } from "../lib/errors.ts";
-import type { Address, Libc, PollFd, RLimit } from "./types.ts";
+import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, rlimit } from "./layout.ts";
+import type { Address, Libc, RLimit } from "./types.ts";
 
 /** Every libc symbol vfio-ts uses under Deno, with its C prototype. */
 const symbols = {
@@ -81,23 +82,12 @@ export function load(): Libc {
   const bytes = (view: ArrayBufferView): Uint8Array =>
     view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   const MAP_FAILED = 0xffffffffffffffffn;
-  const RLIM_INFINITY = 0xffffffffffffffffn;
   const EAGAIN = 11, EINTR = 4;
-  const isEpollPacked = Deno.build.arch === "x86_64";
-  const epollSize = isEpollPacked ? 12 : 16;
   const pageSize = Number(s.sysconf(30 /* _SC_PAGESIZE */));
 
   const check = (r: number, call: string, target?: string): number => {
     if (r < 0) throwErrno(call, errnoView[0], { target });
     return r;
-  };
-  const toPollBuffer = (fds: PollFd[]): Int32Array => {
-    const b = new Int32Array(fds.length * 2);
-    fds.forEach((p, i) => {
-      b[i * 2] = p.fd;
-      b[i * 2 + 1] = p.events & 0xffff; // short events; revents (upper half) starts at 0
-    });
-    return b;
   };
 
   return {
@@ -140,27 +130,22 @@ export function load(): Libc {
     pwrite: (fd, buf, offset, target) =>
       check(Number(s.pwrite(fd, bytes(buf), BigInt(buf.byteLength), BigInt(offset))), "pwrite", target),
     poll: (fds, timeoutMs) => {
-      const b = toPollBuffer(fds);
+      const b = pollFds(fds);
       const r = s.poll(new Uint8Array(b.buffer), BigInt(fds.length), timeoutMs);
       if (r < 0 && errnoView[0] === EINTR) return 0;
       check(r, "poll");
-      fds.forEach((p, i) => p.revents = b[i * 2 + 1] >>> 16);
+      pollRevents(fds, b);
       return r;
     },
     epollCreate: (flags) => check(s.epoll_create1(flags), "epoll_create1"),
-    epollCtl: (epfd, op, fd, events, data) => {
-      const ev = new DataView(new ArrayBuffer(epollSize));
-      ev.setUint32(0, events, true);
-      ev.setUint32(isEpollPacked ? 4 : 8, data, true);
-      check(s.epoll_ctl(epfd, op, fd, new Uint8Array(ev.buffer)), "epoll_ctl", `fd ${fd}`);
-    },
+    epollCtl: (epfd, op, fd, events, data) =>
+      void check(s.epoll_ctl(epfd, op, fd, epollEvent(events, data)), "epoll_ctl", `fd ${fd}`),
     epollWait: (epfd, maxEvents, timeoutMs) => {
-      const buf = new Uint8Array(epollSize * maxEvents);
+      const buf = new Uint8Array(EPOLL_EVENT_SIZE * maxEvents);
       const r = s.epoll_wait(epfd, buf, maxEvents, timeoutMs);
       if (r < 0 && errnoView[0] === EINTR) return [];
       check(r, "epoll_wait");
-      const dv = new DataView(buf.buffer);
-      return Array.from({ length: r }, (_, i) => dv.getUint32(i * epollSize + (isEpollPacked ? 4 : 8), true));
+      return epollTags(buf, r);
     },
     sysconf: (name) => Number(s.sysconf(name)),
     getuid: () => s.getuid(),
@@ -169,8 +154,7 @@ export function load(): Libc {
     getrlimit: (resource): RLimit => {
       const lim = new BigUint64Array(2);
       check(s.getrlimit(resource, new Uint8Array(lim.buffer)), "getrlimit");
-      const n = (v: bigint): number => v === RLIM_INFINITY ? Infinity : Number(v);
-      return { soft: n(lim[0]), hard: n(lim[1]) };
+      return rlimit(lim);
     },
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(ptr(address)!, length),
     addressOf: (view) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(view)),

@@ -8,11 +8,8 @@
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T } from "bun:ffi";
-
-const EPOLLIN = 0x1;
-const EPOLLONESHOT = 1 << 30;
-const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2;
-const EPOLL_CLOEXEC = 0x80000;
+import { EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN, EPOLLONESHOT } from "./constants.ts";
+import { EPOLL_EVENT_SIZE, epollEvent } from "./layout.ts";
 
 /** The symbols the main thread needs for registrations. */
 const symbols = {
@@ -32,7 +29,7 @@ interface Waiter {
 }
 
 let state:
-  | { ep: number; worker: Worker & { ref(): void; unref(): void }; ctl: Record<string, Fn>; event: DataView }
+  | { ep: number; worker: Worker & { ref(): void; unref(): void }; ctl: Record<string, Fn>; event: Uint8Array }
   | undefined;
 const waiters = new Map<number, Waiter>();
 let nextTag = 1;
@@ -50,7 +47,7 @@ function start(): NonNullable<typeof state> {
   };
   worker.postMessage(ep);
   worker.unref();
-  const event = new DataView(new ArrayBuffer(process.arch === "x64" ? 12 : 16));
+  const event = new Uint8Array(EPOLL_EVENT_SIZE);
   return { ep, worker, ctl, event };
 }
 
@@ -73,11 +70,10 @@ export function waitReadableInWorker(fd: number, timeoutMs: number): Promise<boo
   return new Promise<boolean>((resolve) => {
     const w: Waiter = { fd, resolve };
     waiters.set(tag, w);
-    s.event.setUint32(0, EPOLLIN | EPOLLONESHOT, true);
-    s.event.setUint32(process.arch === "x64" ? 4 : 8, tag, true);
+    epollEvent(EPOLLIN | EPOLLONESHOT, tag, s.event);
     // One registration per fd at a time: a stale one (from a timed-out wait) is replaced.
     s.ctl.epoll_ctl(s.ep, EPOLL_CTL_DEL, fd, null);
-    if (s.ctl.epoll_ctl(s.ep, EPOLL_CTL_ADD, fd, new Uint8Array(s.event.buffer)) < 0) {
+    if (s.ctl.epoll_ctl(s.ep, EPOLL_CTL_ADD, fd, s.event) < 0) {
       waiters.delete(tag);
       resolve(false);
       return;

@@ -5,6 +5,7 @@
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T } from "bun:ffi";
+import { EPOLL_EVENT_SIZE, epollTags } from "./layout.ts";
 
 /** The one symbol the worker needs. */
 const symbols = {
@@ -18,15 +19,10 @@ worker.onmessage = (e: MessageEvent<number>): void => {
   const ep = e.data;
   // deno-lint-ignore no-explicit-any
   const { epoll_wait } = dlopen("libc.so.6", symbols).symbols as Record<string, (...a: any[]) => number>;
-  const size = process.arch === "x64" ? 12 : 16;
-  const tagAt = process.arch === "x64" ? 4 : 8;
-  const buf = new Uint8Array(size * 64);
-  const view = new DataView(buf.buffer);
+  const buf = new Uint8Array(EPOLL_EVENT_SIZE * 64);
   for (;;) {
     const n = epoll_wait(ep, buf, 64, -1);
     if (n <= 0) continue;
-    const tags: number[] = [];
-    for (let i = 0; i < n; i++) tags.push(view.getUint32(i * size + tagAt, true));
-    worker.postMessage(tags);
+    worker.postMessage(epollTags(buf, n));
   }
 };
