@@ -7,7 +7,6 @@
  */
 
 import assert from "node:assert/strict";
-import process from "node:process";
 import { test } from "node:test";
 
 import {
@@ -28,26 +27,14 @@ import {
   PowerManagementCapability,
 } from "../../lib/capabilities.ts";
 import { ConfigSpace } from "../../lib/config.ts";
-import type { Device } from "../../lib/device.ts";
 import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { irqInfo } from "../../lib/irq_info.ts";
-import { openDevice } from "../../lib/open.ts";
 import { regionInfo } from "../../lib/region.ts";
 
-const env = process.env;
-const skip = env.VFIO_TS_IN_VM === "1" ? false : "outside the VM rig (VFIO_TS_IN_VM unset)";
-const first = (v: string | undefined): string | undefined => (v ?? "").split(",").filter(Boolean)[0];
-const EDU = first(env.VFIO_TS_EDU);
-const NVME = first(env.VFIO_TS_NVME);
-const E1000E = first(env.VFIO_TS_E1000E);
-const VIRTIO_NET = first(env.VFIO_TS_VIRTIO_NET);
-const skipIf = (address: string | undefined, what: string): string | false =>
-  skip || (address ? false : `no ${what} in the guest`);
+import { guest, openInGuest, skipIf } from "./guest.ts";
 
-/** Opens a device through the library, on the IOMMU path the rig's mode offers. */
-function open(address: string): Device {
-  return openDevice(address, { noiommu: env.VFIO_TS_MODE === "noiommu" });
-}
+const { edu: EDU, nvme: NVME, e1000e: E1000E, virtioNet: VIRTIO_NET } = guest;
+const open = openInGuest;
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 

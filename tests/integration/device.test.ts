@@ -14,11 +14,10 @@ import {
 } from "../../lib/errors.ts";
 import { IrqIndex } from "../../lib/irq.ts";
 import { openDevice } from "../../lib/open.ts";
+import { guest, openInGuest } from "./guest.ts";
 
-const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-const inVm = env.VFIO_TS_IN_VM === "1";
-const mode = env.VFIO_TS_MODE ?? "";
-const edu = (env.VFIO_TS_EDU ?? "").split(",")[0];
+const { inVm, mode } = guest;
+const edu = guest.edu ?? "";
 const noiommu = mode === "noiommu";
 const expectedBackend = mode === "noiommu" ? "noiommu" : mode === "iommu" ? "type1" : "iommufd";
 
@@ -39,7 +38,7 @@ function mapped(address: bigint): boolean {
 }
 
 function open(): ReturnType<typeof openDevice> {
-  return openDevice(edu, { noiommu });
+  return openInGuest(edu);
 }
 
 describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task test:vm)" }, () => {
@@ -155,7 +154,7 @@ describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task 
   it("bad input gets typed errors", () => {
     assert.throws(() => openDevice("00:zz.0"), InvalidAddressError);
     assert.throws(() => openDevice("0000:00:1f.6"), InvalidAddressError);
-    const onKernel = (env.VFIO_TS_KERNEL_DEVICES ?? "").split(",").filter(Boolean)[0];
+    const onKernel = guest.kernelDevices[0];
     if (onKernel) assert.throws(() => openDevice(onKernel), NotBoundError);
     assert.throws(() => openDevice(edu, { iommu: noiommu ? "type1" : "noiommu" }), (e: Error) => e.name !== "");
   });
@@ -169,8 +168,8 @@ describe("openDevice on edu", { skip: !inVm && "needs the VFIO guest (deno task 
 
 describe("a group that is not viable", { skip: (!inVm || noiommu) && "needs the guest with an IOMMU" }, () => {
   // The rig puts a second edu and an e1000e left on its kernel driver behind one PCI bridge: one IOMMU group.
-  const bridged = (env.VFIO_TS_EDU ?? "").split(",").find((a) => a.startsWith("0000:01:"));
-  const blocker = (env.VFIO_TS_KERNEL_DEVICES ?? "").split(",").find((a) => a.startsWith("0000:01:"));
+  const bridged = guest.devices.edu.find((a) => a.startsWith("0000:01:"));
+  const blocker = guest.kernelDevices.find((a) => a.startsWith("0000:01:"));
 
   it("is refused on every path with the other member and its driver named", { skip: !bridged && "no bridge" }, () => {
     for (const iommu of ["auto", "type1", ...(mode === "iommufd" ? ["iommufd", "iommufd-compat"] as const : [])]) {
@@ -193,8 +192,8 @@ describe("reset", { skip: !inVm && "needs the VFIO guest" }, () => {
   });
 
   it("devices that offer a reset are reset and keep working", () => {
-    const candidates = [env.VFIO_TS_NVME, env.VFIO_TS_E1000E, env.VFIO_TS_VIRTIO_NET]
-      .flatMap((v) => (v ?? "").split(",")).filter(Boolean);
+    const { nvme, e1000e, virtioNet } = guest.devices;
+    const candidates = [...nvme, ...e1000e, ...virtioNet];
     let resets = 0;
     for (const address of candidates) {
       using dev = openDevice(address, { noiommu });
