@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
 import { Backoff, type Nic, type Packet } from "./nic/nic.ts";
 import { drainTx, openNic, waitForLink } from "./nic/open.ts";
+import { Checks, intOption } from "./nic/program.ts";
 
 const USAGE = `usage: fwd.ts <port-a> <port-b> [options]
   port-a, port-b     PCI addresses of two NICs (e1000e or legacy virtio-net bound to vfio-pci)
@@ -45,19 +46,9 @@ if (values.help) {
   process.exit(0);
 }
 
-function int(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new VfioError(`--${name} ${text} is out of range`, { remedy: `give an integer in ${min}..${max}` });
-  }
-  return n;
-}
-
-let failures = 0;
-function check(ok: boolean, what: string): void {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-}
+const int = intOption;
+const checks = new Checks();
+const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 /** One direction: counts what it forwarded and what it had to drop (transmit ring full). */
 class Path {
@@ -146,13 +137,13 @@ async function main(): Promise<void> {
   if (count) check(total >= count, `forwarded ${total} of ${count} frames`);
   check(ab.dropped + ba.dropped === 0, `dropped ${ab.dropped + ba.dropped} frames (transmit ring full)`);
   check(pending === 0, `transmit rings drained (${pending} pending)`);
-  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
+  console.log(checks.summary());
 }
 
 try {
   await main();
 } catch (e) {
   console.error(`fwd: ${e instanceof Error ? e.message : e}`);
-  failures++;
+  checks.failures++;
 }
-process.exitCode = failures ? 1 : 0;
+process.exitCode = checks.failures ? 1 : 0;

@@ -18,6 +18,7 @@ import { reserveHugepages, VfioError } from "../mod.ts";
 import { FrameWriter, SequenceChecker } from "./nic/frame.ts";
 import { Backoff, type Packet, parseMac } from "./nic/nic.ts";
 import { drainTx, openNic, waitForLink } from "./nic/open.ts";
+import { Checks, intOption } from "./nic/program.ts";
 
 const USAGE = `usage: pktgen.ts <tx-port> [--verify <rx-port>] [options]
   tx-port            PCI address of the sending NIC (e1000e or legacy virtio-net bound to vfio-pci)
@@ -53,19 +54,9 @@ if (values.help) {
   process.exit(0);
 }
 
-function int(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new VfioError(`--${name} ${text} is out of range`, { remedy: `give an integer in ${min}..${max}` });
-  }
-  return n;
-}
-
-let failures = 0;
-function check(ok: boolean, what: string): void {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-}
+const int = intOption;
+const checks = new Checks();
+const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 const rate = (n: number, ms: number): string => `${Math.round(n / (ms / 1000))} pps`;
 
@@ -175,13 +166,13 @@ async function main(): Promise<void> {
     );
     console.log(`verified ${checker.good} frames at ${rate(checker.good, ms)}`);
   }
-  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
+  console.log(checks.summary());
 }
 
 try {
   await main();
 } catch (e) {
   console.error(`pktgen: ${e instanceof Error ? e.message : e}`);
-  failures++;
+  checks.failures++;
 }
-process.exitCode = failures ? 1 : 0;
+process.exitCode = checks.failures ? 1 : 0;
