@@ -158,7 +158,8 @@ export const OPEN_OPTIONS: Options = {
 
 /** Help text of {@linkcode OPEN_OPTIONS}. */
 export const OPEN_HELP = `  --iommu auto|type1|iommufd|noiommu   IOMMU path to open the device through (default auto)
-  --noiommu                            accept a no-IOMMU group (the device's DMA is unchecked)`;
+  --noiommu                            accept a no-IOMMU group (the device's DMA is unchecked): the one opt-in;
+                                       --iommu noiommu and VFIO_TS_IOMMU=noiommu are refused without it`;
 
 /** The `openDevice` options from `--iommu` and `--noiommu`. */
 export function openOptions(values: Values): OpenDeviceOptions {

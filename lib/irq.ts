@@ -46,6 +46,22 @@ export interface IrqEnableOptions {
   autoUnmask?: boolean;
 }
 
+/**
+ * The `VFIO_DEVICE_SET_IRQS` flags of each thing an {@linkcode IrqSet} asks: `route` vectors to eventfds (or -1 to
+ * stop one), `fire` vectors from software (count 0: disable the index), `mask` and `unmask` a maskable vector.
+ *
+ * ```ts
+ * import { IRQ_SET_FLAGS } from "./irq.ts";
+ * console.log(IRQ_SET_FLAGS.unmask.toString(16)); // "11": DATA_NONE | ACTION_UNMASK
+ * ```
+ */
+export const IRQ_SET_FLAGS = {
+  route: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+  fire: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+  mask: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
+  unmask: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
+} as const;
+
 /** Options of {@linkcode IrqSet.wait}: the eventfd wait options plus an override of the set's `autoUnmask`. */
 export interface IrqWaitOptions extends WaitOptions {
   /** Unmask the vector before waiting (automasked INTx); defaults to the set's `autoUnmask`. */
@@ -151,7 +167,7 @@ export class IrqSet {
     const efds: IrqEventFd[] = [];
     try {
       for (let v = start; v < start + count; v++) efds.push(new IrqEventFd(`${info.name} vector ${v} of ${dev.name}`));
-      setIrqs(dev, info.index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, start, efds.map((e) => e.fd));
+      setIrqs(dev, info.index, IRQ_SET_FLAGS.route, start, efds.map((e) => e.fd));
     } catch (e) {
       for (const efd of efds) efd.close();
       throw e;
@@ -192,7 +208,7 @@ export class IrqSet {
   disableVector(vector: number): void {
     this.#efd(vector);
     if (!this.#enabled[vector - this.start]) return;
-    setIrqs(this.#dev, this.index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, vector, [-1]);
+    setIrqs(this.#dev, this.index, IRQ_SET_FLAGS.route, vector, [-1]);
     this.#enabled[vector - this.start] = false;
   }
 
@@ -200,7 +216,7 @@ export class IrqSet {
   enableVector(vector: number): void {
     const efd = this.#efd(vector);
     if (this.#enabled[vector - this.start]) return;
-    setIrqs(this.#dev, this.index, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, vector, [efd.fd]);
+    setIrqs(this.#dev, this.index, IRQ_SET_FLAGS.route, vector, [efd.fd]);
     this.#enabled[vector - this.start] = true;
   }
 
@@ -218,7 +234,7 @@ export class IrqSet {
    */
   mask(vector = this.start): void {
     this.#maskable(vector);
-    setIrqs(this.#dev, this.index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, vector, 1);
+    setIrqs(this.#dev, this.index, IRQ_SET_FLAGS.mask, vector, 1);
   }
 
   /**
@@ -227,7 +243,7 @@ export class IrqSet {
    */
   unmask(vector = this.start): void {
     this.#maskable(vector);
-    setIrqs(this.#dev, this.index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, vector, 1);
+    setIrqs(this.#dev, this.index, IRQ_SET_FLAGS.unmask, vector, 1);
   }
 
   /**
@@ -245,7 +261,7 @@ export class IrqSet {
   trigger(vector = this.start): void {
     this.#efd(vector);
     // count 1, never 0: DATA_NONE with count 0 is how the index is disabled.
-    setIrqs(this.#dev, this.index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, vector, 1);
+    setIrqs(this.#dev, this.index, IRQ_SET_FLAGS.fire, vector, 1);
   }
 
   /** Reads a vector's counter without blocking: the interrupts since the last read, or 0. */
@@ -285,7 +301,7 @@ export class IrqSet {
     try {
       const v = vector ?? this.start;
       const efd = this.#efd(v);
-      if ((options.autoUnmask ?? this.#autoUnmask) && this.info.automasked) this.unmask(v);
+      if (unmasksBeforeWait(this.info, this.#autoUnmask, options.autoUnmask)) this.unmask(v);
       return efd.wait(options);
     } catch (e) {
       return Promise.reject(e);
@@ -337,7 +353,7 @@ export class IrqSet {
       if (!(e instanceof ClosedError)) throw e;
     }
     try {
-      if (fd >= 0) setIrqs(this.#dev, this.index, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0);
+      if (fd >= 0) setIrqs(this.#dev, this.index, IRQ_SET_FLAGS.fire, 0, 0);
     } finally {
       for (const efd of this.#efds) efd.close();
     }
@@ -377,9 +393,39 @@ export class IrqSet {
 }
 
 /**
- * `VFIO_DEVICE_SET_IRQS` for `[start, start + n)`: `data` is the eventfd list (DATA_EVENTFD) or the count (DATA_NONE).
+ * Whether a wait step unmasks its vector first: when unmasking is asked for (per wait, else per set) and the kernel
+ * automasks the index (INTx: the line stays masked after each interrupt until unmasked). Never for MSI/MSI-X, which
+ * the kernel does not mask, whatever the option says.
+ *
+ * ```ts
+ * import { unmasksBeforeWait } from "./irq.ts";
+ * console.log(unmasksBeforeWait({ automasked: true }, true)); // true: INTx with autoUnmask
+ * console.log(unmasksBeforeWait({ automasked: true }, true, false)); // false: this wait said no
+ * ```
  */
-function setIrqs(dev: DeviceFd, index: number, flags: number, start: number, data: number[] | number): void {
+export function unmasksBeforeWait(
+  info: Pick<IrqInfo, "automasked">,
+  setOption: boolean,
+  waitOption?: boolean,
+): boolean {
+  return (waitOption ?? setOption) && info.automasked;
+}
+
+/**
+ * The `VFIO_DEVICE_SET_IRQS` argument for vectors `[start, start + n)`: `data` is the eventfd list (DATA_EVENTFD) or
+ * the count (DATA_NONE). `IrqSet.unmask` sends `DATA_NONE | ACTION_UNMASK` with count 1.
+ *
+ * ```ts
+ * import { IRQ_SET_FLAGS, irqSetRequest } from "./irq.ts";
+ * const bytes = irqSetRequest(0, IRQ_SET_FLAGS.unmask, 0, 1); // unmask INTx vector 0
+ * ```
+ */
+export function irqSetRequest(
+  index: number,
+  flags: number,
+  start: number,
+  data: readonly number[] | number,
+): Uint8Array {
   const fds = typeof data === "number" ? [] : data;
   const arg = VfioIrqSet.alloc(fds.length * 4);
   arg.argsz = VfioIrqSet.size + fds.length * 4;
@@ -391,7 +437,12 @@ function setIrqs(dev: DeviceFd, index: number, flags: number, start: number, dat
     const tail = arg.data;
     new Int32Array(tail.buffer, tail.byteOffset, fds.length).set(fds);
   }
-  libc.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS, arg.bytes, "VFIO_DEVICE_SET_IRQS");
+  return arg.bytes;
+}
+
+/** `VFIO_DEVICE_SET_IRQS` with the argument of {@linkcode irqSetRequest}. */
+function setIrqs(dev: DeviceFd, index: number, flags: number, start: number, data: number[] | number): void {
+  libc.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS, irqSetRequest(index, flags, start, data), "VFIO_DEVICE_SET_IRQS");
 }
 
 /** "it offers INTx (1 vector), MSI (1 vector)": what to pick instead. */

@@ -122,6 +122,28 @@ export function irqInfo(dev: DeviceFd, index: number): IrqInfo {
     if (e instanceof SystemError && e.code === "EINVAL") return describe(i, 0, 0);
     throw e;
   }
+  return decodeIrqInfo(i, info.bytes);
+}
+
+/**
+ * Decodes a `VFIO_DEVICE_GET_IRQ_INFO` answer (`struct vfio_irq_info`, 16 bytes) for IRQ index `index`. Any flag
+ * and count values decode (unknown flag bits are kept in `flags`); a buffer shorter than the struct or an index
+ * outside vfio-pci's throws a library error.
+ *
+ * ```ts
+ * import { decodeIrqInfo } from "./irq_info.ts";
+ * const bytes = new Uint8Array(16);
+ * new DataView(bytes.buffer).setUint32(4, 0b111, true); // EVENTFD | MASKABLE | AUTOMASKED
+ * new DataView(bytes.buffer).setUint32(12, 1, true); // one vector
+ * console.log(decodeIrqInfo(0, bytes).automasked); // true: INTx
+ * ```
+ */
+export function decodeIrqInfo(index: number, bytes: Uint8Array): IrqInfo {
+  const i = checkIndex(index);
+  if (bytes.byteLength < VfioIrqInfo.size) {
+    throw new OutOfRangeError(`an IRQ info answer has ${bytes.byteLength} bytes, fewer than ${VfioIrqInfo.size}`);
+  }
+  const info = VfioIrqInfo.view(bytes);
   return describe(i, info.count, info.flags);
 }
 

@@ -35,9 +35,16 @@ export interface OpenDeviceOptions {
    * The IOMMU path. `auto` (default; or the `VFIO_TS_IOMMU` environment variable) takes the iommufd cdev path when
    * the kernel offers it (`/dev/vfio/devices/vfioN` and `/dev/iommu`), else the legacy group path (type1), and a
    * no-IOMMU group only when `noiommu` is also set.
+   *
+   * `"noiommu"` only narrows the path (a device behind an IOMMU is then refused); it is **not** an opt-in: without
+   * `noiommu: true` it throws a {@linkcode NoIommuError}. Likewise `VFIO_TS_IOMMU=noiommu` in the environment never
+   * opens a no-IOMMU group by itself: the environment may choose among the safe paths, the code opts in.
    */
   iommu?: IommuChoice;
-  /** Accept a no-IOMMU group: the device can DMA anywhere, unchecked, and the kernel is tainted. */
+  /**
+   * Accept a no-IOMMU group: the device can DMA anywhere, unchecked, and the kernel is tainted. This flag (the
+   * `vfio` command line's `--noiommu`) is the one opt-in; neither `iommu: "noiommu"` nor the environment replaces it.
+   */
   noiommu?: boolean;
   /** The sysfs root (tests). */
   sysfsRoot?: string;
@@ -50,6 +57,22 @@ function environmentChoice(): IommuChoice | undefined {
   if (v === undefined || v === "") return undefined;
   if (CHOICES.includes(v as IommuChoice)) return v as IommuChoice;
   throw new VfioError(`VFIO_TS_IOMMU=${v} is not an IOMMU path`, { remedy: `use one of ${CHOICES.join(", ")}` });
+}
+
+/** The refusal of a no-IOMMU path asked for without the opt-in (`noiommu: true`, or the CLI's `--noiommu`). */
+function noIommuNotOptedIn(address: string, fromEnvironment: boolean): NoIommuError {
+  const remedy = "pass { noiommu: true } to openDevice (--noiommu on the vfio command line) to accept that the " +
+    "device's DMA is unchecked and the kernel tainted";
+  if (fromEnvironment) {
+    return new NoIommuError(
+      `${address}: VFIO_TS_IOMMU=noiommu is set, but the environment alone never opens a no-IOMMU group`,
+      `${remedy}; or unset VFIO_TS_IOMMU (it may choose auto, iommufd, iommufd-compat or type1)`,
+    );
+  }
+  return new NoIommuError(
+    `${address}: iommu: "noiommu" names the path but is not the opt-in to unchecked DMA`,
+    remedy,
+  );
 }
 
 /** Addresses of the devices this process has open: the kernel's answers to a second open differ by path. */
@@ -90,7 +113,9 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   const group = sysfs.iommuGroup;
-  const choice = options.iommu ?? environmentChoice() ?? "auto";
+  const fromEnvironment = options.iommu === undefined ? environmentChoice() : undefined;
+  const choice = options.iommu ?? fromEnvironment ?? "auto";
+  if (choice === "noiommu" && !options.noiommu) throw noIommuNotOptedIn(canonical, fromEnvironment !== undefined);
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
   const haveIommufd = existsSync("/dev/iommu");
@@ -123,13 +148,13 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
         remedy: "open it with { noiommu: true }, knowing that its DMA is unchecked",
       });
     }
-    if (!options.noiommu && choice !== "noiommu") {
+    if (!options.noiommu) {
       throw new NoIommuError(
         `${canonical} is in no-IOMMU group ${group}: the device could DMA anywhere in memory, unchecked`,
         "pass { noiommu: true } (or --noiommu) to accept the risk; the kernel is tainted",
       );
     }
-    checkNoIommuPrivileges();
+    checkNoIommuPrivileges({ root: options.sysfsRoot });
     return openThroughGroup(canonical, group, { path: "noiommu", devDir });
   }
   if (choice === "noiommu") {

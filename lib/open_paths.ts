@@ -33,7 +33,11 @@ export type GroupPath = "type1" | "noiommu" | "compat";
 
 /** Options of {@linkcode openThroughGroup}. */
 export interface GroupPathOptions {
-  /** Which container the group is attached to. */
+  /**
+   * Which container the group is attached to. `"noiommu"` written in the code is this low-level call's explicit
+   * opt-in to a no-IOMMU group (unchecked DMA); the environment is never consulted, and any other path refuses a
+   * no-IOMMU group with a `NoIommuError`.
+   */
   path: GroupPath;
   /** Where the group nodes are (default `/dev/vfio`). */
   devDir?: string;
