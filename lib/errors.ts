@@ -381,3 +381,47 @@ export class ClosedError extends VfioError {
     super(`${what} is closed`, { remedy: "keep the resource open while you use it; open it again if needed" });
   }
 }
+
+/** A process that has a device node open, as named in a {@linkcode DeviceBusyError}. */
+export interface NodeHolder {
+  /** Its process id. */
+  pid: number;
+  /** Its command name (`/proc/<pid>/comm`), or `"?"` when it could not be read. */
+  name: string;
+}
+
+/**
+ * A VFIO group or device is already open in another process (the kernel's EBUSY, or EINVAL on a second cdev
+ * bind): names the processes that hold its node, found in `/proc/<pid>/fd`.
+ *
+ * ```ts
+ * import { DeviceBusyError } from "./errors.ts";
+ * const e = new DeviceBusyError("/dev/vfio/3", "0000:00:03.0", [{ pid: 4242, name: "deno" }]);
+ * console.log(e.holders[0].pid); // 4242
+ * ```
+ */
+export class DeviceBusyError extends VfioError {
+  /** The error class's name, `"DeviceBusyError"`. */
+  override name = "DeviceBusyError";
+  /** The node that is busy (`/dev/vfio/3`, `/dev/vfio/devices/vfio0`). */
+  readonly node: string;
+  /** The processes that have it open (empty when none could be found: another user's, or gone meanwhile). */
+  readonly holders: readonly NodeHolder[];
+  /** Builds the error from the node, the device's name and the holders found. */
+  constructor(node: string, device: string, holders: readonly NodeHolder[], options: VfioErrorOptions = {}) {
+    const who = holders.length
+      ? `by ${holders.map((h) => `pid ${h.pid} (${h.name})`).join(", ")}`
+      : "by another process (not found in /proc: another user's, or it just exited)";
+    super(`${device} is already open: ${node} is held ${who}`, {
+      remedy: options.remedy ??
+        (holders.length
+          ? `a VFIO group or device is opened by one process at a time: close it there, or stop pid ${
+            holders.map((h) => h.pid).join(", ")
+          }`
+          : "a VFIO group or device is opened by one process at a time: close the other user first"),
+      cause: options.cause,
+    });
+    this.node = node;
+    this.holders = holders;
+  }
+}

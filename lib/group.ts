@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import {
@@ -27,8 +27,75 @@ import {
   VFIO_GROUP_UNSET_CONTAINER,
   VfioGroupStatus,
 } from "./abi/vfio.ts";
-import { ClosedError, GroupNotViableError, NoIommuError, SystemError, VfioError } from "./errors.ts";
+import {
+  ClosedError,
+  DeviceBusyError,
+  GroupNotViableError,
+  type NodeHolder,
+  NoIommuError,
+  SystemError,
+  VfioError,
+} from "./errors.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
+
+/** Options of {@linkcode nodeHolders}. */
+export interface NodeHoldersOptions {
+  /** Where `/proc` is (tests: a fake tree; default `/proc`). */
+  proc?: string;
+  /** A process to leave out (e.g. this one, when it has just opened the node itself). */
+  exceptPid?: number;
+}
+
+/**
+ * The processes that have the device node `node` open: every `/proc/<pid>/fd/<n>` that links to that path or to
+ * a node with the same device number. Processes this one may not inspect are skipped. Used to name who holds a busy
+ * VFIO group or device.
+ *
+ * ```ts
+ * import { nodeHolders } from "./group.ts";
+ * for (const h of nodeHolders("/dev/vfio/3")) console.log(h.pid, h.name);
+ * ```
+ */
+export function nodeHolders(node: string, options: NodeHoldersOptions = {}): NodeHolder[] {
+  const proc = options.proc ?? "/proc";
+  let rdev: number | bigint | null = null;
+  try {
+    const st = statSync(node);
+    if (st.isCharacterDevice()) rdev = st.rdev;
+  } catch { /* compare by path only */ }
+  let pids: string[];
+  try {
+    pids = readdirSync(proc).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
+  } catch {
+    return [];
+  }
+  const holders: NodeHolder[] = [];
+  for (const pid of pids) {
+    if (Number(pid) === options.exceptPid) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`${proc}/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    const holds = fds.some((fd) => {
+      try {
+        const target = readlinkSync(`${proc}/${pid}/fd/${fd}`);
+        if (target === node) return true;
+        return rdev !== null && target.startsWith("/dev/") && statSync(`${proc}/${pid}/fd/${fd}`).rdev === rdev;
+      } catch {
+        return false;
+      }
+    });
+    if (!holds) continue;
+    let name = "?";
+    try {
+      name = readFileSync(`${proc}/${pid}/comm`, "utf8").trim() || "?";
+    } catch { /* keep "?" */ }
+    holders.push({ pid: Number(pid), name });
+  }
+  return holders;
+}
 
 /** What `VFIO_GROUP_GET_STATUS` says. */
 export interface GroupStatus {
@@ -109,10 +176,7 @@ export class Group {
       fd = libc.open(where.path, O_RDWR | O_CLOEXEC);
     } catch (e) {
       if (e instanceof SystemError && e.code === "EBUSY") {
-        throw new VfioError(`${where.path} is already open (by another process, or earlier in this one)`, {
-          remedy: "a group can be opened once; close the other user, or reuse its Group",
-          cause: e,
-        });
+        throw new DeviceBusyError(where.path, `IOMMU group ${n}`, nodeHolders(where.path), { cause: e });
       }
       if (e instanceof SystemError && (e.code === "EPERM" || e.code === "EACCES") && where.noiommu) {
         throw new NoIommuError(`cannot open no-IOMMU group ${where.path} (${e.code})`, "needs root: CAP_SYS_RAWIO");

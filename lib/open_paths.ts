@@ -15,17 +15,19 @@
  * ```
  * @module
  */
+import { basename } from "node:path";
 import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import { VFIO_NOIOMMU_IOMMU } from "./abi/vfio.ts";
 import { Container } from "./container.ts";
 import { Device, type Owned } from "./device.ts";
-import { SystemError, VfioError } from "./errors.ts";
-import { Group } from "./group.ts";
+import { DeviceBusyError, SystemError } from "./errors.ts";
+import { Group, nodeHolders } from "./group.ts";
 import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
 import { IovaMapper } from "./iommu/iova_mapper.ts";
 import { NoIommuMapper } from "./iommu/noiommu.ts";
 import type { DmaMapper } from "./iommu/types.ts";
+import { readLinkName } from "./sysfs/attr.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 
 /** The container a group is attached to: a legacy container (`type1`, `noiommu`) or `/dev/iommu` (`compat`). */
@@ -193,6 +195,24 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   }
 }
 
+/**
+ * When `error` (or its cause) is the kernel's EBUSY/EINVAL and another process holds the device's cdev or its group
+ * node: a `DeviceBusyError` naming those processes; else `null`. A first bind's EINVAL (no holder) stays as it was.
+ */
+function busyElsewhere(name: string, cdevPath: string, error: unknown): DeviceBusyError | null {
+  const sys = error instanceof SystemError ? error : (error as { cause?: unknown })?.cause;
+  if (!(sys instanceof SystemError) || (sys.code !== "EBUSY" && sys.code !== "EINVAL")) return null;
+  const nodes = [cdevPath];
+  const group = readLinkName(`/sys/class/vfio-dev/${basename(cdevPath)}/device/iommu_group`);
+  if (group !== null) nodes.push(`/dev/vfio/${group}`);
+  for (const node of nodes) {
+    const holders = nodeHolders(node, { exceptPid: libc.getpid() });
+    if (holders.length) return new DeviceBusyError(node, name, holders, { cause: error });
+  }
+  if (sys.code === "EINVAL") return null;
+  return new DeviceBusyError(cdevPath, name, [], { cause: error });
+}
+
 /** Opens the device cdev at `cdevPath`, binds it to the shared iommufd and attaches it to the shared IOAS. */
 export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
   const cleanup: Owned[] = [];
@@ -203,16 +223,15 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
     try {
       fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      if (e instanceof SystemError && e.code === "EBUSY") {
-        throw new VfioError(`${name} is already open (through its group or its cdev)`, {
-          remedy: "a device is opened once: close the other Device first",
-          cause: e,
-        });
-      }
-      throw e;
+      throw busyElsewhere(name, cdevPath, e) ?? e;
     }
     cleanup.unshift({ close: () => libc.close(fd, cdevPath) });
-    bindIommufd(fd, ctx.value.iommufd!, name);
+    try {
+      bindIommufd(fd, ctx.value.iommufd!, name);
+    } catch (e) {
+      // A device open elsewhere: through its group the bind fails with EBUSY, through its cdev with EINVAL.
+      throw busyElsewhere(name, cdevPath, e) ?? e;
+    }
     attachIoas(fd, ctx.value.ioas!, name);
     cleanup.shift(); // the Device owns the fd now
     const groupType = options.groupType;

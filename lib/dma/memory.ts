@@ -59,14 +59,15 @@ function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
-/** The remedy for a refused page lock, naming the current RLIMIT_MEMLOCK. */
-export function memlockRemedy(): string {
+/** The remedy for a refused page lock, naming the amount asked for (when known) and the current RLIMIT_MEMLOCK. */
+export function memlockRemedy(neededBytes?: number): string {
   let limit = "unknown";
   try {
     const l = libc.getrlimit(RLIMIT_MEMLOCK);
     limit = `soft ${formatBytes(l.soft)}, hard ${formatBytes(l.hard)}`;
   } catch { /* keep "unknown" */ }
-  return `RLIMIT_MEMLOCK (${limit}) is too low for this DMA memory: raise it with \`ulimit -l unlimited\` ` +
+  const need = neededBytes === undefined ? "" : `${formatBytes(neededBytes)} more locked memory is needed, `;
+  return `${need}RLIMIT_MEMLOCK (${limit}) is too low for this DMA memory: raise it with \`ulimit -l unlimited\` ` +
     "(as root, before starting the runtime), `LimitMEMLOCK=infinity` in a systemd unit, or a `memlock` line in " +
     "/etc/security/limits.conf; or run as root (CAP_IPC_LOCK)";
 }
@@ -166,7 +167,10 @@ export class DmaMemory {
         libc.mlock(vaddr, size);
       } catch (e) {
         if (e instanceof SystemError && (e.code === "ENOMEM" || e.code === "EPERM" || e.code === "EAGAIN")) {
-          throwErrno(e.syscall, e.errno, { target: `${formatBytes(size)} of DMA memory`, remedy: memlockRemedy() });
+          throwErrno(e.syscall, e.errno, {
+            target: `${formatBytes(size)} of DMA memory`,
+            remedy: memlockRemedy(size),
+          });
         }
         throw e;
       }

@@ -179,7 +179,7 @@ export class IovaMapper implements DmaMapper {
       iovas.free(iova);
       if (e instanceof SystemError) {
         const target = `${e.target ?? "MAP_DMA"} (${sizeBytes} bytes at IOVA 0x${iova.toString(16)})`;
-        if (e.code === "ENOMEM") throwErrno(e.syscall, e.errno, { target, remedy: memlockRemedy() });
+        if (e.code === "ENOMEM") throwErrno(e.syscall, e.errno, { target, remedy: memlockRemedy(sizeBytes) });
         if (e.code === "ENOSPC") throwErrno(e.syscall, e.errno, { target, remedy: DMA_ENTRY_LIMIT_REMEDY });
         if (e.code === "EEXIST") {
           throwErrno(e.syscall, e.errno, {

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { after, afterEach, before, describe, it } from "node:test";
-import { NoIommuError, SystemError, UnsupportedError, VfioError } from "../../lib/errors.ts";
+import { DeviceBusyError, NoIommuError, SystemError, UnsupportedError, VfioError } from "../../lib/errors.ts";
+import { nodeHolders } from "../../lib/group.ts";
 import { IRQ_SET_FLAGS, irqSetRequest, unmasksBeforeWait } from "../../lib/irq.ts";
 import { decodeIrqInfo, IrqIndex } from "../../lib/irq_info.ts";
 import { openDevice, type OpenDeviceOptions } from "../../lib/open.ts";
@@ -194,5 +195,34 @@ describe("INTx unmask decision", () => {
   it("a short IRQ info answer is a library error", () => {
     assert.throws(() => decodeIrqInfo(0, new Uint8Array(15)), VfioError);
     assert.throws(() => decodeIrqInfo(5, irqInfoBytes(0, 0)), VfioError);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("the holder of a busy node", () => {
+  it("is found by scanning /proc/<pid>/fd, with its command name", () => {
+    link("/proc/100/fd/0", "/dev/null");
+    link("/proc/100/fd/7", "/dev/vfio/3");
+    file("/proc/100/comm", "deno\n");
+    link("/proc/200/fd/3", "/dev/vfio/devices/vfio0");
+    file("/proc/200/comm", "bun\n");
+    link("/proc/300/fd/9", "/dev/vfio/3");
+    mkdirSync(join(root, "/proc/400"), { recursive: true }); // a process whose fds cannot be read
+    file("/proc/self/fd/1", ""); // not a pid
+    const proc = join(root, "proc");
+    assert.deepEqual(nodeHolders("/dev/vfio/3", { proc }), [{ pid: 100, name: "deno" }, { pid: 300, name: "?" }]);
+    assert.deepEqual(nodeHolders("/dev/vfio/3", { proc, exceptPid: 100 }), [{ pid: 300, name: "?" }]);
+    assert.deepEqual(nodeHolders("/dev/vfio/devices/vfio0", { proc }), [{ pid: 200, name: "bun" }]);
+    assert.deepEqual(nodeHolders("/dev/vfio/4", { proc }), []);
+    assert.deepEqual(nodeHolders("/dev/vfio/3", { proc: join(root, "no-proc") }), []);
+  });
+
+  it("is named in the DeviceBusyError", () => {
+    const e = new DeviceBusyError("/dev/vfio/3", "IOMMU group 3", [{ pid: 100, name: "deno" }]);
+    assert.match(e.message, /IOMMU group 3 is already open: \/dev\/vfio\/3 is held by pid 100 \(deno\)/);
+    assert.match(e.message, /stop pid 100/);
+    assert.ok(e instanceof VfioError);
+    assert.match(new DeviceBusyError("/dev/vfio/3", "x", []).message, /another process/);
   });
 });
