@@ -50,18 +50,24 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join("\n")}
 Every command takes --help and --json. Devices are PCI addresses (0000:00:03.0 or 00:03.0) or vendor:device ids
 (8086:10d3). Exit codes: 0 done, 1 failed, 2 bad command line, 3 refused (device in use; --force overrides).`;
 
+/** Control characters from the command line (a newline in an argument) shown escaped: an error stays one line. */
+function oneLine(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 function errorExit(e: unknown, name: string): number {
   if (e instanceof VfioError) {
-    process.stderr.write(`vfio: ${e.message}\n`);
+    process.stderr.write(`vfio: ${oneLine(e.message)}\n`);
     return e instanceof UsageError ? EXIT.usage : e instanceof RefusedError ? EXIT.refused : EXIT.failure;
   }
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
     const first = (e as Error).message.split("\n")[0].split(". ")[0].replace(/\.$/, "");
-    process.stderr.write(`vfio: ${first} (see vfio ${name} --help)\n`);
+    process.stderr.write(`vfio: ${oneLine(first)} (see vfio ${oneLine(name)} --help)\n`);
     return EXIT.usage;
   }
-  process.stderr.write(`vfio: unexpected error: ${(e as Error)?.message ?? String(e)} (please report it)\n`);
+  process.stderr.write(`vfio: unexpected error: ${oneLine((e as Error)?.message ?? String(e))} (please report it)\n`);
   return EXIT.failure;
 }
 
