@@ -15,15 +15,7 @@ import { parseNumber } from "../../cli/common.ts";
 import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../../cli/decode.ts";
 import { parseBar, parseOffset, parseValue, parseWidth } from "../../cli/register.ts";
 import { main } from "../../cli/vfio.ts";
-import {
-  type ConfigReader,
-  configReaderFromBytes,
-  MsiCapability,
-  MsixCapability,
-  PciExpressCapability,
-  PowerManagementCapability,
-  walkCapabilities,
-} from "../../lib/capabilities.ts";
+import * as caps from "../../lib/capabilities.ts";
 import { VfioError } from "../../lib/errors.ts";
 import { decodeIrqInfo } from "../../lib/irq_info.ts";
 import { isPciAddress, parsePciAddress } from "../../lib/pci_address.ts";
@@ -169,10 +161,12 @@ function configSpace(r: Rng): Uint8Array {
   return b;
 }
 
-function decodeAll(cfg: ConfigReader): void {
-  const list = walkCapabilities(cfg);
+function decodeAll(cfg: caps.ConfigReader): void {
+  const list = caps.walkCapabilities(cfg);
   for (const c of list.capabilities) {
-    for (const make of [MsiCapability, MsixCapability, PciExpressCapability, PowerManagementCapability]) {
+    for (
+      const make of [caps.MsiCapability, caps.MsixCapability, caps.PciExpressCapability, caps.PowerManagementCapability]
+    ) {
       try {
         touchAll(new make(cfg, c.offset));
       } catch (e) {
@@ -361,7 +355,7 @@ function vfio(args: string[]): Run {
 
 describe(`parser fuzz (seed ${SEED})`, () => {
   it("capability chains over random config space", { timeout: TIMEOUT }, () => {
-    fuzz("capabilities", configSpace, (bytes) => decodeAll(configReaderFromBytes(bytes)));
+    fuzz("capabilities", configSpace, (bytes) => decodeAll(caps.configReaderFromBytes(bytes)));
   });
 
   it("IRQ info answers", { timeout: TIMEOUT }, () => {

@@ -4,9 +4,7 @@
 // the container open (no /dev/vfio/vfio in the fake tree), which shows which path was taken without any kernel.
 // The kernel side (a real no-IOMMU group, a real INTx line) is in tests/integration/device.test.ts and irq.test.ts.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
 import { after, afterEach, before, describe, it } from "node:test";
 import { DeviceBusyError, NoIommuError, SystemError, UnsupportedError, VfioError } from "../../lib/errors.ts";
@@ -14,22 +12,14 @@ import { nodeHolders } from "../../lib/group.ts";
 import { IRQ_SET_FLAGS, irqSetRequest, unmasksBeforeWait } from "../../lib/irq.ts";
 import { decodeIrqInfo, IrqIndex } from "../../lib/irq_info.ts";
 import { openDevice, type OpenDeviceOptions } from "../../lib/open.ts";
+import { FakeTree } from "./fake_tree.ts";
 
+let tree: FakeTree;
 let root = "";
 const NOIOMMU_DEV = "0000:00:03.0"; // bound to vfio-pci in no-IOMMU group 10
 const IOMMU_DEV = "0000:00:04.0"; // bound to vfio-pci in IOMMU group 3
-
-function file(path: string, text: string): void {
-  const p = join(root, path);
-  mkdirSync(dirname(p), { recursive: true });
-  writeFileSync(p, text);
-}
-
-function link(path: string, target: string): void {
-  const p = join(root, path);
-  mkdirSync(dirname(p), { recursive: true });
-  symlinkSync(target, p);
-}
+const file = (path: string, text: string): void => tree.file(path, text);
+const link = (path: string, target: string): void => tree.link(path, target);
 
 function vfioDevice(address: string, group: number): void {
   const dir = `/sys/devices/pci0000:00/${address}`;
@@ -45,7 +35,8 @@ function vfioDevice(address: string, group: number): void {
 }
 
 before(() => {
-  root = mkdtempSync(join(tmpdir(), "vfio-ts-optin-"));
+  tree = new FakeTree("vfio-ts-optin-");
+  root = tree.root;
   vfioDevice(NOIOMMU_DEV, 10);
   vfioDevice(IOMMU_DEV, 3);
   file("/sys/kernel/iommu_groups/10/name", "vfio-noiommu\n");
@@ -56,7 +47,7 @@ before(() => {
   file("/proc/self/limits", "Max locked memory         unlimited            unlimited            bytes\n");
 });
 
-after(() => rmSync(root, { recursive: true, force: true }));
+after(() => tree.remove());
 
 const saved = process.env.VFIO_TS_IOMMU;
 afterEach(() => {
@@ -208,7 +199,7 @@ describe("the holder of a busy node", () => {
     link("/proc/200/fd/3", "/dev/vfio/devices/vfio0");
     file("/proc/200/comm", "bun\n");
     link("/proc/300/fd/9", "/dev/vfio/3");
-    mkdirSync(join(root, "/proc/400"), { recursive: true }); // a process whose fds cannot be read
+    tree.dir("/proc/400"); // a process whose fds cannot be read
     file("/proc/self/fd/1", ""); // not a pid
     const proc = join(root, "proc");
     assert.deepEqual(nodeHolders("/dev/vfio/3", { proc }), [{ pid: 100, name: "deno" }, { pid: 300, name: "?" }]);
