@@ -196,21 +196,21 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
 }
 
 /**
- * When `error` (or its cause) is the kernel's EBUSY/EINVAL and another process holds the device's cdev or its group
- * node: a `DeviceBusyError` naming those processes; else `null`. A first bind's EINVAL (no holder) stays as it was.
+ * When `error` (or its cause) is the kernel's EBUSY/EINVAL and a process holds the device's group node or (another
+ * process) its cdev: a `DeviceBusyError` naming those processes; else `null`. `holdingCdev`: this process has just
+ * opened the cdev itself (so its own fd does not count).
  */
-function busyElsewhere(name: string, cdevPath: string, error: unknown): DeviceBusyError | null {
+function busyBecauseHeld(name: string, cdevPath: string, error: unknown, holdingCdev: boolean): DeviceBusyError | null {
   const sys = error instanceof SystemError ? error : (error as { cause?: unknown })?.cause;
   if (!(sys instanceof SystemError) || (sys.code !== "EBUSY" && sys.code !== "EINVAL")) return null;
-  const nodes = [cdevPath];
   const group = readLinkName(`/sys/class/vfio-dev/${basename(cdevPath)}/device/iommu_group`);
-  if (group !== null) nodes.push(`/dev/vfio/${group}`);
-  for (const node of nodes) {
-    const holders = nodeHolders(node, { exceptPid: libc.getpid() });
+  const searches: [string, number | undefined][] = [[cdevPath, holdingCdev ? libc.getpid() : undefined]];
+  if (group !== null) searches.push([`/dev/vfio/${group}`, undefined]);
+  for (const [node, exceptPid] of searches) {
+    const holders = nodeHolders(node, { exceptPid });
     if (holders.length) return new DeviceBusyError(node, name, holders, { cause: error });
   }
-  if (sys.code === "EINVAL") return null;
-  return new DeviceBusyError(cdevPath, name, [], { cause: error });
+  return null;
 }
 
 /** Opens the device cdev at `cdevPath`, binds it to the shared iommufd and attaches it to the shared IOAS. */
@@ -223,14 +223,15 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
     try {
       fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      throw busyElsewhere(name, cdevPath, e) ?? e;
+      if (!(e instanceof SystemError && e.code === "EBUSY")) throw e;
+      throw busyBecauseHeld(name, cdevPath, e, false) ?? new DeviceBusyError(cdevPath, name, [], { cause: e });
     }
     cleanup.unshift({ close: () => libc.close(fd, cdevPath) });
     try {
       bindIommufd(fd, ctx.value.iommufd!, name);
     } catch (e) {
       // A device open elsewhere: through its group the bind fails with EBUSY, through its cdev with EINVAL.
-      throw busyElsewhere(name, cdevPath, e) ?? e;
+      throw busyBecauseHeld(name, cdevPath, e, true) ?? e;
     }
     attachIoas(fd, ctx.value.ioas!, name);
     cleanup.shift(); // the Device owns the fd now
