@@ -10,7 +10,10 @@
 set -eEuo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 STEP="start"
-trap 'rc=$?; echo "setup: FAILED at step \"$STEP\": \"$BASH_COMMAND\" exited $rc" >&2; exit $rc' ERR
+trap 'rc=$?; if [[ $BASHPID == "$$" ]]; then
+  echo "setup: FAILED at step \"$STEP\": \"$BASH_COMMAND\" exited $rc" >&2
+  exit $rc
+fi' ERR
 fail() {
   echo "setup: FAILED at step \"$STEP\": $*" >&2
   exit 1

@@ -14,7 +14,11 @@
 # Progress goes to stderr. Nothing is installed into the host kernel; the kernel packages are only downloaded and unpacked.
 set -eEuo pipefail
 # no silent exits: any command that stops the script says which one, and where
-trap 'rc=$?; echo "setup.sh: error: line $LINENO: \"$BASH_COMMAND\" exited $rc" >&2; exit $rc' ERR
+# (in the script's own shell only: a command substitution's failures are its caller's to judge)
+trap 'rc=$?; if [[ $BASHPID == "$$" ]]; then
+  echo "setup.sh: error: line $LINENO: \"$BASH_COMMAND\" exited $rc" >&2
+  exit $rc
+fi' ERR
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${VFIO_TS_VM_CACHE:-$HERE/.cache}
@@ -45,9 +49,12 @@ for arg in "$@"; do
   esac
 done
 
-T_START=$(date +%s.%N)
+T_START=$(date +%s%N)
 info() { [ $QUIET = 1 ] || log "$@"; }
-log() { printf '[vm-setup %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $T_START" | bc)" "$*" >&2; }
+log() { # (no bc: it is one of the packages this script installs)
+  local ds=$((($(date +%s%N) - T_START) / 100000000))
+  printf '[vm-setup %3d.%ds] %s\n' $((ds / 10)) $((ds % 10)) "$*" >&2
+}
 die() {
   echo "setup.sh: error: $*" >&2
   exit 1
