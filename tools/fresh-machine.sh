@@ -44,6 +44,9 @@ trap 'on_error $? $LINENO' ERR
 step() { STEP=$*; say "$*"; }
 
 [[ $(id -u) == 0 ]] || { echo "fresh-machine: must run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
+mkdir -p "$DIR"
+exec 9>"$DIR/.lock"
+flock -n 9 || { echo "fresh-machine: another run holds $DIR/.lock" >&2; exit 1; }
 BASE=$DIR/base
 ROOT=$DIR/root
 HOME_IN=/root/vfio-ts # where the clone sits inside the root
@@ -82,7 +85,6 @@ mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '
 mirror=${mirror:-http://deb.debian.org/debian}
 if ((REBUILD)) || [[ ! -f $BASE/.vfio-ts-base ]]; then
   step "debootstrap --variant=minbase --include=git,ca-certificates bookworm from $mirror (a few minutes)"
-  mkdir -p "$DIR"
   rm -rf "$BASE.tmp" "$BASE"
   debootstrap --variant=minbase --include=git,ca-certificates bookworm "$BASE.tmp" "$mirror" >"$DIR/debootstrap.log" 2>&1 ||
     { tail -20 "$DIR/debootstrap.log" >&2; echo "fresh-machine: debootstrap failed (log: $DIR/debootstrap.log)" >&2; exit 1; }

@@ -23,10 +23,13 @@ step() {
   echo "setup: $1"
 }
 
-# Debian packages, by what needs them
-BUILD=(gcc libc6-dev make binutils)       # ABI test (gcc), poll helper rebuild check (readelf), benchmarks
-DATA=(pci.ids)                            # vfio CLI device names (the guest reads the host's /usr/share/misc)
-GUEST=(iproute2 util-linux python3 kmod coreutils) # run by tests in the guest: ip, setpriv/mkswap/swapon, python3, modprobe, dd
+# Debian packages, by what needs them:
+# the ABI test, benchmarks, and the poll helper's reproducible-build check on both architectures (readelf, cross gcc)
+BUILD=(gcc libc6-dev make binutils gcc-aarch64-linux-gnu)
+# device names for the vfio CLI (the guest reads this machine's /usr/share/misc)
+DATA=(pci.ids)
+# run by tests inside the guest: ip, setpriv/mkswap/swapon/runuser, python3, modprobe, dd
+GUEST=(iproute2 util-linux python3 kmod coreutils)
 pkgs=("${BUILD[@]}" "${DATA[@]}" "${GUEST[@]}")
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 step "Debian packages (${pkgs[*]})"
