@@ -5,7 +5,11 @@
 #   bash tools/build-helper.sh                 # rebuild the committed objects (deno task build:helper)
 #   bash tools/build-helper.sh --out DIR [ARCH...] # build into DIR/linux-<arch>/ instead (the unit test uses this)
 #   bash tools/build-helper.sh --flags         # print the compiler flags
-set -euo pipefail
+set -eEuo pipefail
+trap 'rc=$?; if [[ $BASHPID == "$$" ]]; then
+  echo "build-helper: \"$BASH_COMMAND\" exited $rc (line $LINENO)" >&2
+  exit $rc
+fi' ERR
 cd "$(dirname "$(readlink -f "$0")")/.."
 FLAGS=(-std=c11 -O2 -ffreestanding -fPIC -shared -nostdlib -fvisibility=hidden -Wall -Wextra -Werror
   -ffile-prefix-map="$PWD"=. -Wl,--build-id=none -Wl,-soname,libvfio_ts_poll.so -Wl,-z,noexecstack -s)

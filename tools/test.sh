@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 T0=$(date +%s)
-bash tools/setup.sh || exit 1
+bash tools/setup.sh || { echo "test: tools/setup.sh failed (its messages above); nothing was tested" >&2; exit 1; }
 DENO=node_modules/deno/deno
 export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 pass=0 fail=0

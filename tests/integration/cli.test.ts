@@ -6,12 +6,12 @@
 // stderr without stack traces, the root check) run as child processes. Skips outside the guest.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
 import { main } from "../../cli/vfio.ts";
+import { readableCopy } from "./fixtures/world_readable.ts";
 
 const env = process.env;
 const inVm = env.VFIO_TS_IN_VM === "1";
@@ -272,13 +272,15 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
         bridgedEdu,
       );
     }
-    // not root: a sysfs write would fail; the CLI says so before trying
-    const cache = mkdtempSync(join(tmpdir(), "vfio-cli-nobody-"));
-    chmodSync(cache, 0o777);
+    // not root: a sysfs write would fail; the CLI says so before trying (nobody runs a world-readable copy: the
+    // checkout, e.g. a clone under /root, may be out of its reach)
     const [exe, ...rest] = command(["bind", EDU]);
-    const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", exe, ...rest], {
+    using copy = readableCopy([], exe);
+    const args = rest.map((a) => a === ENTRY ? copy.at("cli/vfio.ts") : a);
+    const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", copy.runtime, ...args], {
+      cwd: copy.dir,
       encoding: "utf8",
-      env: { ...env, HOME: cache, DENO_DIR: cache, BUN_INSTALL_CACHE_DIR: cache },
+      env: { ...env, HOME: copy.home, DENO_DIR: copy.home, BUN_INSTALL_CACHE_DIR: copy.home },
     });
     assert.equal(r.status, 1, `not root: ${r.stderr}`);
     assert.match(r.stderr.trim(), /^vfio: vfio bind needs root \(run it as root, e\.g\. with sudo\)$/);

@@ -5,21 +5,30 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { readableCopy } from "./fixtures/world_readable.ts";
 
 const inVm = process.env.VFIO_TS_IN_VM === "1";
 const mode = process.env.VFIO_TS_MODE ?? "";
 const edu = (process.env.VFIO_TS_EDU ?? "").split(",")[0];
 const isBun = "Bun" in globalThis;
+const FIXTURE = "tests/integration/fixtures/open_as_user.ts";
 const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
 
 describe("permissions", { skip: (!inVm || !setpriv) && "needs the VFIO guest and setpriv" }, () => {
-  it("an unprivileged user gets a clear permission error", () => {
-    const script = "tests/integration/fixtures/open_as_user.ts";
-    const runtime = isBun ? [process.execPath, script] : [process.execPath, "run", "-A", "--no-check", script];
+  it("an unprivileged user gets a clear permission error", { timeout: 180_000 }, () => {
+    // nobody may not reach the checkout (a clone under /root is mode 700): it runs a world-readable copy
+    using copy = readableCopy([FIXTURE]);
+    const script = copy.at(FIXTURE);
+    const runtime = isBun ? [copy.runtime, script] : [copy.runtime, "run", "-A", "--no-check", script];
     const r = spawnSync(
       setpriv!,
       ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", ...runtime, edu, mode],
-      { encoding: "utf8", timeout: 120_000, env: { ...process.env, HOME: "/tmp", DENO_DIR: "/tmp/deno-nobody" } },
+      {
+        cwd: copy.dir,
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, HOME: copy.home, DENO_DIR: copy.home, BUN_INSTALL_CACHE_DIR: copy.home },
+      },
     );
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!);

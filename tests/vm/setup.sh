@@ -12,7 +12,13 @@
 # Env: VFIO_TS_VM_CACHE (cache root, default tests/vm/.cache), VFIO_TS_VM_KV (pin a kernel ABI name such as
 # 6.12.117+deb12-amd64 instead of the newest one behind linux-image-6.12-amd64).
 # Progress goes to stderr. Nothing is installed into the host kernel; the kernel packages are only downloaded and unpacked.
-set -euo pipefail
+set -eEuo pipefail
+# no silent exits: any command that stops the script says which one, and where
+# (in the script's own shell only: a command substitution's failures are its caller's to judge)
+trap 'rc=$?; if [[ $BASHPID == "$$" ]]; then
+  echo "setup.sh: error: line $LINENO: \"$BASH_COMMAND\" exited $rc" >&2
+  exit $rc
+fi' ERR
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${VFIO_TS_VM_CACHE:-$HERE/.cache}
@@ -43,9 +49,12 @@ for arg in "$@"; do
   esac
 done
 
-T_START=$(date +%s.%N)
+T_START=$(date +%s%N)
 info() { [ $QUIET = 1 ] || log "$@"; }
-log() { printf '[vm-setup %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $T_START" | bc)" "$*" >&2; }
+log() { # (no bc: it is one of the packages this script installs)
+  local ds=$((($(date +%s%N) - T_START) / 100000000))
+  printf '[vm-setup %3d.%ds] %s\n' $((ds / 10)) $((ds % 10)) "$*" >&2
+}
 die() {
   echo "setup.sh: error: $*" >&2
   exit 1
@@ -72,16 +81,8 @@ fi
 
 # --- host packages (full set-up only) ---
 if [ $HEADERS_ONLY = 0 ]; then
-  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "${HOST_PACKAGES[@]}" 2>/dev/null |
-    awk -F: '/ok installed/{printf "%s ", $1}')"
-  missing=()
-  for p in "${HOST_PACKAGES[@]}"; do
-    [[ $installed == *" $p "* ]] || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "apt-get install ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install failed"
-  fi
+  bash "$HERE/../../tools/apt-install.sh" --as vm-setup "${HOST_PACKAGES[@]}" >&2 ||
+    die "installing the rig's host packages failed (apt's messages above)"
 fi
 
 # --- resolve the guest kernel: newest 6.12 in bookworm-security, every package at that one version ---
