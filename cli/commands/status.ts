@@ -8,7 +8,9 @@
  * @module
  */
 
-import { type DriverRecord, recordedDriver, recordsDirectory } from "../../lib/sysfs/driver_record.ts";
+import { readdirSync } from "node:fs";
+import { fsErrorCode } from "../../lib/sysfs/attr.ts";
+import { type DriverRecord, recordedDriver, RECORDS_DIR, recordsDirectory } from "../../lib/sysfs/driver_record.ts";
 import { deviceUsers } from "../../lib/sysfs/in_use.ts";
 import { listMediatedDevices } from "../../lib/sysfs/mdev.ts";
 import { noIommuStatus } from "../../lib/sysfs/noiommu.ts";
@@ -24,9 +26,21 @@ interface Leftovers {
   pendingOverride: string | null;
 }
 
-function leftovers(d: PciDeviceInfo, recordsTrusted: boolean): Leftovers {
+/** The names in the records directory, after its checks; empty (with a note on stderr) when they cannot be read. */
+function recordFiles(): Set<string> {
+  try {
+    const dir = recordsDirectory();
+    return new Set(dir === null ? [] : readdirSync(dir));
+  } catch (e) {
+    const denied = fsErrorCode(e) === "EACCES";
+    warn(`driver records are not shown: ${denied ? `${RECORDS_DIR} is readable by root only` : (e as Error).message}`);
+    return new Set();
+  }
+}
+
+function leftovers(d: PciDeviceInfo, files: Set<string>): Leftovers {
   const pendingOverride = d.driverOverride !== null && d.driverOverride !== d.driver ? d.driverOverride : null;
-  if (!recordsTrusted) return { record: null, recordError: null, pendingOverride };
+  if (!files.has(`${d.address}.json`)) return { record: null, recordError: null, pendingOverride };
   try {
     return { record: recordedDriver(d.address), recordError: null, pendingOverride };
   } catch (e) {
@@ -73,14 +87,8 @@ keeps in /run/vfio-ts; \`vfio restore\` clears both. Then whether no-IOMMU mode 
     const ids = loadPciIds();
     const devices = listPciDevices();
     const uses = new Map(devices.map((d) => [d.address, d.driver === "vfio-pci" ? [] : deviceUsers(d.address)]));
-    let recordsTrusted = true;
-    try {
-      recordsDirectory();
-    } catch (e) {
-      recordsTrusted = false;
-      warn(`driver records are not read: ${(e as Error).message}`);
-    }
-    const left = new Map(devices.map((d) => [d.address, leftovers(d, recordsTrusted)]));
+    const files = recordFiles();
+    const left = new Map(devices.map((d) => [d.address, leftovers(d, files)]));
     const noiommu = noIommuStatus();
     const mediated = listMediatedDevices();
     if (values.json) {
