@@ -407,6 +407,27 @@ export class InvalidDriverError extends VfioError {
 }
 
 /**
+ * A problem with a driver record or the directory that holds them (`/run/vfio-ts`); see the two subclasses.
+ *
+ * ```ts
+ * import { type DriverRecordError, RecordsDirError } from "./errors.ts";
+ * const e: DriverRecordError = new RecordsDirError("/run/vfio-ts", "/run is read-only [EROFS]");
+ * console.log(e.path); // "/run/vfio-ts"
+ * ```
+ */
+export class DriverRecordError extends VfioError {
+  /** The error class's name, `"DriverRecordError"`. */
+  override name = "DriverRecordError";
+  /** The file or directory concerned. */
+  readonly path: string;
+  /** Builds the error for `path` with the full message. */
+  constructor(path: string, message: string, options: VfioErrorOptions = {}) {
+    super(message, options);
+    this.path = path;
+  }
+}
+
+/**
  * A driver record, or the directory that holds them, that root cannot trust: not owned by root, writable by group
  * or others, a symbolic link, not a regular file, or not a record vfio-ts wrote. Nothing in it is used.
  *
@@ -415,20 +436,14 @@ export class InvalidDriverError extends VfioError {
  * throw new UntrustedRecordError("/run/vfio-ts/0000:00:03.0.json", "owned by uid 1000, not root");
  * ```
  */
-export class UntrustedRecordError extends VfioError {
+export class UntrustedRecordError extends DriverRecordError {
   /** The error class's name, `"UntrustedRecordError"`. */
   override name = "UntrustedRecordError";
-  /** The file or directory refused. */
-  readonly path: string;
   /** Builds the error from the path and what is wrong with it. */
   constructor(path: string, problem: string, options: VfioErrorOptions = {}) {
-    super(`refusing to trust ${path}: ${problem}`, {
-      remedy: options.remedy ??
-        `look at who put it there; remove it (rm ${path}) and give the device its driver by hand or with ` +
-          "`vfio restore <device> --driver NAME`",
-      cause: options.cause,
-    });
-    this.path = path;
+    const remedy = `look at who put it there; remove it (rm ${path}) and give the device its driver by hand or ` +
+      "with `vfio restore <device> --driver NAME`";
+    super(path, `refusing to trust ${path}: ${problem}`, { remedy: options.remedy ?? remedy, cause: options.cause });
   }
 }
 
@@ -441,18 +456,13 @@ export class UntrustedRecordError extends VfioError {
  * throw new RecordsDirError("/run/vfio-ts", "/run is read-only [EROFS]");
  * ```
  */
-export class RecordsDirError extends VfioError {
+export class RecordsDirError extends DriverRecordError {
   /** The error class's name, `"RecordsDirError"`. */
   override name = "RecordsDirError";
-  /** The records directory. */
-  readonly path: string;
   /** Builds the error from the directory and what failed. */
   constructor(path: string, problem: string, options: VfioErrorOptions = {}) {
-    super(`cannot keep driver records in ${path}: ${problem}`, {
-      remedy: options.remedy ?? "run as root on a system whose /run is a writable tmpfs (mount -t tmpfs tmpfs /run)",
-      cause: options.cause,
-    });
-    this.path = path;
+    const remedy = "run as root on a system whose /run is a writable tmpfs (mount -t tmpfs tmpfs /run)";
+    super(path, `cannot keep driver records in ${path}: ${problem}`, { ...options, remedy: options.remedy ?? remedy });
   }
 }
 
