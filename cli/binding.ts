@@ -46,6 +46,7 @@ export function printSteps(address: string, steps: readonly SysfsStep[]): void {
 }
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+const SIGNAL_GRACE_MS = 250;
 
 /**
  * Runs the sysfs steps of a command with SIGINT and SIGTERM held off: the runtime queues them while `steps` runs
@@ -70,8 +71,9 @@ export function withDriverChange<T>(steps: () => T): T {
     }
     throw e;
   } finally {
-    // One turn of the event loop later: a signal queued during the steps is delivered to the handler first.
-    setTimeout(() => handlers.forEach(([name, handler]) => process.off(name, handler)), 20);
+    // A signal queued during the steps reaches the handler on a later turn of the event loop (in a slow guest, Deno
+    // needed more than 20 ms): the handlers stay, and keep the process, for that long.
+    setTimeout(() => handlers.forEach(([name, handler]) => process.off(name, handler)), SIGNAL_GRACE_MS);
   }
 }
 
