@@ -216,6 +216,10 @@ function probeStep(address: string, options: SysfsOptions): SysfsStep {
  *
  * @throws {InvalidAddressError} bad address or no such device.
  * @throws {NoIommuError} the device has no IOMMU group and no-IOMMU mode is off.
+ * @throws {InvalidDriverError} its driver or driver_override in sysfs is not a plain driver name.
+ * @throws {UntrustedRecordError} its driver record (or `/run/vfio-ts`) is not one only root can have written.
+ * @throws {RecordsDirError} `/run/vfio-ts` cannot be created (no fallback elsewhere).
+ * @throws {DeviceLockedError} another process kept the device's lock for the whole `lockTimeoutMs`.
  * @throws {VfioError} not root ("run as root"), modprobe missing or failing, or vfio-pci refused the device.
  *
  * ```ts
@@ -358,7 +362,13 @@ export interface RestoreResult {
 
 /**
  * Gives a device back to its original driver: restores `driver_override`, unbinds it from vfio-pci and binds the
- * recorded driver (or lets the kernel pick one), then forgets the record.
+ * recorded driver (or lets the kernel pick one), then forgets the record. This also clears what an interrupted
+ * bind left: a pending `driver_override` and the record. The driver to bind (recorded or given) must be a loaded
+ * PCI driver or a module of the running kernel; the record must be one only root can have written.
+ *
+ * @throws {InvalidDriverError} the driver is not a plain name, or this kernel has no such driver or module.
+ * @throws {UntrustedRecordError} the record (or `/run/vfio-ts`) is not one only root can have written.
+ * @throws {DeviceLockedError} another process kept the device's lock for the whole `lockTimeoutMs`.
  *
  * ```ts
  * import { restoreDriver } from "./bind.ts";
