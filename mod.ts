@@ -107,6 +107,7 @@ export {
   type VfioHolder,
   vfioHolders,
 } from "./lib/sysfs/bind.ts";
+export { type RecordOptions, RECORDS_DIR, recordsDirectory } from "./lib/sysfs/driver_record.ts";
 export { type HugepagePool, type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
 export { blockDevices, type DeviceUse, deviceUsers, networkInterfaces } from "./lib/sysfs/in_use.ts";
 export {
@@ -118,6 +119,7 @@ export {
   iommuGroupMembers,
   listIommuGroups,
 } from "./lib/sysfs/iommu_group.ts";
+export { DeviceLock, lockDevice, type LockOptions } from "./lib/sysfs/lock.ts";
 export {
   createMdev,
   type CreateMdevOptions,

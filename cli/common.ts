@@ -22,7 +22,10 @@ export const EXIT = {
   ok: 0,
   /** The operation failed (kernel, sysfs, device, permissions): the message says why. */
   failure: 1,
-  /** Bad command line: unknown command or option, missing or malformed argument. */
+  /**
+   * Bad command line (unknown command or option, missing or malformed argument), or bad input: a driver name or
+   * driver record that fails its checks.
+   */
   usage: 2,
   /** Refused to touch a device the system is using (interface up, mounted, swap); `--force` overrides. */
   refused: 3,

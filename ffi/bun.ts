@@ -67,6 +67,8 @@ const symbols = {
   getpid: { args: [], returns: T.i32 },
   /** int getrlimit(int resource, struct rlimit *rlim); */
   getrlimit: { args: [T.i32, T.ptr], returns: T.i32 },
+  /** int flock(int fd, int operation); */
+  flock: { args: [T.i32, T.i32], returns: T.i32 },
   /** int *__errno_location(void); */
   __errno_location: { args: [], returns: T.ptr },
 };
@@ -158,6 +160,11 @@ export function load(): Libc {
       const lim = new BigUint64Array(2);
       check(s.getrlimit(resource, lim), "getrlimit");
       return rlimit(lim);
+    },
+    flock: (fd, operation, target) => {
+      if (s.flock(fd, operation) === 0) return true;
+      if (errnoView[0] === EAGAIN) return false;
+      return throwErrno("flock", errnoView[0], { target });
     },
     arrayBuffer: (address, length) => toArrayBuffer(num(address), 0, length),
     addressOf: (view) => BigInt(bunPtr(view)),

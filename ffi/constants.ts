@@ -78,3 +78,9 @@ export const RLIMIT_MEMLOCK = 8;
 export const RLIMIT_NOFILE = 7;
 /** ioctl(2) on a pipe or socket: bytes ready to read. */
 export const FIONREAD = 0x541b;
+/** flock(2): exclusive lock. */
+export const LOCK_EX = 2;
+/** flock(2): fail with EWOULDBLOCK instead of waiting. */
+export const LOCK_NB = 4;
+/** flock(2): release the lock. */
+export const LOCK_UN = 8;

@@ -67,6 +67,8 @@ const symbols = {
   getpid: { parameters: [], result: "i32" },
   /** int getrlimit(int resource, struct rlimit *rlim); */
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  /** int flock(int fd, int operation); */
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   /** int *__errno_location(void); */
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -155,6 +157,11 @@ export function load(): Libc {
       const lim = new BigUint64Array(2);
       check(s.getrlimit(resource, new Uint8Array(lim.buffer)), "getrlimit");
       return rlimit(lim);
+    },
+    flock: (fd, operation, target) => {
+      if (s.flock(fd, operation) === 0) return true;
+      if (errnoView[0] === EAGAIN) return false;
+      return throwErrno("flock", errnoView[0], { target });
     },
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(ptr(address)!, length),
     addressOf: (view) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(view)),

@@ -108,6 +108,8 @@ export interface Libc {
   getpid(): number;
   /** `getrlimit(2)`. */
   getrlimit(resource: number): RLimit;
+  /** `flock(2)`; returns `false` when `LOCK_NB` is set and another open file holds the lock (EWOULDBLOCK). */
+  flock(fd: number, operation: number, target?: string): boolean;
 
   /**
    * **UNSAFE**: a zero-copy `ArrayBuffer` over `length` bytes at `address`. It has no finalizer and does not keep the

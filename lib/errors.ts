@@ -425,3 +425,113 @@ export class DeviceBusyError extends VfioError {
     this.holders = holders;
   }
 }
+
+/**
+ * A driver or module name (from the command line, a driver record or sysfs) that is not a plain kernel name, or
+ * names no driver this kernel has: it is never joined into a path or handed to `modprobe`.
+ *
+ * ```ts
+ * import { InvalidDriverError } from "./errors.ts";
+ * throw new InvalidDriverError("../../x", "only letters, digits, '_', '-' and '.' (not first) are allowed");
+ * ```
+ */
+export class InvalidDriverError extends VfioError {
+  /** The error class's name, `"InvalidDriverError"`. */
+  override name = "InvalidDriverError";
+  /** The name that was refused. */
+  readonly driver: string;
+  /** Builds the error from the refused name and what is wrong with it. */
+  constructor(driver: string, problem: string, options: VfioErrorOptions = {}) {
+    super(`invalid driver name ${JSON.stringify(driver)}: ${problem}`, {
+      remedy: options.remedy ?? "give the name of a PCI driver as /sys/bus/pci/drivers lists it, e.g. e1000e",
+      cause: options.cause,
+    });
+    this.driver = driver;
+  }
+}
+
+/**
+ * A problem with a driver record or the directory that holds them (`/run/vfio-ts`); see the two subclasses.
+ *
+ * ```ts
+ * import { type DriverRecordError, RecordsDirError } from "./errors.ts";
+ * const e: DriverRecordError = new RecordsDirError("/run/vfio-ts", "/run is read-only [EROFS]");
+ * console.log(e.path); // "/run/vfio-ts"
+ * ```
+ */
+export class DriverRecordError extends VfioError {
+  /** The error class's name, `"DriverRecordError"`. */
+  override name = "DriverRecordError";
+  /** The file or directory concerned. */
+  readonly path: string;
+  /** Builds the error for `path` with the full message. */
+  constructor(path: string, message: string, options: VfioErrorOptions = {}) {
+    super(message, options);
+    this.path = path;
+  }
+}
+
+/**
+ * A driver record, or the directory that holds them, that root cannot trust: not owned by root, writable by group
+ * or others, a symbolic link, not a regular file, or not a record vfio-ts wrote. Nothing in it is used.
+ *
+ * ```ts
+ * import { UntrustedRecordError } from "./errors.ts";
+ * throw new UntrustedRecordError("/run/vfio-ts/0000:00:03.0.json", "owned by uid 1000, not root");
+ * ```
+ */
+export class UntrustedRecordError extends DriverRecordError {
+  /** The error class's name, `"UntrustedRecordError"`. */
+  override name = "UntrustedRecordError";
+  /** Builds the error from the path and what is wrong with it. */
+  constructor(path: string, problem: string, options: VfioErrorOptions = {}) {
+    const remedy = `look at who put it there; remove it (rm ${path}) and give the device its driver by hand or ` +
+      "with `vfio restore <device> --driver NAME`";
+    super(path, `refusing to trust ${path}: ${problem}`, { remedy: options.remedy ?? remedy, cause: options.cause });
+  }
+}
+
+/**
+ * The driver records directory (`/run/vfio-ts`) cannot be created or written: vfio-ts keeps records only where
+ * only root can write, and does not fall back to a shared directory such as `/tmp`.
+ *
+ * ```ts
+ * import { RecordsDirError } from "./errors.ts";
+ * throw new RecordsDirError("/run/vfio-ts", "/run is read-only [EROFS]");
+ * ```
+ */
+export class RecordsDirError extends DriverRecordError {
+  /** The error class's name, `"RecordsDirError"`. */
+  override name = "RecordsDirError";
+  /** Builds the error from the directory and what failed. */
+  constructor(path: string, problem: string, options: VfioErrorOptions = {}) {
+    const remedy = "run as root on a system whose /run is a writable tmpfs (mount -t tmpfs tmpfs /run)";
+    super(path, `cannot keep driver records in ${path}: ${problem}`, { ...options, remedy: options.remedy ?? remedy });
+  }
+}
+
+/**
+ * Another process is binding, unbinding or restoring the same device and did not finish within the wait.
+ *
+ * ```ts
+ * import { DeviceLockedError } from "./errors.ts";
+ * throw new DeviceLockedError("0000:00:03.0", 4242, "deno", 10_000);
+ * ```
+ */
+export class DeviceLockedError extends VfioError {
+  /** The error class's name, `"DeviceLockedError"`. */
+  override name = "DeviceLockedError";
+  /** The device's address. */
+  readonly address: string;
+  /** The process holding the device's lock, when known. */
+  readonly holderPid: number | null;
+  /** Builds the error naming the holder (pid and command name, when known) and how long this process waited. */
+  constructor(address: string, holderPid: number | null, command: string, waitedMs: number) {
+    const who = holderPid === null ? "another process" : `process ${holderPid}${command ? ` (${command})` : ""}`;
+    super(`${address} is locked by ${who}, which is changing its driver; gave up after ${waitedMs} ms`, {
+      remedy: "wait for it to finish and try again, or stop it; `vfio status` shows the device's state",
+    });
+    this.address = address;
+    this.holderPid = holderPid;
+  }
+}

@@ -11,6 +11,7 @@
 import { bindToVfio } from "../../lib/sysfs/bind.ts";
 import { groupViabilityBlockers } from "../../lib/sysfs/iommu_group.ts";
 import { BINDING_HELP, printSteps, refuseInUse, requireRootUnlessDry } from "../binding.ts";
+import { testPauseHook, withDriverChange } from "../binding.ts";
 import { type Command, EXIT, print, resolveDevices, UsageError, type Values, warn, writeJson } from "../common.ts";
 
 /** The `bind` command. */
@@ -31,7 +32,8 @@ ${BINDING_HELP}`,
     const devices = resolveDevices(positionals);
     requireRootUnlessDry("bind", dryRun);
     for (const d of devices) if (d.driver !== "vfio-pci") refuseInUse(d.address, "bind", values.force === true);
-    const results = devices.map((d) => bindToVfio(d.address, { dryRun }));
+    const onStep = testPauseHook();
+    const results = withDriverChange(() => devices.map((d) => bindToVfio(d.address, { dryRun, onStep })));
     if (values.json) {
       writeJson({ results });
       return EXIT.ok;

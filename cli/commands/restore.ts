@@ -8,8 +8,9 @@
  */
 
 import { restoreDriver } from "../../lib/sysfs/bind.ts";
+import { checkDriverName } from "../../lib/sysfs/driver_name.ts";
 import { pciDevice } from "../../lib/sysfs/pci.ts";
-import { printSteps, requireRootUnlessDry } from "../binding.ts";
+import { printSteps, requireRootUnlessDry, testPauseHook, withDriverChange } from "../binding.ts";
 import { type Command, EXIT, print, resolveDevices, UsageError, type Values, writeJson } from "../common.ts";
 
 /** The `restore` command. */
@@ -18,9 +19,11 @@ export const restore: Command = {
   summary: "give devices back to the driver they had",
   help: `usage: vfio restore <device…> [--driver NAME|none] [--dry-run] [--json]
 
-Restores each device's driver_override and binds the driver recorded by \`vfio bind\` (or, with nothing recorded,
-the one the kernel picks). Refuses while a process holds the device's VFIO group or cdev open.
-  --driver NAME   bind this driver instead ("none": leave it unbound)
+Restores each device's driver_override and binds the driver recorded by \`vfio bind\` in /run/vfio-ts (or, with
+nothing recorded, the one the kernel picks), then removes the record: this also clears what an interrupted bind
+left behind (\`vfio status\` shows it). Refuses while a process holds the device's VFIO group or cdev open, and
+records not written by root (exit 2).
+  --driver NAME   bind this driver instead ("none": leave it unbound); a loaded PCI driver or a module name
   --dry-run       print what would be done (the shell commands), do nothing`,
   options: { "dry-run": { type: "boolean" }, driver: { type: "string" } },
   run(positionals: string[], values: Values): number {
@@ -29,7 +32,11 @@ the one the kernel picks). Refuses while a process holds the device's VFIO group
     const devices = resolveDevices(positionals);
     requireRootUnlessDry("restore", dryRun);
     const driver = values.driver === undefined ? undefined : values.driver === "none" ? null : String(values.driver);
-    const results = devices.map((d) => ({ before: d.driver, ...restoreDriver(d.address, { dryRun, driver }) }));
+    const onStep = testPauseHook();
+    const results = withDriverChange(() => {
+      if (driver) checkDriverName(driver, "the --driver argument");
+      return devices.map((d) => ({ before: d.driver, ...restoreDriver(d.address, { dryRun, driver, onStep }) }));
+    });
     if (values.json) {
       writeJson({ results });
       return EXIT.ok;

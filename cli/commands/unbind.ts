@@ -9,6 +9,7 @@
 
 import { unbind as unbindDevice } from "../../lib/sysfs/bind.ts";
 import { BINDING_HELP, printSteps, refuseInUse, requireRootUnlessDry } from "../binding.ts";
+import { testPauseHook, withDriverChange } from "../binding.ts";
 import { type Command, EXIT, print, resolveDevices, UsageError, type Values, writeJson } from "../common.ts";
 
 /** The `unbind` command. */
@@ -28,7 +29,8 @@ ${BINDING_HELP}`,
     const devices = resolveDevices(positionals);
     requireRootUnlessDry("unbind", dryRun);
     for (const d of devices) if (d.driver !== "vfio-pci") refuseInUse(d.address, "unbind", values.force === true);
-    const results = devices.map((d) => unbindDevice(d.address, { dryRun }));
+    const onStep = testPauseHook();
+    const results = withDriverChange(() => devices.map((d) => unbindDevice(d.address, { dryRun, onStep })));
     if (values.json) {
       writeJson({ results });
       return EXIT.ok;

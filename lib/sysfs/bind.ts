@@ -1,7 +1,9 @@
 /**
  * Binding a PCI device to vfio-pci and putting its original driver back, through sysfs: `driver_override`,
- * the current driver's `unbind`, then `drivers_probe`. The original driver is recorded in a small state file
- * (`/run/vfio-ts/`, or `/tmp/vfio-ts/` when /run is not writable) so that another process can restore it.
+ * the current driver's `unbind`, then `drivers_probe`. The original driver is recorded in `/run/vfio-ts/` (see
+ * `driver_record.ts`: only root-written records are trusted) so that another process can restore it, and every
+ * change holds the device's lock (`lock.ts`), so two processes never change one device's driver at once. Driver
+ * names from sysfs, records or callers are checked (`driver_name.ts`) before they reach a path or `modprobe`.
  *
  * A `dryRun` returns the writes instead of doing them, for people who want to see (or script) them.
  *
@@ -16,17 +18,22 @@
  * @module
  */
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { basename, join } from "node:path";
 import { NoIommuError, VfioError } from "../errors.ts";
-import { parsePciAddress, type PciAddress } from "../pci_address.ts";
-import { fsErrorCode, hostPath, readLinkName, type SysfsOptions, writeAttr } from "./attr.ts";
+import type { PciAddress } from "../pci_address.ts";
+import { shellQuote } from "../shell_quote.ts";
+import { hostPath, readLinkName, type SysfsOptions, writeAttr } from "./attr.ts";
+import { checkDriverName, pciDriverSource } from "./driver_name.ts";
+import { forgetDriverRecord, recordedDriver, writeDriverRecord } from "./driver_record.ts";
+import { lockDevice, type LockOptions } from "./lock.ts";
 import { modprobe } from "./modprobe.ts";
 import { noIommuStatus } from "./noiommu.ts";
 import { pciDevice, type PciDeviceInfo } from "./pci.ts";
 
+export { type DriverRecord, recordedDriver } from "./driver_record.ts";
+
 const VFIO_PCI = "vfio-pci";
-const STATE_DIRS = ["/run/vfio-ts", "/tmp/vfio-ts"];
 
 /** One action on the system: a sysfs write or a module load. */
 export type SysfsStep =
@@ -39,7 +46,7 @@ export type SysfsStep =
   };
 
 /**
- * A step as the shell command that does the same thing.
+ * A step as the shell command that does the same thing, every word quoted for `sh` where needed.
  *
  * ```ts
  * import { describeStep } from "./bind.ts";
@@ -48,17 +55,27 @@ export type SysfsStep =
  * ```
  */
 export function describeStep(step: SysfsStep): string {
-  if (step.kind === "modprobe") return ["modprobe", step.module, ...step.params].join(" ");
+  if (step.kind === "modprobe") return ["modprobe", step.module, ...step.params].map(shellQuote).join(" ");
   const value = step.value.trim();
-  return value === "" ? `echo > ${step.path}` : `echo ${value} > ${step.path}`;
+  const path = shellQuote(step.path);
+  if (value === "") return `echo > ${path}`;
+  return value.startsWith("-")
+    ? `printf '%s\\n' ${shellQuote(value)} > ${path}`
+    : `echo ${shellQuote(value)} > ${path}`;
 }
 
 /** Options of {@linkcode bindToVfio}, {@linkcode unbind} and {@linkcode restoreDriver}. */
-export interface BindOptions extends SysfsOptions {
+export interface BindOptions extends LockOptions {
   /** Return the steps without doing them. */
   dryRun?: boolean;
   /** Load vfio-pci with modprobe when it is not loaded (default `true`). */
   loadModule?: boolean;
+  /**
+   * Called after each change, with its name: `"record"` (the driver record is written), `"modprobe"`, or the sysfs
+   * file written (`"driver_override"`, `"unbind"`, `"drivers_probe"`, `"bind"`). For tests that interrupt a bind
+   * between steps; the device lock is held meanwhile.
+   */
+  onStep?: (name: string) => void;
 }
 
 /** What {@linkcode bindToVfio} did (or would do, in a dry run). */
@@ -77,73 +94,24 @@ export interface BindResult {
   readonly device: PciDeviceInfo;
 }
 
-/** The original driver of a device, as recorded when it was first bound to vfio-pci. */
-export interface DriverRecord {
-  /** Canonical address. */
-  readonly address: string;
-  /** The driver it had (`null`: none). */
-  readonly driver: string | null;
-  /** Its `driver_override` before (`null`: unset). */
-  readonly driverOverride: string | null;
-}
-
-function statePaths(address: string, options: SysfsOptions): string[] {
-  return STATE_DIRS.map((d) => join(hostPath(options, d), `${address}.json`));
-}
-
-/**
- * The original driver recorded for `address` by an earlier {@linkcode bindToVfio}, or `null` when none is recorded.
- *
- * ```ts
- * import { recordedDriver } from "./bind.ts";
- * console.log(recordedDriver("0000:00:03.0")?.driver); // "e1000e"
- * ```
- */
-export function recordedDriver(address: string | PciAddress, options: SysfsOptions = {}): DriverRecord | null {
-  const canonical = parsePciAddress(address).toString();
-  for (const path of statePaths(canonical, options)) {
-    try {
-      const r = JSON.parse(readFileSync(path, "utf8")) as Partial<DriverRecord>;
-      if (r.address === canonical) {
-        return { address: canonical, driver: r.driver ?? null, driverOverride: r.driverOverride ?? null };
-      }
-    } catch {
-      // missing or unreadable: try the next place
-    }
-  }
-  return null;
-}
-
-function writeRecord(record: DriverRecord, options: SysfsOptions): void {
-  const errors: unknown[] = [];
-  for (const path of statePaths(record.address, options)) {
-    try {
-      mkdirSync(join(path, ".."), { recursive: true, mode: 0o755 });
-      writeFileSync(path, JSON.stringify(record) + "\n", { mode: 0o644 });
-      return;
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  throw new VfioError(`cannot record the original driver of ${record.address} in ${STATE_DIRS.join(" or ")}`, {
-    remedy: fsErrorCode(errors[0]) === "EACCES" ? "run as root" : "make /run or /tmp writable",
-    cause: errors[0],
-  });
-}
-
-function forgetRecord(address: string, options: SysfsOptions): void {
-  for (const path of statePaths(address, options)) rmSync(path, { force: true });
-}
-
-function run(steps: readonly SysfsStep[], remedy: string): void {
+function run(steps: readonly SysfsStep[], remedy: string, onStep?: (name: string) => void): void {
   for (const step of steps) {
     if (step.kind === "modprobe") modprobe(step.module, step.params);
     else writeAttr(step.path, step.value, { purpose: step.purpose, remedy });
+    onStep?.(step.kind === "modprobe" ? "modprobe" : basename(step.path));
   }
 }
 
 function driverOf(address: string, options: SysfsOptions): string | null {
   return readLinkName(hostPath(options, `/sys/bus/pci/devices/${address}/driver`));
+}
+
+/** The device as sysfs shows it, with its driver and driver_override checked before they are used in a path. */
+function checkedDevice(address: string | PciAddress, options: SysfsOptions): PciDeviceInfo {
+  const info = pciDevice(address, options);
+  if (info.driver !== null) checkDriverName(info.driver, `the driver of ${info.address} in sysfs`);
+  if (info.driverOverride !== null) checkDriverName(info.driverOverride, `the driver_override of ${info.address}`);
+  return info;
 }
 
 /** A process holding a VFIO node of a device open. */
@@ -248,6 +216,10 @@ function probeStep(address: string, options: SysfsOptions): SysfsStep {
  *
  * @throws {InvalidAddressError} bad address or no such device.
  * @throws {NoIommuError} the device has no IOMMU group and no-IOMMU mode is off.
+ * @throws {InvalidDriverError} its driver or driver_override in sysfs is not a plain driver name.
+ * @throws {UntrustedRecordError} its driver record (or `/run/vfio-ts`) is not one only root can have written.
+ * @throws {RecordsDirError} `/run/vfio-ts` cannot be created (no fallback elsewhere).
+ * @throws {DeviceLockedError} another process kept the device's lock for the whole `lockTimeoutMs`.
  * @throws {VfioError} not root ("run as root"), modprobe missing or failing, or vfio-pci refused the device.
  *
  * ```ts
@@ -257,13 +229,63 @@ function probeStep(address: string, options: SysfsOptions): SysfsStep {
  * ```
  */
 export function bindToVfio(address: string | PciAddress, options: BindOptions = {}): BindResult {
-  const before = pciDevice(address, options);
+  const plan = bindPlan(checkedDevice(address, options), options); // checks names before anything is created
+  if (options.dryRun === true || plan.result.alreadyBound) return plan.result;
+  recordedDriver(plan.result.address, options); // an untrusted record is refused before the lock file is made
+  using _lock = lockDevice(pciDevice(address, options).address, options);
+  const { result, steps } = bindPlan(checkedDevice(address, options), options); // as it is now that we hold the lock
+  if (result.alreadyBound) return result;
+  const before = result.device;
+  const addr = result.address;
+  if (recordedDriver(addr, options) === null) {
+    writeDriverRecord({ address: addr, driver: before.driver, driverOverride: before.driverOverride }, options);
+    options.onStep?.("record");
+  }
+  const probe = steps.pop() as SysfsStep;
+  try {
+    run(steps, "see dmesg for the kernel's reason", options.onStep);
+  } catch (e) {
+    try {
+      restoreLocked(addr, options);
+    } catch (e2) {
+      throw new SuppressedError(e2, e, `${addr}: the bind failed and putting the original driver back failed too`);
+    }
+    throw e;
+  }
+  let probeError: unknown;
+  try {
+    run([probe], "see dmesg for vfio-pci's reason", options.onStep);
+  } catch (e) {
+    probeError = e; // a failed probe may or may not be reported here; the driver link below is the truth
+  }
+  steps.push(probe);
+  const after = pciDevice(addr, options);
+  if (after.driver === VFIO_PCI) return { ...result, steps, device: after };
+
+  let rolledBack = "";
+  try {
+    const r = restoreLocked(addr, options);
+    rolledBack = `; put it back on ${r.driver ?? "no driver"}`;
+  } catch {
+    rolledBack = "; could not put the original driver back (see `vfio status`)";
+  }
+  const what = `${addr} did not bind to vfio-pci (driver now: ${after.driver ?? "none"})${rolledBack}`;
+  if (before.iommuGroup === null && !noIommuStatus(options).enabled) {
+    throw new NoIommuError(
+      `${what}: it has no IOMMU group and VFIO no-IOMMU mode is off`,
+      "turn the IOMMU on (intel_iommu=on / amd_iommu=on), or, on a test machine, enable no-IOMMU mode with " +
+        "enableNoIommu({ iUnderstandTheRisk: true }) (`vfio noiommu enable`) and bind again",
+    );
+  }
+  throw new VfioError(what, { remedy: "see dmesg for vfio-pci's reason", cause: probeError });
+}
+
+function bindPlan(before: PciDeviceInfo, options: BindOptions): { result: BindResult; steps: SysfsStep[] } {
   const addr = before.address;
   const dryRun = options.dryRun === true;
-  if (before.driver === VFIO_PCI) {
-    return { address: addr, previousDriver: VFIO_PCI, alreadyBound: true, steps: [], dryRun, device: before };
-  }
   const steps: SysfsStep[] = [];
+  const result = { address: addr, previousDriver: before.driver, alreadyBound: false, steps, dryRun, device: before };
+  if (before.driver === VFIO_PCI) return { result: { ...result, previousDriver: VFIO_PCI, alreadyBound: true }, steps };
   if (!existsSync(hostPath(options, `/sys/bus/pci/drivers/${VFIO_PCI}`))) {
     if (options.loadModule === false) {
       throw new VfioError("the vfio-pci driver is not loaded", { remedy: "load it: modprobe vfio-pci" });
@@ -280,47 +302,7 @@ export function bindToVfio(address: string | PciAddress, options: BindOptions = 
   }
   if (before.driver !== null) steps.push(unbindStep(addr, before.driver, options));
   steps.push(probeStep(addr, options));
-  if (dryRun) {
-    return { address: addr, previousDriver: before.driver, alreadyBound: false, steps, dryRun, device: before };
-  }
-
-  const recorded = recordedDriver(addr, options) === null;
-  if (recorded) writeRecord({ address: addr, driver: before.driver, driverOverride: before.driverOverride }, options);
-  const probe = steps.pop() as SysfsStep;
-  try {
-    run(steps, "see dmesg for the kernel's reason");
-  } catch (e) {
-    if (recorded && driverOf(addr, options) === before.driver) forgetRecord(addr, options); // nothing changed
-    throw e;
-  }
-  let probeError: unknown;
-  try {
-    run([probe], "see dmesg for vfio-pci's reason");
-  } catch (e) {
-    probeError = e; // a failed probe may or may not be reported here; the driver link below is the truth
-  }
-  steps.push(probe);
-  const after = pciDevice(addr, options);
-  if (after.driver === VFIO_PCI) {
-    return { address: addr, previousDriver: before.driver, alreadyBound: false, steps, dryRun, device: after };
-  }
-
-  let rolledBack = "";
-  try {
-    const r = restoreDriver(addr, options);
-    rolledBack = `; put it back on ${r.driver ?? "no driver"}`;
-  } catch {
-    rolledBack = "; could not put the original driver back (see `vfio status`)";
-  }
-  const what = `${addr} did not bind to vfio-pci (driver now: ${after.driver ?? "none"})${rolledBack}`;
-  if (before.iommuGroup === null && !noIommuStatus(options).enabled) {
-    throw new NoIommuError(
-      `${what}: it has no IOMMU group and VFIO no-IOMMU mode is off`,
-      "turn the IOMMU on (intel_iommu=on / amd_iommu=on), or, on a test machine, enable no-IOMMU mode with " +
-        "enableNoIommu({ iUnderstandTheRisk: true }) (`vfio noiommu enable`) and bind again",
-    );
-  }
-  throw new VfioError(what, { remedy: "see dmesg for vfio-pci's reason", cause: probeError });
+  return { result: { ...result, steps: [...steps] }, steps };
 }
 
 /** What {@linkcode unbind} did. */
@@ -346,12 +328,13 @@ export interface UnbindResult {
  * ```
  */
 export function unbind(address: string | PciAddress, options: BindOptions = {}): UnbindResult {
-  const info = pciDevice(address, options);
   const dryRun = options.dryRun === true;
+  using _lock = dryRun ? null : lockDevice(checkedDevice(address, options).address, options);
+  const info = checkedDevice(address, options); // as it is now that we hold the lock
   const steps = info.driver === null ? [] : [unbindStep(info.address, info.driver, options)];
   if (!dryRun && steps.length > 0) {
     refuseWhileHeld(info, options);
-    run(steps, "see dmesg for the kernel's reason");
+    run(steps, "see dmesg for the kernel's reason", options.onStep);
   }
   return { address: info.address, previousDriver: info.driver, steps, dryRun };
 }
@@ -379,7 +362,13 @@ export interface RestoreResult {
 
 /**
  * Gives a device back to its original driver: restores `driver_override`, unbinds it from vfio-pci and binds the
- * recorded driver (or lets the kernel pick one), then forgets the record.
+ * recorded driver (or lets the kernel pick one), then forgets the record. This also clears what an interrupted
+ * bind left: a pending `driver_override` and the record. The driver to bind (recorded or given) must be a loaded
+ * PCI driver or a module of the running kernel; the record must be one only root can have written.
+ *
+ * @throws {InvalidDriverError} the driver is not a plain name, or this kernel has no such driver or module.
+ * @throws {UntrustedRecordError} the record (or `/run/vfio-ts`) is not one only root can have written.
+ * @throws {DeviceLockedError} another process kept the device's lock for the whole `lockTimeoutMs`.
  *
  * ```ts
  * import { restoreDriver } from "./bind.ts";
@@ -388,7 +377,23 @@ export interface RestoreResult {
  * ```
  */
 export function restoreDriver(address: string | PciAddress, options: RestoreOptions = {}): RestoreResult {
-  const info = pciDevice(address, options);
+  const plan = restorePlan(checkedDevice(address, options), options); // checks names before anything is created
+  if (options.dryRun === true) return plan.result;
+  using _lock = lockDevice(pciDevice(address, options).address, options);
+  return restoreLocked(address, options);
+}
+
+/** {@linkcode restoreDriver} with the device's lock held by the caller. */
+function restoreLocked(address: string | PciAddress, options: RestoreOptions): RestoreResult {
+  const info = checkedDevice(address, options);
+  const { result, steps } = restorePlan(info, { ...options, dryRun: false });
+  if (steps.some((s) => s.kind === "write" && s.path.endsWith("/unbind"))) refuseWhileHeld(info, options);
+  run(steps, "see dmesg for the driver's reason", options.onStep);
+  forgetDriverRecord(info.address, options);
+  return { ...result, driver: driverOf(info.address, options) };
+}
+
+function restorePlan(info: PciDeviceInfo, options: RestoreOptions): { result: RestoreResult; steps: SysfsStep[] } {
   const addr = info.address;
   const dryRun = options.dryRun === true;
   const record = recordedDriver(addr, options);
@@ -408,20 +413,15 @@ export function restoreDriver(address: string | PciAddress, options: RestoreOpti
     if (info.driver === VFIO_PCI) steps.push(unbindStep(addr, info.driver, options));
     if (info.driver === null || info.driver === VFIO_PCI) steps.push(probeStep(addr, options));
   } else if (info.driver !== target) {
+    const source = target === null ? null : pciDriverSource(target, options, "the driver to restore");
     if (info.driver !== null) steps.push(unbindStep(addr, info.driver, options));
-    if (target !== null) {
-      const dir = hostPath(options, `/sys/bus/pci/drivers/${target}`);
-      if (existsSync(dir)) {
-        steps.push({ kind: "write", path: join(dir, "bind"), value: addr, purpose: `bind ${addr} to ${target}` });
-      } else {
-        steps.push({ kind: "modprobe", module: target, params: [], purpose: `load the ${target} driver` });
-        steps.push(probeStep(addr, options));
-      }
+    if (target !== null && source === "loaded") {
+      const path = hostPath(options, `/sys/bus/pci/drivers/${target}/bind`);
+      steps.push({ kind: "write", path, value: addr, purpose: `bind ${addr} to ${target}` });
+    } else if (target !== null) {
+      steps.push({ kind: "modprobe", module: target, params: [], purpose: `load the ${target} driver` });
+      steps.push(probeStep(addr, options));
     }
   }
-  if (dryRun) return { address: addr, driver: target, steps, dryRun };
-  if (steps.some((s) => s.kind === "write" && s.path.endsWith("/unbind"))) refuseWhileHeld(info, options);
-  run(steps, "see dmesg for the driver's reason");
-  forgetRecord(addr, options);
-  return { address: addr, driver: driverOf(addr, options), steps, dryRun };
+  return { result: { address: addr, driver: target, steps, dryRun }, steps };
 }

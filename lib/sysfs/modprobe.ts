@@ -10,8 +10,10 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { VfioError } from "../errors.ts";
+import { InvalidDriverError, VfioError } from "../errors.ts";
+import { shellQuote } from "../shell_quote.ts";
 import { fsErrorCode, hostPath, type SysfsOptions } from "./attr.ts";
+import { isModuleName } from "./driver_name.ts";
 
 const CANDIDATES = ["modprobe", "/usr/sbin/modprobe", "/sbin/modprobe"];
 
@@ -29,8 +31,10 @@ export function isModuleLoaded(name: string, options: SysfsOptions = {}): boolea
 }
 
 /**
- * Runs `modprobe <module> [params…]`.
+ * Runs `modprobe <module> [params…]`. The module must be a plain module name and each parameter `name` or
+ * `name=value`, so that nothing is read as a modprobe option.
  *
+ * @throws {InvalidDriverError} a module name or parameter modprobe could take for an option or a path.
  * @throws {VfioError} when modprobe is not installed, not permitted, or fails (with its own message).
  *
  * ```ts
@@ -39,7 +43,12 @@ export function isModuleLoaded(name: string, options: SysfsOptions = {}): boolea
  * ```
  */
 export function modprobe(module: string, params: readonly string[] = []): void {
-  const command = ["modprobe", module, ...params].join(" ");
+  if (!isModuleName(module)) {
+    throw new InvalidDriverError(module, "not a module name (letters, digits, '_' and '-', not first)");
+  }
+  const bad = params.find((p) => !/^[A-Za-z0-9_]+(=[^\s]*)?$/.test(p));
+  if (bad !== undefined) throw new InvalidDriverError(module, `bad module parameter ${JSON.stringify(bad)}`);
+  const command = ["modprobe", module, ...params].map(shellQuote).join(" ");
   for (const exe of CANDIDATES) {
     try {
       execFileSync(exe, [module, ...params], { stdio: ["ignore", "pipe", "pipe"] });

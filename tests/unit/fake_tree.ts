@@ -1,12 +1,14 @@
 /**
- * A fake file tree for host unit tests (sysfs, procfs, /dev), in a fresh temp directory: files with text, symlinks
- * shaped like the kernel's, directories. Pass `tree.root` as the library's `sysfsRoot`/`root` option.
+ * A fake file tree for host unit tests (sysfs, procfs, /dev), in a temp directory: files with text, symlinks
+ * shaped like the kernel's, directories, made with their parents on the way. Pass the root as the library's
+ * `sysfsRoot`/`root` option.
  *
  * ```ts
- * import { FakeTree } from "./fake_tree.ts";
+ * import { FakeTree, treeFile } from "./fake_tree.ts";
  * const tree = new FakeTree("vfio-ts-example-");
  * tree.file("/sys/bus/pci/devices/0000:00:03.0/vendor", "0x1234\n");
  * tree.link("/proc/100/fd/3", "/dev/vfio/3");
+ * treeFile(tree.root, "/sys/bus/pci/drivers_probe", "");
  * tree.remove();
  * ```
  * @module
@@ -14,6 +16,20 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+
+/** Writes `text` to `path` under `root`, making its directories. */
+export function treeFile(root: string, path: string, text: string): void {
+  const p = join(root, path);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, text);
+}
+
+/** Makes `path` under `root` a symbolic link to `target` as written (relative or absolute, dangling allowed). */
+export function treeLink(root: string, path: string, target: string): void {
+  const p = join(root, path);
+  mkdirSync(dirname(p), { recursive: true });
+  symlinkSync(target, p);
+}
 
 /** A temp directory standing in for `/`. */
 export class FakeTree {
@@ -32,14 +48,12 @@ export class FakeTree {
 
   /** Writes a file (parents made as needed). */
   file(path: string, text: string): void {
-    mkdirSync(dirname(this.path(path)), { recursive: true });
-    writeFileSync(this.path(path), text);
+    treeFile(this.root, path, text);
   }
 
-  /** Makes a symlink at `path` pointing at `target` as written (relative or absolute, dangling allowed). */
+  /** Makes a symlink at `path` pointing at `target` as written. */
   link(path: string, target: string): void {
-    mkdirSync(dirname(this.path(path)), { recursive: true });
-    symlinkSync(target, this.path(path));
+    treeLink(this.root, path, target);
   }
 
   /** Makes a directory (and its parents). */

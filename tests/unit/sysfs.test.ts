@@ -2,9 +2,9 @@
 // plan of a dry run, no-IOMMU status, capabilities and hugepage pools. This tests the parsers and the plans, not
 // the kernel: the kernel's behaviour is checked in the guest by tests/integration/sysfs.test.ts.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   GroupNotViableError,
@@ -25,6 +25,7 @@ import {
 import { disableNoIommu, enableNoIommu, noIommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { findPciDevices, listPciDevices, parsePciId, parseResources, pciDevice } from "../../lib/sysfs/pci.ts";
 import { checkNoIommuPrivileges, hasCapability, processPrivileges } from "../../lib/sysfs/privileges.ts";
+import { treeFile, treeLink } from "./fake_tree.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // A fake tree shaped like the kernel's (symlinks included)
@@ -32,17 +33,8 @@ import { checkNoIommuPrivileges, hasCapability, processPrivileges } from "../../
 
 let root = "";
 
-function file(path: string, text: string): void {
-  const p = join(root, path);
-  mkdirSync(dirname(p), { recursive: true });
-  writeFileSync(p, text);
-}
-
-function link(path: string, target: string): void {
-  const p = join(root, path);
-  mkdirSync(dirname(p), { recursive: true });
-  symlinkSync(target, p);
-}
+const file = (path: string, text: string): void => treeFile(root, path, text);
+const link = (path: string, target: string): void => treeLink(root, path, target);
 
 const ZERO = "0x0000000000000000 0x0000000000000000 0x0000000000000000\n";
 
@@ -93,6 +85,9 @@ before(() => {
     file(`/sys/bus/pci/drivers/${d}/unbind`, "");
   }
   file("/sys/bus/pci/drivers_probe", "");
+  mkdirSync(join(root, "run")); // the records' parent, as on a real system (root-owned, mode 0755)
+  file("/proc/sys/kernel/osrelease", "6.12.0-test\n");
+  file("/lib/modules/6.12.0-test/modules.dep", "kernel/drivers/net/ethernet/intel/igb/igb.ko.xz: kernel/lib/x.ko\n");
   // edu on vfio-pci in group 3 with a cdev; nvme on nvme in group 4 with an audio function on a foreign driver;
   // a bridge in group 4 on pcieport; a device with no IOMMU group on e1000e.
   fakeDevice({

@@ -94,11 +94,12 @@ for b in $KERNEL_DEVS; do
 done
 
 # The host's / read-only (multidevs=remap on the host side keeps inode numbers unique; Deno needs that), a tmpfs
-# on /tmp, then the repository read-write at the same absolute path.
+# on /tmp and one on /run, then the repository read-write at the same absolute path.
 H=/mnt/host
 O=trans=virtio,version=9p2000.L,msize=512000,cache=loose
 mount -t 9p -o "$O,ro" hostroot $H || fail "9p mount of the host's /"
 mount -t tmpfs -o mode=1777 tmp $H/tmp || fail "tmpfs on /tmp"
+mount -t tmpfs -o mode=0755 run $H/run || fail "tmpfs on /run" # vfio-ts keeps driver records in /run/vfio-ts
 mount -t proc proc $H/proc
 mount -t sysfs sys $H/sys
 mount -o bind /dev $H/dev

@@ -8,6 +8,7 @@
  */
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { shellQuote } from "../../lib/shell_quote.ts";
 
 export const VM_DIR: string = dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR: string = resolve(VM_DIR, "../..");
@@ -216,10 +217,8 @@ function firstExisting(paths: string[]): string | undefined {
   return undefined;
 }
 
-/** Single-quotes a string for sh. */
-export function shQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
+/** Quotes a word for sh (the library's one quoting helper). */
+export const shQuote: (word: string) => string = shellQuote;
 
 export interface VmOptions {
   mode: Mode;
