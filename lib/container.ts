@@ -36,7 +36,7 @@ import {
   VfioIommuType1InfoDmaAvail,
   VfioIovaRange,
 } from "./abi/vfio.ts";
-import { ClosedError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import { ClosedError, OutOfRangeError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
 import type { IoAddressSpace, IovaRange } from "./iommu/types.ts";
 import { capabilityChain, checkSpan, growingReply } from "./kernel_reply.ts";
 
@@ -154,6 +154,11 @@ export class Container implements IoAddressSpace {
 
   /** True when the kernel supports the given IOMMU model or extension (`VFIO_CHECK_EXTENSION`). */
   checkExtension(extension: number): boolean {
+    if (!Number.isInteger(extension) || extension < 0 || extension > 0xffffffff) {
+      throw new OutOfRangeError(`VFIO extension ${extension} is not a 32-bit unsigned integer`, {
+        remedy: "pass a VFIO_* extension constant such as VFIO_TYPE1v2_IOMMU (3)",
+      });
+    }
     return libc.ioctlValue(this.fd, VFIO_CHECK_EXTENSION, extension, "VFIO_CHECK_EXTENSION") > 0;
   }
 
