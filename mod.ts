@@ -29,7 +29,7 @@ export {
 export { type BarRegister, ConfigSpace } from "./lib/config.ts";
 export { Container, type Type1Info } from "./lib/container.ts";
 export { Device, type DeviceInfo, type DeviceParts, type HotResetDependent, type Owned } from "./lib/device.ts";
-export { allocDma, DmaBuffer, type DmaBufferOptions } from "./lib/dma/buffer.ts";
+export { allocDma, DmaBuffer, type DmaBufferOptions, type DmaView } from "./lib/dma/buffer.ts";
 export { IovaAllocator, type IovaAllocatorOptions } from "./lib/dma/iova_allocator.ts";
 export { DmaMemory, type DmaMemoryOptions, HUGEPAGE_SIZE, type HugepagePolicy } from "./lib/dma/memory.ts";
 export { physicalAddressOf, translatePages } from "./lib/dma/pagemap.ts";

@@ -104,11 +104,12 @@ export function humanSize(bytes: number | bigint): string {
  * ```
  */
 export function parseNumber(text: string, what: string): bigint {
-  const t = text.trim().replaceAll("_", "");
-  if (!/^(0[xX][0-9a-fA-F]+|[0-9]+)$/.test(t)) {
+  const raw = text.trim();
+  // Underscores only between digits (1_000, 0xffff_0000), as in JavaScript literals.
+  if (!/^(0[xX][0-9a-fA-F]+(_[0-9a-fA-F]+)*|[0-9]+(_[0-9]+)*)$/.test(raw)) {
     throw new UsageError(`invalid ${what} "${text}"`, { remedy: "write a number in decimal or 0x hex, e.g. 0x10" });
   }
-  return BigInt(t);
+  return BigInt(raw.replaceAll("_", ""));
 }
 
 /** The device arguments of a command, resolved: each is a PCI address or a `vendor:device` id. */

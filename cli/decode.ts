@@ -48,6 +48,8 @@ export interface DecodedCapability {
   version: number;
   /** Decoded fields (MSI, MSI-X, PCIe, PM), empty for the others. */
   details: Record<string, number | string | boolean>;
+  /** Why its fields could not be decoded (e.g. they run past config space); the other capabilities still are. */
+  undecodable?: string;
 }
 
 function details(cfg: ConfigReader, id: number, offset: number): Record<string, number | string | boolean> {
@@ -99,14 +101,23 @@ function details(cfg: ConfigReader, id: number, offset: number): Record<string, 
 export function decodeCapabilities(cfg: ConfigReader): { capabilities: DecodedCapability[]; malformed: string | null } {
   const { capabilities, malformed } = walkCapabilities(cfg);
   return {
-    capabilities: capabilities.map((c) => ({
-      id: c.id,
-      name: c.name,
-      offset: c.offset,
-      extended: c.extended,
-      version: c.version,
-      details: c.extended ? {} : details(cfg, c.id, c.offset),
-    })),
+    capabilities: capabilities.map((c) => {
+      const out: DecodedCapability = {
+        id: c.id,
+        name: c.name,
+        offset: c.offset,
+        extended: c.extended,
+        version: c.version,
+        details: {},
+      };
+      try {
+        if (!c.extended) out.details = details(cfg, c.id, c.offset);
+      } catch (e) {
+        // One capability whose fields cannot be read must not hide the others (nor the header and the dump).
+        out.undecodable = e instanceof Error ? e.message : String(e);
+      }
+      return out;
+    }),
     malformed,
   };
 }
@@ -117,6 +128,7 @@ export function formatCapability(c: DecodedCapability): string {
     `${k}=${typeof v === "number" && /Offset$/.test(k) ? hex(v) : String(v)}`
   );
   const ext = c.extended ? ` (extended, v${c.version})` : "";
+  if (c.undecodable) fields.push(`(undecodable: ${c.undecodable})`);
   return `[${c.offset.toString(16).padStart(c.extended ? 3 : 2, "0")}] ${c.name}${ext}${
     fields.length ? `  ${fields.join(" ")}` : ""
   }`;

@@ -28,14 +28,13 @@ export function parseBar(text: string): number {
   return n;
 }
 
-/** Parses `--width` (default 32). */
+/** Parses `--width` (default 32): exactly `8`, `16`, `32` or `64`, in decimal (`0x20`, `32.0`, `3.2e1` are refused). */
 export function parseWidth(text: string | undefined): Width {
   if (text === undefined) return 32;
-  const n = Number(text);
-  if (n !== 8 && n !== 16 && n !== 32 && n !== 64) {
-    throw new UsageError(`invalid width "${text}"`, { remedy: "use --width 8, 16, 32 or 64" });
+  if (!/^(8|16|32|64)$/.test(text)) {
+    throw new UsageError(`invalid width "${text}"`, { remedy: "use --width 8, 16, 32 or 64 (bits, in decimal)" });
   }
-  return n;
+  return Number(text) as Width;
 }
 
 /** Parses a byte offset into a number (offsets beyond 2^53 cannot be in any BAR). */

@@ -29,7 +29,6 @@ import {
   VFIO_SET_IOMMU,
   VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU,
-  VfioInfoCapHeader,
   VfioIommuType1DmaMap,
   VfioIommuType1DmaUnmap,
   VfioIommuType1Info,
@@ -37,8 +36,9 @@ import {
   VfioIommuType1InfoDmaAvail,
   VfioIovaRange,
 } from "./abi/vfio.ts";
-import { ClosedError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import { ClosedError, OutOfRangeError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
 import type { IoAddressSpace, IovaRange } from "./iommu/types.ts";
+import { capabilityChain, checkSpan, growingReply } from "./kernel_reply.ts";
 
 /** What `VFIO_IOMMU_GET_INFO` reports for a type1 container. */
 export interface Type1Info {
@@ -56,7 +56,44 @@ const IOMMU_NAMES: Record<number, string> = {
   [VFIO_NOIOMMU_IOMMU]: "noiommu",
 };
 
-const MAX_CAP_CHAIN = 64;
+/**
+ * Decodes a filled `vfio_iommu_type1_info` (with its capability chain) as {@linkcode Container.info} returns it.
+ * Throws a `MalformedReplyError` for a chain or an IOVA range count that leaves the buffer.
+ *
+ * ```ts
+ * import { VfioIommuType1Info } from "./abi/vfio.ts";
+ * import { decodeType1Info } from "./container.ts";
+ * decodeType1Info(VfioIommuType1Info.alloc().bytes).pageSizes; // 0x1000n
+ * ```
+ */
+export function decodeType1Info(bytes: Uint8Array): Type1Info {
+  const call = "VFIO_IOMMU_GET_INFO";
+  const info = VfioIommuType1Info.view(bytes);
+  const result: Type1Info = {
+    pageSizes: info.flags & VFIO_IOMMU_INFO_PGSIZES ? info.iova_pgsizes : 0x1000n,
+    iovaRanges: [],
+    dmaAvailable: null,
+  };
+  if (info.flags & VFIO_IOMMU_INFO_CAPS) {
+    for (const { id, offset } of capabilityChain(call, bytes, info.cap_offset, VfioIommuType1Info.size)) {
+      if (id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+        checkSpan(call, bytes, offset, 1, VfioIommuType1InfoCapIovaRange.size, "IOVA range capability");
+        const cap = VfioIommuType1InfoCapIovaRange.view(bytes, offset);
+        const first = offset + VfioIommuType1InfoCapIovaRange.size;
+        checkSpan(call, bytes, first, cap.nr_iovas, VfioIovaRange.size, "IOVA ranges");
+        for (let i = 0; i < cap.nr_iovas; i++) {
+          const r = VfioIovaRange.view(bytes, first + i * VfioIovaRange.size);
+          result.iovaRanges.push({ start: r.start, end: r.end });
+        }
+      } else if (id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+        checkSpan(call, bytes, offset, 1, VfioIommuType1InfoDmaAvail.size, "DMA availability capability");
+        result.dmaAvailable = VfioIommuType1InfoDmaAvail.view(bytes, offset).avail;
+      }
+    }
+  }
+  if (result.iovaRanges.length === 0) result.iovaRanges.push({ start: 0n, end: 0xffffffffffffffffn });
+  return result;
+}
 
 /**
  * A VFIO container. Open it, attach one or more groups ({@linkcode Group.setContainer}), then pick the IOMMU
@@ -117,6 +154,11 @@ export class Container implements IoAddressSpace {
 
   /** True when the kernel supports the given IOMMU model or extension (`VFIO_CHECK_EXTENSION`). */
   checkExtension(extension: number): boolean {
+    if (!Number.isInteger(extension) || extension < 0 || extension > 0xffffffff) {
+      throw new OutOfRangeError(`VFIO extension ${extension} is not a 32-bit unsigned integer`, {
+        remedy: "pass a VFIO_* extension constant such as VFIO_TYPE1v2_IOMMU (3)",
+      });
+    }
     return libc.ioctlValue(this.fd, VFIO_CHECK_EXTENSION, extension, "VFIO_CHECK_EXTENSION") > 0;
   }
 
@@ -193,39 +235,13 @@ export class Container implements IoAddressSpace {
         remedy: "attach a group and call setIommu() first; no-IOMMU containers have no IOMMU",
       });
     }
-    let extra = 0;
-    let info = VfioIommuType1Info.alloc();
-    for (let attempt = 0; attempt < 3; attempt++) {
-      info = VfioIommuType1Info.alloc(extra);
-      info.argsz = VfioIommuType1Info.size + extra;
-      libc.ioctl(this.fd, VFIO_IOMMU_GET_INFO, info.bytes, "VFIO_IOMMU_GET_INFO");
-      if (info.argsz <= VfioIommuType1Info.size + extra) break;
-      extra = info.argsz - VfioIommuType1Info.size;
-    }
-    const result: Type1Info = {
-      pageSizes: info.flags & VFIO_IOMMU_INFO_PGSIZES ? info.iova_pgsizes : 0x1000n,
-      iovaRanges: [],
-      dmaAvailable: null,
-    };
-    if (info.flags & VFIO_IOMMU_INFO_CAPS) {
-      let offset = info.cap_offset;
-      const seen = new Set<number>();
-      while (offset && !seen.has(offset) && seen.size < MAX_CAP_CHAIN && offset + 8 <= info.bytes.length) {
-        seen.add(offset);
-        const header = VfioInfoCapHeader.view(info.bytes, offset);
-        if (header.id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
-          const cap = VfioIommuType1InfoCapIovaRange.view(info.bytes, offset);
-          for (let i = 0; i < cap.nr_iovas; i++) {
-            const r = VfioIovaRange.view(info.bytes, offset + VfioIommuType1InfoCapIovaRange.size + i * 16);
-            result.iovaRanges.push({ start: r.start, end: r.end });
-          }
-        } else if (header.id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
-          result.dmaAvailable = VfioIommuType1InfoDmaAvail.view(info.bytes, offset).avail;
-        }
-        offset = header.next;
-      }
-    }
-    if (result.iovaRanges.length === 0) result.iovaRanges.push({ start: 0n, end: 0xffffffffffffffffn });
+    const call = "VFIO_IOMMU_GET_INFO";
+    const info = growingReply(
+      call,
+      VfioIommuType1Info,
+      (v) => void libc.ioctl(this.fd, VFIO_IOMMU_GET_INFO, v.bytes, call),
+    );
+    const result = decodeType1Info(info.bytes);
     this.#info = result;
     return result;
   }

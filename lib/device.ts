@@ -26,6 +26,7 @@ import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
 import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
 import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
+import { checkSpan, replyBytes } from "./kernel_reply.ts";
 import { Region, type RegionOptions } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 import type { DeviceFd } from "./types.ts";
@@ -50,6 +51,36 @@ export interface HotResetDependent {
   address: string;
   /** Its IOMMU group (or iommufd device id on the cdev path). */
   groupId: number;
+}
+
+/**
+ * Decodes a filled `vfio_pci_hot_reset_info`: the devices a hot reset also resets. Throws a `MalformedReplyError`
+ * when the count the kernel gives does not fit the buffer.
+ *
+ * ```ts
+ * import { VfioPciHotResetInfo } from "./abi/vfio.ts";
+ * import { decodeHotResetInfo } from "./device.ts";
+ * decodeHotResetInfo(VfioPciHotResetInfo.alloc().bytes); // []
+ * ```
+ */
+export function decodeHotResetInfo(bytes: Uint8Array): HotResetDependent[] {
+  const info = VfioPciHotResetInfo.view(bytes);
+  const n = info.count;
+  checkSpan(
+    "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO",
+    bytes,
+    VfioPciHotResetInfo.size,
+    n,
+    VfioPciDependentDevice.size,
+    "devices",
+  );
+  const out: HotResetDependent[] = [];
+  for (let i = 0; i < n; i++) {
+    const d = VfioPciDependentDevice.view(bytes, VfioPciHotResetInfo.size + i * VfioPciDependentDevice.size);
+    const address = `${hex(d.segment, 4)}:${hex(d.bus, 2)}:${hex(d.devfn >> 3, 2)}.${d.devfn & 7}`;
+    out.push({ address, groupId: d.group_id });
+  }
+  return out;
 }
 
 /** Anything a device owns and closes with itself. */
@@ -175,15 +206,17 @@ export class Device implements DeviceFd {
    * for this device.
    */
   hotResetInfo(): HotResetDependent[] | null {
+    const call = "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO";
     let extra = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
       const info = VfioPciHotResetInfo.alloc(extra);
       info.argsz = VfioPciHotResetInfo.size + extra;
       try {
-        libc.ioctl(this.fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info.bytes, "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO");
+        libc.ioctl(this.fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info.bytes, call);
       } catch (e) {
         if (e instanceof SystemError && e.code === "ENOSPC" && extra === 0) {
-          extra = info.count * VfioPciDependentDevice.size;
+          const wanted = VfioPciHotResetInfo.size + info.count * VfioPciDependentDevice.size;
+          extra = replyBytes(call, wanted, VfioPciHotResetInfo.size) - VfioPciHotResetInfo.size;
           continue;
         }
         if (e instanceof SystemError && (e.code === "ENODEV" || e.code === "EINVAL" || e.code === "ENOTTY")) {
@@ -191,13 +224,7 @@ export class Device implements DeviceFd {
         }
         throw e;
       }
-      const out: HotResetDependent[] = [];
-      for (let i = 0; i < info.count; i++) {
-        const d = VfioPciDependentDevice.view(info.bytes, VfioPciHotResetInfo.size + i * VfioPciDependentDevice.size);
-        const address = `${hex(d.segment, 4)}:${hex(d.bus, 2)}:${hex(d.devfn >> 3, 2)}.${d.devfn & 7}`;
-        out.push({ address, groupId: d.group_id });
-      }
-      return out;
+      return decodeHotResetInfo(info.bytes);
     }
     return null;
   }

@@ -535,3 +535,52 @@ export class DeviceLockedError extends VfioError {
     this.holderPid = holderPid;
   }
 }
+
+/**
+ * A size beyond what the runtime (or the library) can handle, refused before anything was mapped or allocated:
+ * e.g. a typed view longer than the runtime's largest `ArrayBuffer` (4 GiB on Bun).
+ *
+ * ```ts
+ * import { SizeLimitError } from "./errors.ts";
+ * throw new SizeLimitError("a view of 5 GiB", 5 * 2 ** 30, 2 ** 32, { remedy: "take views of at most 4 GiB" });
+ * ```
+ */
+export class SizeLimitError extends OutOfRangeError {
+  /** The error class's name, `"SizeLimitError"`. */
+  override name = "SizeLimitError";
+  /** The size asked for, in bytes. */
+  readonly sizeBytes: number;
+  /** The largest size allowed, in bytes. */
+  readonly limitBytes: number;
+  /** Builds the error from what was asked for, its size and the limit. */
+  constructor(what: string, sizeBytes: number, limitBytes: number, options: VfioErrorOptions = {}) {
+    super(`${what}: ${sizeBytes} bytes is more than the limit of ${limitBytes} bytes`, options);
+    this.sizeBytes = sizeBytes;
+    this.limitBytes = limitBytes;
+  }
+}
+
+/**
+ * A kernel answer the library refuses to trust: a buffer size beyond a sane maximum, or a count or offset that
+ * points outside the buffer the kernel filled.
+ *
+ * ```ts
+ * import { MalformedReplyError } from "./errors.ts";
+ * throw new MalformedReplyError("VFIO_IOMMU_GET_INFO", "asks for a 4294967295-byte buffer");
+ * ```
+ */
+export class MalformedReplyError extends VfioError {
+  /** The error class's name, `"MalformedReplyError"`. */
+  override name = "MalformedReplyError";
+  /** The call (ioctl) whose answer was refused. */
+  readonly call: string;
+  /** Builds the error from the call and what is wrong with its answer. */
+  constructor(call: string, problem: string, options: VfioErrorOptions = {}) {
+    super(`${call}: the kernel's answer ${problem}`, {
+      remedy: options.remedy ??
+        "this kernel or device reports something vfio-ts cannot trust; report it with `uname -r`",
+      cause: options.cause,
+    });
+    this.call = call;
+  }
+}

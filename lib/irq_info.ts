@@ -26,7 +26,7 @@ import {
   VFIO_PCI_REQ_IRQ_INDEX,
   VfioIrqInfo,
 } from "./abi/vfio.ts";
-import { OutOfRangeError, SystemError } from "./errors.ts";
+import { MalformedReplyError, OutOfRangeError, SystemError } from "./errors.ts";
 import type { DeviceFd } from "./types.ts";
 
 /**
@@ -144,8 +144,18 @@ export function decodeIrqInfo(index: number, bytes: Uint8Array): IrqInfo {
     throw new OutOfRangeError(`an IRQ info answer has ${bytes.byteLength} bytes, fewer than ${VfioIrqInfo.size}`);
   }
   const info = VfioIrqInfo.view(bytes);
+  // MSI-X, the largest, has at most 2048 vectors: a bigger count would size eventfd arrays by a kernel bug.
+  if (info.count > MAX_VECTORS) {
+    throw new MalformedReplyError(
+      "VFIO_DEVICE_GET_IRQ_INFO",
+      `reports ${info.count} ${NAMES[i]} vectors (at most ${MAX_VECTORS})`,
+    );
+  }
   return describe(i, info.count, info.flags);
 }
+
+/** The most vectors any IRQ index can have (the MSI-X table size limit). */
+const MAX_VECTORS = 2048;
 
 /**
  * The info of every vfio-pci IRQ index, INTx to REQ.

@@ -12,8 +12,11 @@
 
 import { InvalidAddressError } from "./errors.ts";
 
-/** Largest PCI domain (segment) number accepted. */
-const MAX_DOMAIN = 0xffff;
+/**
+ * Largest PCI domain (segment) number accepted: the kernel's domain is 32 bits wide, and Intel VMD puts its
+ * devices at 0x10000 and up (printed as `10000:e1:00.0`).
+ */
+const MAX_DOMAIN = 0xffffffff;
 /** Largest bus number. */
 const MAX_BUS = 0xff;
 /** Largest device (slot) number. */
@@ -26,7 +29,7 @@ const MAX_FUNCTION = 7;
  * the name of the device's directory under `/sys/bus/pci/devices`.
  */
 export interface PciAddress {
-  /** PCI domain (segment), 0-0xffff. */
+  /** PCI domain (segment), 0-0xffffffff (at least 4 hex digits in text; VMD domains start at 0x10000). */
   readonly domain: number;
   /** Bus number, 0-0xff. */
   readonly bus: number;
@@ -75,7 +78,7 @@ function field(text: string, name: string, value: string, max: number): number {
 
 /**
  * Parses `DDDD:BB:DD.F` (e.g. `0000:00:03.0`) or the short `BB:DD.F` (domain 0). Hex digits may be upper or lower
- * case and surrounding white space is ignored; each field is range-checked (domain ≤ 0xffff, bus ≤ 0xff,
+ * case and surrounding white space is ignored; each field is range-checked (domain ≤ 0xffffffff, bus ≤ 0xff,
  * device ≤ 0x1f, function ≤ 7). A {@linkcode PciAddress} passed in is returned as is.
  *
  * @throws {InvalidAddressError} naming the part that is wrong.

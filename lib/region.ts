@@ -23,9 +23,10 @@
 
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
-import { ClosedError, OutOfRangeError, UnsupportedError, VfioError } from "./errors.ts";
+import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
 import { type RegionInfo, regionInfo, type SparseMmapArea } from "./region_info.ts";
 import type { DeviceFd } from "./types.ts";
+import { detachPieces, pieceFor, subPiece, type ViewPiece, viewPieces } from "./views.ts";
 
 export { type RegionInfo, regionInfo, regionName, type RegionType, type SparseMmapArea } from "./region_info.ts";
 
@@ -40,16 +41,12 @@ export interface RegionOptions {
   info?: RegionInfo;
 }
 
-/** One mmapped window of a region, with its views made once at map time. */
-interface Area {
+/** One mmap of a region (the whole region, or one sparse area). */
+interface Mapping {
   readonly offset: number;
   readonly size: number;
   readonly address: bigint;
   readonly length: number;
-  readonly u8: Uint8Array;
-  readonly u16: Uint16Array;
-  readonly u32: Uint32Array;
-  readonly u64: BigUint64Array;
 }
 
 const EMPTY = new ArrayBuffer(0);
@@ -57,6 +54,7 @@ const EMPTY_U8 = new Uint8Array(EMPTY);
 const EMPTY_U16 = new Uint16Array(EMPTY);
 const EMPTY_U32 = new Uint32Array(EMPTY);
 const EMPTY_U64 = new BigUint64Array(EMPTY);
+const U64_MAX = 0xffffffffffffffffn;
 
 // Scratch for the pread/pwrite path: one buffer, one view per width (JS is single-threaded per isolate).
 const SCRATCH = new ArrayBuffer(8);
@@ -66,6 +64,11 @@ const S32 = new Uint32Array(SCRATCH, 0, 1);
 const S64 = new BigUint64Array(SCRATCH, 0, 1);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** Forgets windows the program dropped without closing them. */
+const windowsGone = new FinalizationRegistry<{ set: Set<WeakRef<Region>>; ref: WeakRef<Region> }>(
+  ({ set, ref }) => set.delete(ref),
+);
 
 /**
  * One region of an open VFIO device, with typed, checked, zero-copy access.
@@ -84,30 +87,51 @@ export class Region {
   readonly #dev: DeviceFd;
   readonly #info: RegionInfo;
   readonly #what: string;
-  #areas: Area[];
+  // A window is a Region over [#base, #base + #size) of the region #root owns the mappings of.
+  readonly #base: number;
+  readonly #size: number;
+  readonly #root: Region | null;
+  #maps: Mapping[];
+  #pieces: ViewPiece[];
+  readonly #windows = new Set<WeakRef<Region>>();
+  #ref: WeakRef<Region> | null = null;
   #closed = false;
-  // Fast path: the mapped area that starts at offset 0, and how many bytes of it are in bounds for every width.
+  // Fast path: the piece that starts at offset 0, and how many bytes of it are in bounds for every width.
   #limit: number;
   #u8: Uint8Array;
   #u16: Uint16Array;
   #u32: Uint32Array;
   #u64: BigUint64Array;
 
-  private constructor(dev: DeviceFd, info: RegionInfo, areas: Area[]) {
+  private constructor(
+    dev: DeviceFd,
+    info: RegionInfo,
+    maps: Mapping[],
+    pieces: ViewPiece[],
+    window: { root: Region; base: number; size: number } | null = null,
+  ) {
     this.#dev = dev;
     this.#info = info;
-    this.#what = `${dev.name} ${info.name}`;
-    this.#areas = areas;
-    const first = areas.find((a) => a.offset === 0);
+    this.#base = window?.base ?? 0;
+    this.#size = window?.size ?? info.size;
+    this.#root = window?.root ?? null;
+    this.#what = window
+      ? `${dev.name} ${info.name}[${hex(this.#base)}+${hex(this.#size)}]`
+      : `${dev.name} ${info.name}`;
+    this.#maps = maps;
+    this.#pieces = pieces;
+    const first = pieces.find((p) => p.offset === 0);
     this.#u8 = first?.u8 ?? EMPTY_U8;
     this.#u16 = first?.u16 ?? EMPTY_U16;
     this.#u32 = first?.u32 ?? EMPTY_U32;
     this.#u64 = first?.u64 ?? EMPTY_U64;
-    this.#limit = first ? Math.floor(Math.min(first.size, info.size) / 8) * 8 : 0;
+    this.#limit = first ? Math.floor(Math.min(first.size, this.#size) / 8) * 8 : 0;
   }
 
   /**
    * Opens region `index` of a device: fetches its info, and mmaps it (whole, or each sparse area) when allowed.
+   * A region longer than the runtime's largest typed array (4 GiB on Bun) is still mapped whole and reached by
+   * offset everywhere; {@linkcode window} gives fast views of a part of it.
    *
    * ```ts
    * import { Region } from "./region.ts";
@@ -125,25 +149,30 @@ export class Region {
         remedy: "pick a region the device implements; regionInfo() reports each one's size",
       });
     }
-    if (mode === "never") return new Region(dev, info, []);
+    if (!Number.isSafeInteger(info.size) || !Number.isSafeInteger(info.offset)) {
+      throw new SizeLimitError(`${dev.name} ${info.name}`, info.size, Number.MAX_SAFE_INTEGER, {
+        remedy: "regions beyond 2^53 bytes cannot be addressed with JavaScript numbers",
+      });
+    }
+    if (mode === "never") return new Region(dev, info, [], []);
     if (!info.mmappable) {
       if (mode === "required") {
         throw new UnsupportedError(`${dev.name} ${info.name} cannot be mmapped`, {
           remedy: 'the kernel does not allow it (I/O-port BAR, ROM, config); use { mmap: "auto" } for pread/pwrite',
         });
       }
-      return new Region(dev, info, []);
+      return new Region(dev, info, [], []);
     }
-    let areas: Area[] = [];
+    let mapped: { maps: Mapping[]; pieces: ViewPiece[] } = { maps: [], pieces: [] };
     try {
-      areas = mapAreas(dev, info);
+      mapped = mapAreas(dev, info);
     } catch (e) {
       if (mode === "required") throw e;
     }
-    if (areas.length === 0 && mode === "required") {
+    if (mapped.maps.length === 0 && mode === "required") {
       throw new UnsupportedError(`${dev.name} ${info.name}: the kernel offers no area to mmap`);
     }
-    return new Region(dev, info, areas);
+    return new Region(dev, info, mapped.maps, mapped.pieces);
   }
 
   /** The region index. */
@@ -154,9 +183,13 @@ export class Region {
   get name(): string {
     return this.#info.name;
   }
-  /** Size in bytes. */
+  /** Size in bytes (of the window, for a {@linkcode window}). */
   get size(): number {
-    return this.#info.size;
+    return this.#size;
+  }
+  /** Where a {@linkcode window} starts in its region (0 for a whole region). */
+  get windowOffset(): number {
+    return this.#base;
   }
   /** What the kernel reported about the region. */
   get info(): RegionInfo {
@@ -164,21 +197,28 @@ export class Region {
   }
   /** Whether any part of the region is mmapped (accesses there skip the system call). */
   get mapped(): boolean {
-    return this.#areas.length > 0;
+    return this.#pieces.length > 0;
   }
   /** The mmapped windows, in bytes from the region's start (empty when everything goes through pread/pwrite). */
   get mappedAreas(): readonly SparseMmapArea[] {
-    return this.#areas.map((a) => ({ offset: a.offset, size: a.size }));
+    const out: SparseMmapArea[] = [];
+    for (const m of (this.#root ?? this).#maps) {
+      const start = Math.max(m.offset, this.#base);
+      const end = Math.min(m.offset + m.size, this.#base + this.#size);
+      if (start < end) out.push({ offset: start - this.#base, size: end - start });
+    }
+    return out;
   }
-  /** Whether `close()` was called. */
+  /** Whether `close()` was called (or, for a window, its region was closed). */
   get closed(): boolean {
     return this.#closed;
   }
 
   /**
-   * **UNSAFE**: the raw `ArrayBuffer` over the mapping that starts at offset 0. It is invalid after `close()`:
-   * touching it then crashes the process. Plain typed-array reads of it may be hoisted out of loops by the JIT
-   * (use `Atomics.load`), and nothing checks widths or bounds. Throws when nothing is mapped at offset 0.
+   * **UNSAFE**: the raw `ArrayBuffer` over the mapping that starts at offset 0 (on Bun at most its first 4 GiB). It
+   * is detached by `close()`. Plain typed-array reads of it may be hoisted out of loops by the JIT (use
+   * `Atomics.load`), and nothing checks widths or bounds. Throws when nothing is mapped at offset 0, and for a
+   * window (which has no buffer of its own: use {@linkcode unsafeAddress}).
    *
    * ```ts
    * import { Region } from "./region.ts";
@@ -190,12 +230,60 @@ export class Region {
    * ```
    */
   get unsafeArrayBuffer(): ArrayBuffer {
-    return this.#firstArea("unsafeArrayBuffer").u8.buffer as ArrayBuffer;
+    const first = this.#firstPiece("unsafeArrayBuffer");
+    if (first.u8.byteOffset !== 0 || first.u8.byteLength !== first.u8.buffer.byteLength) {
+      throw new UnsupportedError(`${this.#what} unsafeArrayBuffer: a window shares its region's buffer`, {
+        remedy: "use the window's typed accessors, or unsafeAddress",
+      });
+    }
+    return first.u8.buffer as ArrayBuffer;
   }
 
   /** **UNSAFE**: the virtual address of the mapping that starts at offset 0 (for C helpers); invalid after close. */
   get unsafeAddress(): bigint {
-    return this.#firstArea("unsafeAddress").address;
+    return this.#firstPiece("unsafeAddress").address;
+  }
+
+  /**
+   * A window over `[offset, offset + length)` of this region: a `Region` with its own bounds (offsets are from the
+   * window's start) and its own fast path, sharing this region's mappings. This is how a program reaches the far
+   * end of a region longer than the runtime's largest typed array (Bun: 4 GiB) at full speed. A window is closed
+   * with its region (or on its own: closing it unmaps nothing). `offset` must be a multiple of 8.
+   *
+   * ```ts
+   * import { Region } from "./region.ts";
+   * import type { DeviceFd } from "./types.ts";
+   * declare const dev: DeviceFd;
+   * using bar2 = Region.open(dev, 2); // 16 GiB
+   * using tail = bar2.window(bar2.size - 4096, 4096);
+   * tail.write32(0xffc, 0x12345678);
+   * console.log(tail.read32(0xffc) === bar2.read32(bar2.size - 4)); // true
+   * ```
+   */
+  window(offset: number, length: number): Region {
+    if (this.#closed) throw new ClosedError(`Region ${this.#what}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) {
+      throw new OutOfRangeError(`${this.#what} window at ${offset}: the offset must be a non-negative multiple of 8`);
+    }
+    if (!Number.isSafeInteger(length) || length <= 0 || offset + length > this.#size) {
+      throw new OutOfRangeError(
+        `${this.#what} window of ${length} bytes at ${hex(offset)}: outside the ${hex(this.#size)}-byte region`,
+        { remedy: "give a positive length that ends inside the region" },
+      );
+    }
+    const pieces: ViewPiece[] = [];
+    for (const p of this.#pieces) {
+      const start = Math.max(p.offset, offset);
+      const end = Math.min(p.offset + p.size, offset + length);
+      if (start < end) pieces.push(subPiece(p, start, end, offset));
+    }
+    const root = this.#root ?? this;
+    const w = new Region(this.#dev, this.#info, [], pieces, { root, base: this.#base + offset, size: length });
+    const ref = new WeakRef(w);
+    w.#ref = ref;
+    root.#windows.add(ref);
+    windowsGone.register(w, { set: root.#windows, ref }, ref);
+    return w;
   }
 
   /** Reads the byte at `offset`. */
@@ -225,25 +313,31 @@ export class Region {
     return this.#read64(offset);
   }
 
-  /** Writes the byte at `offset` (the value is taken modulo 2^8). */
+  /** Writes the byte at `offset`; `value` is an integer from -128 to 255 (else an {@linkcode OutOfRangeError}). */
   write8(offset: number, value: number): void {
-    if ((offset >>> 0) === offset && offset < this.#limit) this.#u8[offset] = value;
+    if ((offset >>> 0) === offset && offset < this.#limit && (value & 0xff) === value) this.#u8[offset] = value;
     else this.#write8(offset, value);
   }
-  /** Writes the 16-bit register at `offset` (2-byte aligned; the value is taken modulo 2^16). */
+  /** Writes the 16-bit register at `offset` (2-byte aligned); `value` is an integer from -2^15 to 2^16-1. */
   write16(offset: number, value: number): void {
-    if ((offset >>> 0) === offset && (offset & 1) === 0 && offset < this.#limit) this.#u16[offset >>> 1] = value;
-    else this.#write16(offset, value);
+    if ((offset >>> 0) === offset && (offset & 1) === 0 && offset < this.#limit && (value & 0xffff) === value) {
+      this.#u16[offset >>> 1] = value;
+    } else this.#write16(offset, value);
   }
-  /** Writes the 32-bit register at `offset` (4-byte aligned; the value is taken modulo 2^32). */
+  /** Writes the 32-bit register at `offset` (4-byte aligned); `value` is an integer from -2^31 to 2^32-1. */
   write32(offset: number, value: number): void {
-    if ((offset >>> 0) === offset && (offset & 3) === 0 && offset < this.#limit) this.#u32[offset >>> 2] = value;
-    else this.#write32(offset, value);
+    if ((offset >>> 0) === offset && (offset & 3) === 0 && offset < this.#limit && (value >>> 0) === value) {
+      this.#u32[offset >>> 2] = value;
+    } else this.#write32(offset, value);
   }
-  /** Writes the 64-bit register at `offset` (8-byte aligned) with one 8-byte store (modulo 2^64). */
+  /** Writes the 64-bit register at `offset` (8-byte aligned) with one 8-byte store; a bigint from -2^63 to 2^64-1. */
   write64(offset: number, value: bigint): void {
-    if ((offset >>> 0) === offset && (offset & 7) === 0 && offset < this.#limit) this.#u64[offset >>> 3] = value;
-    else this.#write64(offset, value);
+    if (
+      (offset >>> 0) === offset && (offset & 7) === 0 && offset < this.#limit && typeof value === "bigint" &&
+      value >= 0n && value <= U64_MAX
+    ) {
+      this.#u64[offset >>> 3] = value;
+    } else this.#write64(offset, value);
   }
 
   /**
@@ -251,21 +345,34 @@ export class Region {
    * otherwise). Not for registers with read side effects: the copy's access widths are unspecified.
    */
   readBytes(offset: number, length: number): Uint8Array {
-    const area = this.#check(offset, length, 1, "readBytes");
-    if (area) return area.u8.slice(offset - area.offset, offset - area.offset + length);
+    const pieces = this.#check(offset, length, 1, "readBytes");
     const out = new Uint8Array(length);
-    if (length > 0) this.#pread(out, offset, "readBytes");
+    if (pieces) {
+      for (const p of pieces) {
+        const start = Math.max(offset, p.offset);
+        const end = Math.min(offset + length, p.offset + p.size);
+        out.set(p.u8.subarray(start - p.offset, end - p.offset), start - offset);
+      }
+    } else if (length > 0) this.#pread(out, offset, "readBytes");
     return out;
   }
 
   /** Writes `bytes` starting at `offset` (a memory copy inside a mapping, one pwrite otherwise). */
   writeBytes(offset: number, bytes: Uint8Array): void {
-    const area = this.#check(offset, bytes.byteLength, 1, "writeBytes");
-    if (area) area.u8.set(bytes, offset - area.offset);
-    else if (bytes.byteLength > 0) this.#pwrite(bytes, offset, "writeBytes");
+    const pieces = this.#check(offset, bytes.byteLength, 1, "writeBytes");
+    if (pieces) {
+      for (const p of pieces) {
+        const start = Math.max(offset, p.offset);
+        const end = Math.min(offset + bytes.byteLength, p.offset + p.size);
+        p.u8.set(bytes.subarray(start - offset, end - offset), start - p.offset);
+      }
+    } else if (bytes.byteLength > 0) this.#pwrite(bytes, offset, "writeBytes");
   }
 
-  /** Unmaps the region; idempotent. Every later access throws a {@linkcode ClosedError}. */
+  /**
+   * Unmaps the region and closes its windows; idempotent. Every later access throws a {@linkcode ClosedError}.
+   * Closing a window unmaps nothing.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -275,9 +382,20 @@ export class Region {
     this.#u16 = EMPTY_U16;
     this.#u32 = EMPTY_U32;
     this.#u64 = EMPTY_U64;
-    const areas = this.#areas;
-    this.#areas = [];
-    unmapAll(areas);
+    const pieces = this.#pieces;
+    this.#pieces = [];
+    if (this.#root) {
+      if (this.#ref) {
+        this.#root.#windows.delete(this.#ref);
+        windowsGone.unregister(this.#ref);
+      }
+      return;
+    }
+    for (const ref of this.#windows) ref.deref()?.close();
+    detachPieces(pieces);
+    const maps = this.#maps;
+    this.#maps = [];
+    unmapAll(maps);
   }
 
   /** Same as {@linkcode close}, for `using`. */
@@ -285,69 +403,91 @@ export class Region {
     this.close();
   }
 
-  // ----- slow paths: validation, other mapped areas, pread/pwrite -----
+  // ----- slow paths: validation, other mapped pieces, pread/pwrite -----
 
   #read8(offset: number): number {
-    const a = this.#check(offset, 1, 1, "read8");
-    if (a) return Atomics.load(a.u8, offset - a.offset);
+    const p = this.#at(offset, 1, "read8");
+    if (p) return Atomics.load(p.u8, offset - p.offset);
     this.#pread(S8, offset, "read8");
     return S8[0];
   }
   #read16(offset: number): number {
-    const a = this.#check(offset, 2, 2, "read16");
-    if (a) return Atomics.load(a.u16, (offset - a.offset) / 2);
+    const p = this.#at(offset, 2, "read16");
+    if (p) return Atomics.load(p.u16, (offset - p.offset) / 2);
     this.#pread(S16, offset, "read16");
     return S16[0];
   }
   #read32(offset: number): number {
-    const a = this.#check(offset, 4, 4, "read32");
-    if (a) return Atomics.load(a.u32, (offset - a.offset) / 4);
+    const p = this.#at(offset, 4, "read32");
+    if (p) return Atomics.load(p.u32, (offset - p.offset) / 4);
     this.#pread(S32, offset, "read32");
     return S32[0];
   }
   #read64(offset: number): bigint {
-    const a = this.#check(offset, 8, 8, "read64");
-    if (a) return Atomics.load(a.u64, (offset - a.offset) / 8);
+    const p = this.#at(offset, 8, "read64");
+    if (p) return Atomics.load(p.u64, (offset - p.offset) / 8);
     this.#pread(S64, offset, "read64");
     return S64[0];
   }
   #write8(offset: number, value: number): void {
-    const a = this.#check(offset, 1, 1, "write8");
-    if (a) a.u8[offset - a.offset] = value;
+    this.#value(value, 8, "write8");
+    const p = this.#at(offset, 1, "write8");
+    if (p) p.u8[offset - p.offset] = value;
     else {
       S8[0] = value;
       this.#pwrite(S8, offset, "write8");
     }
   }
   #write16(offset: number, value: number): void {
-    const a = this.#check(offset, 2, 2, "write16");
-    if (a) a.u16[(offset - a.offset) / 2] = value;
+    this.#value(value, 16, "write16");
+    const p = this.#at(offset, 2, "write16");
+    if (p) p.u16[(offset - p.offset) / 2] = value;
     else {
       S16[0] = value;
       this.#pwrite(S16, offset, "write16");
     }
   }
   #write32(offset: number, value: number): void {
-    const a = this.#check(offset, 4, 4, "write32");
-    if (a) a.u32[(offset - a.offset) / 4] = value;
+    this.#value(value, 32, "write32");
+    const p = this.#at(offset, 4, "write32");
+    if (p) p.u32[(offset - p.offset) / 4] = value;
     else {
       S32[0] = value;
       this.#pwrite(S32, offset, "write32");
     }
   }
   #write64(offset: number, value: bigint): void {
-    const a = this.#check(offset, 8, 8, "write64");
-    if (a) a.u64[(offset - a.offset) / 8] = value;
+    if (typeof value !== "bigint" || value < -(1n << 63n) || value > U64_MAX) {
+      throw new OutOfRangeError(`${this.#what} write64 of ${String(value)}: not a 64-bit value`, {
+        remedy: "pass a bigint from -2n ** 63n to 2n ** 64n - 1n",
+      });
+    }
+    const p = this.#at(offset, 8, "write64");
+    if (p) p.u64[(offset - p.offset) / 8] = value;
     else {
       S64[0] = value;
       this.#pwrite(S64, offset, "write64");
     }
   }
 
-  /** Validates an access and returns the mapped area that holds all of it, or null for pread/pwrite. */
-  #check(offset: number, length: number, align: number, op: string): Area | null {
+  /** Refuses a value that is not an integer of `bits` bits (signed or unsigned). */
+  #value(value: number, bits: number, op: string): void {
+    if (!Number.isInteger(value) || value < -(2 ** (bits - 1)) || value >= 2 ** bits) {
+      throw new OutOfRangeError(`${this.#what} ${op} of ${value}: not a ${bits}-bit integer`, {
+        remedy: `pass an integer from ${-(2 ** (bits - 1))} to ${2 ** bits - 1} (0x${(2 ** bits - 1).toString(16)})`,
+      });
+    }
+  }
+
+  /** Validates a register access and returns the mapped piece that holds it, or null for pread/pwrite. */
+  #at(offset: number, width: number, op: string): ViewPiece | null {
+    return this.#check(offset, width, width, op)?.[0] ?? null;
+  }
+
+  /** Validates an access and returns the mapped pieces that hold all of it (in order), or null for pread/pwrite. */
+  #check(offset: number, length: number, align: number, op: string): ViewPiece[] | null {
     if (this.#closed) throw new ClosedError(`Region ${this.#what}`);
-    const size = this.#info.size;
+    const size = this.#size;
     if (!Number.isSafeInteger(offset) || offset < 0) {
       throw new OutOfRangeError(`${this.#what} ${op} at ${offset}: the offset must be a non-negative integer`, {
         remedy: "offsets are byte offsets from the start of the region",
@@ -368,9 +508,13 @@ export class Region {
         { remedy: `use an offset that is a multiple of ${align}, or a narrower access` },
       );
     }
-    for (const a of this.#areas) {
-      if (offset >= a.offset && offset + length <= a.offset + a.size) return a;
-    }
+    const one = pieceFor(this.#pieces, offset, length);
+    if (one) return [one];
+    // A copy may span consecutive pieces of one mapping (a region longer than the runtime's views).
+    const span = this.#pieces.filter((p) => p.offset < offset + length && p.offset + p.size > offset);
+    let covered = offset;
+    for (const p of span) if (p.offset <= covered) covered = Math.max(covered, p.offset + p.size);
+    if (length > 0 && span.length > 1 && covered >= offset + length) return span;
     const allowed = op.startsWith("read") ? this.#info.readable : this.#info.writable;
     if (!allowed) {
       throw new UnsupportedError(
@@ -384,22 +528,24 @@ export class Region {
   }
 
   #pread(buf: Uint8Array | Uint16Array | Uint32Array | BigUint64Array, offset: number, op: string): void {
-    const n = libc.pread(this.#dev.fd, buf, this.#info.offset + offset, `${this.#what} ${op} at ${hex(offset)}`);
+    const at = this.#info.offset + this.#base + offset;
+    const n = libc.pread(this.#dev.fd, buf, at, `${this.#what} ${op} at ${hex(offset)}`);
     if (n !== buf.byteLength) {
       throw new VfioError(`${this.#what} ${op} at ${hex(offset)}: short read (${n} of ${buf.byteLength} bytes)`);
     }
   }
 
   #pwrite(buf: Uint8Array | Uint16Array | Uint32Array | BigUint64Array, offset: number, op: string): void {
-    const n = libc.pwrite(this.#dev.fd, buf, this.#info.offset + offset, `${this.#what} ${op} at ${hex(offset)}`);
+    const at = this.#info.offset + this.#base + offset;
+    const n = libc.pwrite(this.#dev.fd, buf, at, `${this.#what} ${op} at ${hex(offset)}`);
     if (n !== buf.byteLength) {
       throw new VfioError(`${this.#what} ${op} at ${hex(offset)}: short write (${n} of ${buf.byteLength} bytes)`);
     }
   }
 
-  #firstArea(op: string): Area {
+  #firstPiece(op: string): ViewPiece {
     if (this.#closed) throw new ClosedError(`Region ${this.#what}`);
-    const first = this.#areas.find((a) => a.offset === 0);
+    const first = this.#pieces.find((p) => p.offset === 0);
     if (!first) {
       throw new UnsupportedError(`${this.#what} ${op}: nothing is mmapped at offset 0`, {
         remedy: "the region goes through pread/pwrite; use the typed read/write methods",
@@ -409,20 +555,24 @@ export class Region {
   }
 }
 
-/** mmaps the whole region, or each sparse area; unmaps what it mapped if any step fails. */
-function mapAreas(dev: DeviceFd, info: RegionInfo): Area[] {
+/**
+ * mmaps the whole region, or each sparse area, and makes the typed views over each (several per mapping when it is
+ * longer than the runtime's largest view); unmaps what it mapped if any step fails.
+ */
+function mapAreas(dev: DeviceFd, info: RegionInfo): { maps: Mapping[]; pieces: ViewPiece[] } {
   // A mapping without PROT_WRITE (or PROT_READ) would fault on the fast path: keep such regions on pread/pwrite.
-  if (!info.readable || !info.writable) return [];
+  if (!info.readable || !info.writable) return { maps: [], pieces: [] };
   const wanted = (info.sparseAreas ?? [{ offset: 0, size: info.size }]).filter((a) => a.size > 0);
+  for (const want of wanted) {
+    if (!Number.isSafeInteger(want.offset) || want.offset < 0 || want.offset + want.size > info.size) {
+      throw new VfioError(`${dev.name} ${info.name}: sparse area ${hex(want.offset)}+${hex(want.size)} is outside it`);
+    }
+  }
   const prot = PROT_READ | PROT_WRITE;
-  const areas: Area[] = [];
+  const maps: Mapping[] = [];
+  const pieces: ViewPiece[] = [];
   try {
     for (const want of wanted) {
-      if (want.offset < 0 || want.offset + want.size > info.size) {
-        throw new VfioError(
-          `${dev.name} ${info.name}: sparse area ${hex(want.offset)}+${hex(want.size)} is outside it`,
-        );
-      }
       const length = Math.ceil(want.size / libc.pageSize) * libc.pageSize;
       const address = libc.mmap(
         length,
@@ -432,30 +582,23 @@ function mapAreas(dev: DeviceFd, info: RegionInfo): Area[] {
         info.offset + want.offset,
         `${dev.name} ${info.name}`,
       );
-      const buffer = libc.arrayBuffer(address, length);
-      areas.push({
-        offset: want.offset,
-        size: want.size,
-        address,
-        length,
-        u8: new Uint8Array(buffer),
-        u16: new Uint16Array(buffer),
-        u32: new Uint32Array(buffer),
-        u64: new BigUint64Array(buffer),
-      });
+      // Recorded before anything else can throw, so that a failure below unmaps it too.
+      maps.push({ offset: want.offset, size: want.size, address, length });
+      pieces.push(...viewPieces(address, want.size, want.offset));
     }
   } catch (e) {
-    unmapAll(areas);
+    detachPieces(pieces);
+    unmapAll(maps);
     throw e;
   }
-  return areas;
+  return { maps, pieces };
 }
 
-function unmapAll(areas: readonly Area[]): void {
+function unmapAll(maps: readonly Mapping[]): void {
   let first: unknown = null;
-  for (const a of areas) {
+  for (const m of maps) {
     try {
-      libc.munmap(a.address, a.length);
+      libc.munmap(m.address, m.length);
     } catch (e) {
       first ??= e;
     }

@@ -28,13 +28,13 @@ import {
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
-  VfioInfoCapHeader,
   VfioRegionInfo,
   VfioRegionInfoCapSparseMmap,
   VfioRegionInfoCapType,
   VfioRegionSparseMmapArea,
 } from "./abi/vfio.ts";
 import { VfioError } from "./errors.ts";
+import { capabilityChain, checkSpan, growingReply } from "./kernel_reply.ts";
 import type { DeviceFd } from "./types.ts";
 
 /** One mmappable window of a region, in bytes from the region's start. */
@@ -97,9 +97,6 @@ export function regionName(index: number): string {
   return `region ${index}`;
 }
 
-/** Longest capability chain walked before the chain is declared looping. */
-const MAX_CAPS = 64;
-
 /**
  * Asks the kernel about region `index` of a device, capability chain included. When the chain does not fit the
  * first buffer the kernel reports the size it needs in `argsz` and the call is repeated with a buffer that big.
@@ -119,53 +116,53 @@ export function regionInfo(dev: DeviceFd, index: number): RegionInfo {
     });
   }
   const target = `VFIO_DEVICE_GET_REGION_INFO ${regionName(index)} of ${dev.name}`;
-  let info = VfioRegionInfo.alloc();
-  for (let attempt = 0;; attempt++) {
-    const argsz = info.bytes.byteLength;
-    info.argsz = argsz;
-    info.index = index;
-    libc.ioctl(dev.fd, VFIO_DEVICE_GET_REGION_INFO, info.bytes, target);
-    if (info.argsz <= argsz) break;
-    if (attempt >= 2 || info.argsz > 1 << 20) {
-      throw new VfioError(`${target}: the kernel keeps asking for a bigger buffer (${info.argsz} bytes)`);
-    }
-    info = VfioRegionInfo.alloc(info.argsz - VfioRegionInfo.size);
-  }
+  const info = growingReply(target, VfioRegionInfo, (v) => {
+    v.index = index;
+    libc.ioctl(dev.fd, VFIO_DEVICE_GET_REGION_INFO, v.bytes, target);
+  });
+  return decodeRegionInfo(index, info.bytes, target);
+}
+
+/**
+ * Decodes a filled `vfio_region_info` (with its capability chain) as {@linkcode regionInfo} returns it. Throws a
+ * `MalformedReplyError` for a chain or count that leaves the buffer.
+ *
+ * ```ts
+ * import { VfioRegionInfo } from "./abi/vfio.ts";
+ * import { decodeRegionInfo } from "./region_info.ts";
+ * const raw = VfioRegionInfo.alloc();
+ * raw.size = 4096n;
+ * decodeRegionInfo(0, raw.bytes).size; // 4096
+ * ```
+ */
+export function decodeRegionInfo(index: number, bytes: Uint8Array, target = "VFIO_DEVICE_GET_REGION_INFO"): RegionInfo {
+  const info = VfioRegionInfo.view(bytes);
   const flags = info.flags;
   let sparseAreas: SparseMmapArea[] | null = null;
   let type: RegionType | null = null;
   let msixMappable = false;
   const capabilityIds: number[] = [];
   if ((flags & VFIO_REGION_INFO_FLAG_CAPS) !== 0 && info.cap_offset !== 0) {
-    const bytes = info.bytes;
-    const seen = new Set<number>();
-    for (let at = info.cap_offset; at !== 0;) {
-      if (at < VfioRegionInfo.size || at + VfioInfoCapHeader.size > bytes.byteLength || seen.has(at)) {
-        throw new VfioError(`${target}: malformed capability chain at offset ${at}`);
-      }
-      if (seen.size >= MAX_CAPS) throw new VfioError(`${target}: capability chain longer than ${MAX_CAPS}`);
-      seen.add(at);
-      const header = VfioInfoCapHeader.view(bytes, at);
-      capabilityIds.push(header.id);
-      if (header.id === VFIO_REGION_INFO_CAP_SPARSE_MMAP && at + VfioRegionInfoCapSparseMmap.size <= bytes.length) {
+    for (const { id, offset: at } of capabilityChain(target, bytes, info.cap_offset, VfioRegionInfo.size)) {
+      capabilityIds.push(id);
+      if (id === VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+        checkSpan(target, bytes, at, 1, VfioRegionInfoCapSparseMmap.size, "sparse mmap capability");
         const cap = VfioRegionInfoCapSparseMmap.view(bytes, at);
         const n = cap.nr_areas;
         const first = at + VfioRegionInfoCapSparseMmap.size;
-        if (first + n * VfioRegionSparseMmapArea.size > bytes.byteLength) {
-          throw new VfioError(`${target}: sparse mmap capability lists ${n} areas beyond the buffer`);
-        }
+        checkSpan(target, bytes, first, n, VfioRegionSparseMmapArea.size, "sparse mmap areas");
         sparseAreas = [];
         for (let i = 0; i < n; i++) {
           const area = VfioRegionSparseMmapArea.view(bytes, first + i * VfioRegionSparseMmapArea.size);
           sparseAreas.push({ offset: Number(area.offset), size: Number(area.size) });
         }
-      } else if (header.id === VFIO_REGION_INFO_CAP_TYPE && at + VfioRegionInfoCapType.size <= bytes.length) {
+      } else if (id === VFIO_REGION_INFO_CAP_TYPE) {
+        checkSpan(target, bytes, at, 1, VfioRegionInfoCapType.size, "region type capability");
         const cap = VfioRegionInfoCapType.view(bytes, at);
         type = { type: cap.type, subtype: cap.subtype };
-      } else if (header.id === VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) {
+      } else if (id === VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) {
         msixMappable = true;
       }
-      at = header.next;
     }
   }
   return {

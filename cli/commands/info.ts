@@ -8,6 +8,7 @@
  * @module
  */
 
+import { MalformedReplyError } from "../../lib/errors.ts";
 import { irqInfoAll } from "../../lib/irq_info.ts";
 import { openDevice } from "../../lib/open.ts";
 import { type RegionInfo, regionInfo } from "../../lib/region.ts";
@@ -52,17 +53,19 @@ ${OPEN_HELP}`,
     using dev = openDevice(d.address, openOptions(values));
     const device = dev.info();
     const regions: RegionInfo[] = [];
+    const undecodable: { index: number; problem: string }[] = [];
     for (let i = 0; i < device.numRegions; i++) {
       try {
         regions.push(regionInfo(dev, i));
-      } catch {
-        // an index the kernel does not describe (e.g. VGA on a non-VGA device): leave it out
+      } catch (e) {
+        // A reply vfio-ts refuses is shown; an index the kernel does not describe (VGA on a non-VGA device) is not.
+        if (e instanceof MalformedReplyError) undecodable.push({ index: i, problem: e.message });
       }
     }
     const irqs = irqInfoAll(dev).slice(0, device.numIrqs);
     const caps = decodeCapabilities(dev.config);
     if (values.json) {
-      writeJson({ address: d.address, iommu: dev.iommu, device, regions, irqs, ...caps });
+      writeJson({ address: d.address, iommu: dev.iommu, device, regions, undecodable, irqs, ...caps });
       return EXIT.ok;
     }
     print(`${d.address}  ${deviceName(d, loadPciIds())}`);
@@ -72,6 +75,7 @@ ${OPEN_HELP}`,
       print(`  ${`${r.index} ${r.name}`.padEnd(11)} ${humanSize(r.size).padStart(9)}  ${regionFlags(r)}`);
       for (const a of r.sparseAreas ?? []) print(`      mmappable ${hex(a.offset)} +${humanSize(a.size)}`);
     }
+    for (const u of undecodable) print(`  ${u.index} (undecodable: ${u.problem})`);
     print("interrupts:");
     for (const q of irqs) {
       const flags = [q.eventfd ? "eventfd" : "", q.maskable ? "maskable" : "", q.automasked ? "automasked" : ""];

@@ -11,7 +11,14 @@
  * @module
  */
 
-import { createMdev, listMdevParents, listMediatedDevices, mdevTypes, removeMdev } from "../../lib/sysfs/mdev.ts";
+import {
+  createMdev,
+  isMdevUuid,
+  listMdevParents,
+  listMediatedDevices,
+  mdevTypes,
+  removeMdev,
+} from "../../lib/sysfs/mdev.ts";
 import { type Command, EXIT, expectArgs, print, requireRoot, UsageError, type Values, writeJson } from "../common.ts";
 
 const USAGE = "vfio mdev list | types [parent] | create <parent> <type> [--uuid U] | remove <uuid>...";
@@ -53,8 +60,19 @@ function types(positionals: string[], values: Values): number {
   return EXIT.ok;
 }
 
+/** A UUID given on the command line (any case), or a usage error (exit 2) before anything else happens. */
+function uuidArg(text: string): string {
+  if (!isMdevUuid(text.toLowerCase())) {
+    throw new UsageError(`"${text}" is not a UUID`, {
+      remedy: "mediated devices are named by UUIDs such as 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001 (vfio mdev list)",
+    });
+  }
+  return text;
+}
+
 function create(positionals: string[], values: Values): number {
   expectArgs(positionals, 2, 2, "vfio mdev create <parent> <type> [--uuid U] [--json]");
+  if (typeof values.uuid === "string") uuidArg(values.uuid);
   requireRoot("creating a mediated device");
   const uuid = createMdev(positionals[0], positionals[1], {
     uuid: typeof values.uuid === "string" ? values.uuid : undefined,
@@ -66,6 +84,7 @@ function create(positionals: string[], values: Values): number {
 
 function remove(positionals: string[], values: Values): number {
   expectArgs(positionals, 1, Infinity, "vfio mdev remove <uuid>... [--json]");
+  positionals.forEach(uuidArg);
   requireRoot("removing a mediated device");
   for (const u of positionals) removeMdev(u);
   if (values.json) writeJson({ removed: positionals });

@@ -15,8 +15,9 @@
  * @module
  */
 import { libc } from "../../ffi/libc.ts";
-import { ClosedError, OutOfRangeError, VfioError } from "../errors.ts";
+import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../errors.ts";
 import type { DmaMapper, DmaMapping, IommuKind } from "../iommu/types.ts";
+import { detachPieces, maxViewBytes, typedViews, type ViewPiece, viewPieces } from "../views.ts";
 import { DmaMemory, type HugepagePolicy } from "./memory.ts";
 
 /** Options of {@linkcode allocDma}. */
@@ -31,6 +32,22 @@ export interface DmaBufferOptions {
 }
 
 const EMPTY = new ArrayBuffer(0);
+
+/** Typed views over part of a DMA buffer ({@linkcode DmaBuffer.view}); detached when the buffer closes. */
+export interface DmaView {
+  /** Where the view starts in the buffer, in bytes. */
+  readonly offset: number;
+  /** Its length in bytes. */
+  readonly sizeBytes: number;
+  /** The bytes. */
+  readonly u8: Uint8Array;
+  /** The 16-bit words (the whole ones). */
+  readonly u16: Uint16Array;
+  /** The 32-bit words. */
+  readonly u32: Uint32Array;
+  /** The 64-bit words. */
+  readonly u64: BigUint64Array;
+}
 
 /**
  * A DMA buffer. Its typed views cover the whole buffer; reads of memory the device may change while the program
@@ -55,11 +72,17 @@ export class DmaBuffer {
   readonly #mapping: DmaMapping;
   readonly #sizeBytes: number;
   readonly #vaddr: bigint;
+  // The whole buffer in pieces of at most the runtime's largest view (one piece unless it is over 4 GiB on Bun).
+  #pieces: ViewPiece[];
+  readonly #pieceBytes: number;
+  #views: WeakRef<ArrayBuffer>[] = [];
+  #prune = 64;
   #buffer: ArrayBuffer;
   #u8: Uint8Array;
   #u16: Uint16Array;
   #u32: Uint32Array;
   #u64: BigUint64Array;
+  #firstBytes: number;
   #closed = false;
 
   /** Wraps memory and its mapping; use {@linkcode allocDma}. The buffer owns both from here on. */
@@ -68,15 +91,30 @@ export class DmaBuffer {
     this.#mapping = mapping;
     this.#sizeBytes = memory.sizeBytes;
     this.#vaddr = memory.vaddr;
-    this.#buffer = libc.arrayBuffer(this.#vaddr, this.#sizeBytes);
-    this.#u8 = new Uint8Array(this.#buffer);
-    this.#u16 = new Uint16Array(this.#buffer);
-    this.#u32 = new Uint32Array(this.#buffer);
-    this.#u64 = new BigUint64Array(this.#buffer);
+    this.#pieceBytes = maxViewBytes();
+    this.#pieces = viewPieces(this.#vaddr, this.#sizeBytes);
+    const first = this.#pieces[0];
+    this.#buffer = first.u8.buffer as ArrayBuffer;
+    this.#u8 = first.u8;
+    this.#u16 = first.u16;
+    this.#u32 = first.u32;
+    this.#u64 = first.u64;
+    this.#firstBytes = first.size;
   }
 
   #check(): void {
     if (this.#closed) throw new ClosedError("DMA buffer");
+  }
+
+  /** The whole-buffer views exist only when one view can hold the whole buffer. */
+  #whole(what: string): void {
+    this.#check();
+    if (this.#pieces.length > 1) {
+      throw new SizeLimitError(`the whole DMA buffer as ${what}`, this.#sizeBytes, this.#pieceBytes, {
+        remedy: "this runtime makes no typed array that long (Bun: 4 GiB); take views of parts with " +
+          "view(offset, length), or use read32/write32/read64/write64/fill by offset",
+      });
+    }
   }
 
   /** Size in bytes (rounded up to the page size). */
@@ -127,74 +165,134 @@ export class DmaBuffer {
     return this.#mapping.busAddress(offset);
   }
 
-  /** The whole buffer as bytes. */
+  /** The whole buffer as bytes (a {@linkcode SizeLimitError} beyond the runtime's largest view: use `view`). */
   get u8(): Uint8Array {
-    this.#check();
+    this.#whole("u8");
     return this.#u8;
   }
 
   /** The whole buffer as 16-bit words (little-endian on the supported hosts). */
   get u16(): Uint16Array {
-    this.#check();
+    this.#whole("u16");
     return this.#u16;
   }
 
   /** The whole buffer as 32-bit words. */
   get u32(): Uint32Array {
-    this.#check();
+    this.#whole("u32");
     return this.#u32;
   }
 
   /** The whole buffer as 64-bit words (a 64-bit store is one store). */
   get u64(): BigUint64Array {
-    this.#check();
+    this.#whole("u64");
     return this.#u64;
   }
 
   /** The underlying `ArrayBuffer` (detached on close). */
   get arrayBuffer(): ArrayBuffer {
-    this.#check();
+    this.#whole("an ArrayBuffer");
     return this.#buffer;
   }
 
-  #index(offset: number, width: number): number {
+  /**
+   * Typed views over `[offset, offset + length)`: how a program reaches every part of a buffer longer than the
+   * runtime's largest typed array (4 GiB on Bun). `offset` must be a multiple of 8; the views are detached when the
+   * buffer closes, like the whole-buffer ones.
+   *
+   * ```ts
+   * import { allocDma } from "./buffer.ts";
+   * import type { DmaMapper } from "../iommu/types.ts";
+   * declare const mapper: DmaMapper;
+   * using big = allocDma(mapper, 6 * 2 ** 30);
+   * const tail = big.view(big.sizeBytes - 4096, 4096);
+   * tail.u32[0] = 1;
+   * console.log(big.read32(big.sizeBytes - 4096)); // 1
+   * ```
+   */
+  view(offset: number, length: number): DmaView {
+    this.#check();
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) {
+      throw new OutOfRangeError(`DMA buffer view at ${offset}: the offset must be a non-negative multiple of 8`);
+    }
+    if (!Number.isSafeInteger(length) || length <= 0 || offset + length > this.#sizeBytes) {
+      throw new OutOfRangeError(
+        `DMA buffer view of ${length} bytes at ${offset}: outside the ${this.#sizeBytes}-byte buffer`,
+      );
+    }
+    if (length > this.#pieceBytes) {
+      throw new SizeLimitError(`a DMA buffer view`, length, this.#pieceBytes, {
+        remedy: "this runtime makes no typed array that long (Bun: 4 GiB); take several smaller views",
+      });
+    }
+    const buffer = libc.arrayBuffer(this.#vaddr + BigInt(offset), length);
+    if (this.#views.length >= this.#prune) {
+      this.#views = this.#views.filter((r) => r.deref() !== undefined);
+      this.#prune = Math.max(64, this.#views.length * 2);
+    }
+    this.#views.push(new WeakRef(buffer));
+    return { offset, sizeBytes: length, ...typedViews(buffer, 0, length) };
+  }
+
+  /** The piece holding `width` bytes at `offset`, after checking bounds and alignment. */
+  #piece(offset: number, width: number): ViewPiece {
     if (!(offset >= 0 && offset + width <= this.#sizeBytes) || offset % width !== 0) {
       throw new OutOfRangeError(
         `DMA buffer access of ${width} bytes at ${offset}: outside the ${this.#sizeBytes}-byte buffer or not ` +
           `${width}-byte aligned`,
       );
     }
-    return offset / width;
+    return this.#pieces[Math.floor(offset / this.#pieceBytes)];
   }
 
   /** Reads the 32-bit word at byte `offset` with `Atomics.load`, so a polling loop sees device writes. */
   read32(offset: number): number {
     this.#check();
-    return Atomics.load(this.#u32, this.#index(offset, 4));
+    if ((offset >>> 0) === offset && (offset & 3) === 0 && offset + 4 <= this.#firstBytes) {
+      return Atomics.load(this.#u32, offset >>> 2);
+    }
+    const p = this.#piece(offset, 4);
+    return Atomics.load(p.u32, (offset - p.offset) / 4);
   }
 
   /** Reads the 64-bit word at byte `offset` with `Atomics.load`. */
   read64(offset: number): bigint {
     this.#check();
-    return Atomics.load(this.#u64, this.#index(offset, 8));
+    const p = this.#piece(offset, 8);
+    return Atomics.load(p.u64, (offset - p.offset) / 8);
   }
 
-  /** Writes the 32-bit word at byte `offset`. */
+  /** Writes the 32-bit word at byte `offset`; `value` is an integer from -2^31 to 2^32-1. */
   write32(offset: number, value: number): void {
     this.#check();
-    this.#u32[this.#index(offset, 4)] = value;
+    if (!Number.isInteger(value) || value < -(2 ** 31) || value > 0xffffffff) {
+      throw new OutOfRangeError(`DMA buffer write32 of ${value}: not a 32-bit integer`);
+    }
+    const p = this.#piece(offset, 4);
+    p.u32[(offset - p.offset) / 4] = value;
   }
 
-  /** Writes the 64-bit word at byte `offset` as one store. */
+  /** Writes the 64-bit word at byte `offset` as one store; `value` is a bigint from -2^63 to 2^64-1. */
   write64(offset: number, value: bigint): void {
     this.#check();
-    this.#u64[this.#index(offset, 8)] = value;
+    if (typeof value !== "bigint" || value < -(1n << 63n) || value > 0xffffffffffffffffn) {
+      throw new OutOfRangeError(`DMA buffer write64 of ${String(value)}: not a 64-bit value`);
+    }
+    const p = this.#piece(offset, 8);
+    p.u64[(offset - p.offset) / 8] = value;
   }
 
   /** Fills bytes `[start, end)` (default: all) with `value`. */
   fill(value: number, start: number = 0, end: number = this.#sizeBytes): this {
     this.#check();
-    this.#u8.fill(value, start, end);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > this.#sizeBytes) {
+      throw new OutOfRangeError(`DMA buffer fill of [${start}, ${end}): outside the ${this.#sizeBytes}-byte buffer`);
+    }
+    for (const p of this.#pieces) {
+      const a = Math.max(start, p.offset);
+      const b = Math.min(end, p.offset + p.size);
+      if (a < b) p.u8.fill(value, a - p.offset, b - p.offset);
+    }
     return this;
   }
 
@@ -211,8 +309,15 @@ export class DmaBuffer {
     } catch (e) {
       failure = e;
     }
-    // Detach every view (ours and any the caller made over `arrayBuffer`) before the memory goes away.
-    this.#buffer.transfer(0);
+    // Detach every view (ours, any made with view(), any the caller made over them) before the memory goes away.
+    detachPieces(this.#pieces);
+    for (const ref of this.#views) {
+      const b = ref.deref();
+      if (b && !b.detached) b.transfer(0);
+    }
+    this.#views = [];
+    this.#pieces = [];
+    this.#firstBytes = 0;
     this.#buffer = EMPTY;
     this.#u8 = new Uint8Array(EMPTY);
     this.#u16 = new Uint16Array(EMPTY);
@@ -262,5 +367,12 @@ export function allocDma(mapper: DmaMapper, sizeBytes: number, options: DmaBuffe
       },
     );
   }
-  return new DmaBuffer(memory, mapping);
+  try {
+    return new DmaBuffer(memory, mapping);
+  } catch (e) {
+    // Nothing may outlive a failed allocation: neither the IOMMU mapping nor the locked memory.
+    mapping.unmap();
+    memory.close();
+    throw e;
+  }
 }

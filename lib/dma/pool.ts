@@ -153,6 +153,9 @@ export class DmaPool {
   /** Takes up to `n` entries into `out` (at most `out.length`); returns how many it took. */
   allocBatch(n: number, out: Uint32Array): number {
     this.#check();
+    if (!((n >>> 0) === n)) {
+      throw new OutOfRangeError(`DMA pool allocBatch of ${n} entries: the count must be a non-negative integer`);
+    }
     const k = Math.min(n, this.#top, out.length);
     for (let i = 0; i < k; i++) {
       const index = this.#stack[--this.#top];
@@ -165,6 +168,9 @@ export class DmaPool {
   /** Gives back the first `count` indices of `indices` (default: all). */
   freeBatch(indices: ArrayLike<number>, count: number = indices.length): void {
     this.#check();
+    if (!Number.isSafeInteger(count) || count < 0 || count > indices.length) {
+      throw new OutOfRangeError(`DMA pool freeBatch of ${count} of ${indices.length} indices: not a valid count`);
+    }
     for (let i = 0; i < count; i++) this.free(indices[i]);
   }
 

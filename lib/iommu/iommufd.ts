@@ -44,6 +44,7 @@ import {
   VfioDeviceDetachIommufdPt,
 } from "../abi/vfio.ts";
 import { ClosedError, SystemError, VfioError } from "../errors.ts";
+import { replyBytes } from "../kernel_reply.ts";
 import type { IoAddressSpace, IovaRange } from "./types.ts";
 
 /** What `IOMMU_GET_HW_INFO` says about the IOMMU behind a bound device. */
@@ -217,7 +218,7 @@ export class Ioas implements IoAddressSpace {
         libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_IOVA_RANGES, r.bytes, "IOMMU_IOAS_IOVA_RANGES");
       } catch (e) {
         if (e instanceof SystemError && e.code === "EMSGSIZE") {
-          n = r.num_iovas;
+          n = replyBytes("IOMMU_IOAS_IOVA_RANGES", r.num_iovas * IommuIovaRange.size, 1) / IommuIovaRange.size;
           continue;
         }
         throw e;

@@ -219,16 +219,19 @@ export function listPciDevices(options: SysfsOptions = {}): PciDeviceInfo[] {
   } catch {
     return [];
   }
-  const out: PciDeviceInfo[] = [];
-  for (const name of names.sort()) {
-    let canonical: string;
+  const found: { name: string; address: PciAddress }[] = [];
+  for (const name of names) {
     try {
-      canonical = parsePciAddress(name).toString();
-    } catch {
-      continue;
-    }
+      found.push({ name, address: parsePciAddress(name) });
+    } catch { /* not a PCI address: nothing the kernel puts here */ }
+  }
+  // By number, not by text: a 5-digit VMD domain (10000:…) sorts after ffff:…
+  const key = (a: PciAddress): number => a.domain * 0x10000 + a.bus * 0x100 + a.device * 8 + a.function;
+  found.sort((x, y) => key(x.address) - key(y.address));
+  const out: PciDeviceInfo[] = [];
+  for (const { name, address } of found) {
     const dir = join(base, name);
-    if (existsSync(dir)) out.push(readDevice(canonical, dir, options)); // skip devices removed while listing
+    if (existsSync(dir)) out.push(readDevice(address.toString(), dir, options)); // skip devices removed while listing
   }
   return out;
 }

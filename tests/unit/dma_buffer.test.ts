@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { libc } from "../../ffi/libc.ts";
 import { allocDma } from "../../lib/dma/buffer.ts";
-import { ClosedError, OutOfRangeError, VfioError } from "../../lib/errors.ts";
+import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../../lib/errors.ts";
 import { IovaMapper } from "../../lib/iommu/iova_mapper.ts";
 import { NoIommuMapper } from "../../lib/iommu/noiommu.ts";
 import type { IoAddressSpace } from "../../lib/iommu/types.ts";
 import { hugepageStatus } from "../../lib/sysfs/hugepages.ts";
+import { maxViewBytes, setMaxViewBytesForTesting } from "../../lib/views.ts";
 
 /** Unused 2 MiB hugepages right now. */
 function free2M(): number {
@@ -111,5 +113,85 @@ describe("DmaBuffer", () => {
     assert.equal(buf.contiguous, true);
     assert.equal(buf.iova % BigInt(2 << 20), 0n);
     assert.equal(buf.busAddress((2 << 20) - 1), buf.iova + BigInt((2 << 20) - 1));
+  });
+
+  it("views of parts, and by-offset access, cover a buffer longer than one view (limit lowered)", () => {
+    const old = setMaxViewBytesForTesting(8192);
+    try {
+      const space = recordingSpace();
+      using mapper = new IovaMapper(space);
+      const buf = allocDma(mapper, 5 * 4096, { hugepages: "never" });
+      for (const f of [() => buf.u8, () => buf.u16, () => buf.u32, () => buf.u64, () => buf.arrayBuffer]) {
+        assert.throws(f, SizeLimitError);
+      }
+      buf.write32(5 * 4096 - 4, 0xcafef00d);
+      buf.write64(8192, 0x1122334455667788n);
+      assert.equal(buf.read32(5 * 4096 - 4), 0xcafef00d);
+      assert.equal(buf.read64(8192), 0x1122334455667788n);
+      assert.equal(buf.read32(8188), 0);
+      const tail = buf.view(4 * 4096, 4096);
+      assert.equal(tail.u32[1023], 0xcafef00d);
+      const across = buf.view(8192 - 8, 16); // straddles two pieces: its own buffer
+      assert.equal(across.u64[1], 0x1122334455667788n);
+      across.u8[0] = 0x5a;
+      assert.equal(buf.read32(8184) & 0xff, 0x5a);
+      buf.fill(0xa5, 8190, 8194);
+      assert.equal(buf.read32(8188), 0xa5a50000);
+      assert.equal(buf.read32(8192) & 0xffff, 0xa5a5);
+      assert.throws(() => buf.view(4, 8), OutOfRangeError);
+      assert.throws(() => buf.view(0, 8192 + 8), SizeLimitError);
+      assert.throws(() => buf.view(4 * 4096, 4097), OutOfRangeError);
+      assert.throws(() => buf.fill(0, -1), OutOfRangeError);
+      buf.close();
+      assert.equal(tail.u32.length, 0, "views are detached on close");
+      assert.equal(across.u8.length, 0);
+      assert.throws(() => buf.view(0, 8), ClosedError);
+    } finally {
+      setMaxViewBytesForTesting(old);
+    }
+  });
+
+  it("write32/write64 refuse values that are not integers of their width", () => {
+    using mapper = new IovaMapper(recordingSpace());
+    using buf = allocDma(mapper, 4096, { hugepages: "never" });
+    for (const bad of [NaN, 1.5, 2 ** 32, -(2 ** 31) - 1]) assert.throws(() => buf.write32(0, bad), OutOfRangeError);
+    assert.throws(() => buf.write64(0, 1n << 64n), OutOfRangeError);
+    assert.throws(() => buf.write64(0, 1 as unknown as bigint), OutOfRangeError);
+    assert.throws(() => buf.read32(1.5), OutOfRangeError);
+    buf.write32(0, -1);
+    assert.equal(buf.read32(0), 0xffffffff);
+  });
+
+  const availableBytes = (): number => {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  const bigSkip = !root
+    ? "needs root (4 GiB of locked memory)"
+    : availableBytes() < 12 * 2 ** 30
+    ? "needs 12 GiB of available memory (allocates 4 GiB + 4 KiB for a moment)"
+    : false;
+  if (bigSkip) console.log(`dma_buffer: 4 GiB + 4 KiB test skipped: ${bigSkip}`);
+
+  it("a 4 GiB + 4 KiB buffer works on both runtimes and leaves no mapping", { skip: bigSkip, timeout: 120_000 }, () => {
+    const size = 2 ** 32 + 4096;
+    const mapped = (): number =>
+      readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => {
+        const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
+        return m !== null && Number.parseInt(m[2], 16) - Number.parseInt(m[1], 16) >= size;
+      }).length;
+    const before = mapped();
+    const space = recordingSpace();
+    using mapper = new IovaMapper(space);
+    const buf = allocDma(mapper, size, { hugepages: "never" });
+    assert.equal(mapped(), before + 1);
+    assert.equal(buf.sizeBytes, size);
+    if (size > maxViewBytes()) assert.throws(() => buf.u8, SizeLimitError);
+    buf.write32(size - 4, 0xcafef00d);
+    assert.equal(buf.read32(size - 4), 0xcafef00d);
+    assert.equal(buf.view(size - 4096, 4096).u32[1023], 0xcafef00d);
+    buf.close();
+    assert.equal(space.live.size, 0, "unmapped from the IOMMU");
+    assert.equal(mapped(), before, "the memory is unmapped");
   });
 });

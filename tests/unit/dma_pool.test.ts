@@ -65,6 +65,11 @@ describe("DmaPool", () => {
     assert.equal(pool.available, 32);
     assert.equal(pool.allocBatch(100, out), 32, "bounded by out.length");
     assert.equal(pool.allocBatch(8, out), 0, "empty");
+    for (const bad of [-3, 1.5, NaN, 2 ** 32]) {
+      assert.throws(() => pool.allocBatch(bad, out), OutOfRangeError, `allocBatch(${bad})`);
+    }
+    assert.throws(() => pool.freeBatch(out, -1), OutOfRangeError);
+    assert.throws(() => pool.freeBatch(out, out.length + 1), OutOfRangeError);
     pool.freeBatch(out, 16);
     assert.equal(pool.available, 16);
     const more = new Uint32Array(64);

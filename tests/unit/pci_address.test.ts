@@ -1,9 +1,13 @@
 // PCI address parsing: both accepted forms, canonical output, and a typed error naming the bad part of every
 // malformed form.
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { InvalidAddressError } from "../../lib/errors.ts";
 import { isPciAddress, parsePciAddress, pciAddress } from "../../lib/pci_address.ts";
+import { listPciDevices, pciDevice } from "../../lib/sysfs/pci.ts";
 
 describe("parsePciAddress", () => {
   it("parses the full form", () => {
@@ -42,7 +46,7 @@ describe("parsePciAddress", () => {
     ["0000:00:0g.0", /device "0g" is not hexadecimal/],
     ["0000:00:03.x", /function "x" is not hexadecimal/],
     ["-1:00:03.0", /domain "-1" is not hexadecimal/],
-    ["10000:00:03.0", /domain 0x10000 is out of range \(0-0xffff\)/],
+    ["100000000:00:03.0", /domain 0x100000000 is out of range \(0-0xffffffff\)/],
     ["0000:100:03.0", /bus 0x100 is out of range \(0-0xff\)/],
     ["0000:00:20.0", /device 0x20 is out of range \(0-0x1f\)/],
     ["0000:00:03.8", /function 0x8 is out of range \(0-0x7\)/],
@@ -77,5 +81,34 @@ describe("pciAddress", () => {
     assert.throws(() => pciAddress(0, 0, 32, 0), InvalidAddressError);
     assert.throws(() => pciAddress(0, 0, 0, 1.5), InvalidAddressError);
     assert.throws(() => pciAddress(-1, 0, 0, 0), InvalidAddressError);
+  });
+});
+
+describe("32-bit PCI domains (Intel VMD puts devices at 0x10000 and up)", () => {
+  it("parse, build and print like the kernel (%04x)", () => {
+    const a = parsePciAddress("10000:e1:00.0");
+    assert.deepEqual([a.domain, a.bus, a.device, a.function], [0x10000, 0xe1, 0, 0]);
+    assert.equal(a.toString(), "10000:e1:00.0");
+    assert.equal(parsePciAddress("FFFFFFFF:00:00.0").toString(), "ffffffff:00:00.0");
+    assert.equal(pciAddress(0x10001, 2, 3, 4).toString(), "10001:02:03.4");
+    assert.throws(() => pciAddress(2 ** 32, 0, 0, 0), InvalidAddressError);
+    assert.equal(isPciAddress("10000:00:01.0"), true);
+  });
+
+  it("are listed from sysfs, in numeric order after domain ffff", () => {
+    const root = mkdtempSync(join(tmpdir(), "vfio-ts-vmd-"));
+    try {
+      for (const [name, device] of [["10000:01:00.0", "0xa80a"], ["0000:00:03.0", "0x10d3"], ["ffff:00:00.0", "1"]]) {
+        const dir = join(root, "sys/bus/pci/devices", name);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, "vendor"), "0x8086\n");
+        writeFileSync(join(dir, "device"), `${device}\n`);
+      }
+      const listed = listPciDevices({ root }).map((d) => d.address);
+      assert.deepEqual(listed, ["0000:00:03.0", "ffff:00:00.0", "10000:01:00.0"]);
+      assert.equal(pciDevice("10000:01:00.0", { root }).device, 0xa80a);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

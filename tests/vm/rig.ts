@@ -17,7 +17,7 @@ export const MODES = ["noiommu", "iommu", "iommufd"] as const;
 export type Mode = (typeof MODES)[number];
 export const RUNTIMES = ["deno", "bun"] as const;
 export type Runtime = (typeof RUNTIMES)[number];
-export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net"] as const;
+export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net", "ivshmem"] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
 /** Name of the environment variable listing the addresses of one kind of device. */
@@ -27,6 +27,7 @@ export const ENV_OF_KIND: Record<DeviceKind, string> = {
   "e1000e": "VFIO_TS_E1000E",
   "igb": "VFIO_TS_IGB",
   "virtio-net": "VFIO_TS_VIRTIO_NET",
+  "ivshmem": "VFIO_TS_IVSHMEM",
 };
 const NIC_KINDS: readonly DeviceKind[] = ["e1000e", "igb", "virtio-net"];
 
@@ -61,6 +62,12 @@ const LAST_SLOT = 0x1b;
 const NVME_IMAGE_SIZE = 64 * 1024 * 1024;
 /** A fresh image's first MiB: each 32-bit little-endian word holds its byte offset (examples/nvme.ts --check). */
 const NVME_PATTERN_BYTES = 1024 * 1024;
+/**
+ * `ivshmem` (not in the default set): QEMU's ivshmem-plain whose BAR2 is a 16 GiB 64-bit BAR over a sparse,
+ * shared file in the run's temporary folder (no memory is used until written). The q35 64-bit PCI hole is widened
+ * so the guest kernel can place it.
+ */
+export const IVSHMEM_BAR_BYTES = 16 * 1024 ** 3;
 
 /**
  * Parses a device list: comma separated `kind[@hub][:kernel]`, e.g. `edu,nvme,e1000e@0,e1000e@1:kernel`.
@@ -81,7 +88,9 @@ export function parseDevices(list: string, igbAvailable: boolean): DeviceSpec[] 
       throw new Error(`unknown device kind "${m[1]}" (known: ${DEVICE_KINDS.join(", ")})`);
     }
     if (m[2] !== undefined && !NIC_KINDS.includes(kind)) throw new Error(`"${raw}": only NICs sit on a hub`);
-    if (m[3] === "kernel" && kind === "edu") throw new Error(`"${raw}": edu has no kernel driver`);
+    if (m[3] === "kernel" && (kind === "edu" || kind === "ivshmem")) {
+      throw new Error(`"${raw}": ${kind} has no kernel driver`);
+    }
     if (kind === "igb" && !igbAvailable) {
       console.error(`vm: skipping "${raw}": this QEMU has no igb device`);
       continue;
@@ -352,6 +361,12 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
         await Deno.truncate(d.image, NVME_IMAGE_SIZE);
       }
     }
+    let shmIndex = 0;
+    for (const d of devices.filter((d) => d.kind === "ivshmem")) {
+      d.image = resolve(run, `ivshmem${shmIndex++}.bin`);
+      await Deno.writeFile(d.image, new Uint8Array(0));
+      await Deno.truncate(d.image, IVSHMEM_BAR_BYTES); // sparse: no block is allocated until written
+    }
     const initrd = resolve(run, "initrd.cpio");
     const base = await Deno.readFile(kernel.initramfs);
     const job = makeCpio({ "job/env": jobEnv(opts, devices), "job/run.sh": runScript(opts, env) });
@@ -460,8 +475,10 @@ async function qemuArgs(
     "-device",
     "virtio-9p-pci,fsdev=repo,mount_tag=repo,addr=0x1d",
   );
+  if (devices.some((d) => d.kind === "ivshmem")) args.push("-global", "q35-pcihost.pci-hole64-size=64G");
   let n = 0;
   let nvmes = 0;
+  let shms = 0;
   for (const d of devices) {
     if (d.bridged && d.fn === 1) {
       args.push("-device", `pci-bridge,id=bridge1,chassis_nr=1,addr=0x${d.slot.toString(16)}`);
@@ -479,6 +496,15 @@ async function qemuArgs(
           `nvme,serial=vfio-ts-nvme${nvmes},drive=nvme${nvmes},${addr}`,
         );
         nvmes++;
+        break;
+      case "ivshmem":
+        args.push(
+          "-object",
+          `memory-backend-file,id=shm${shms},size=${IVSHMEM_BAR_BYTES},share=on,mem-path=${qemuValue(d.image ?? "")}`,
+          "-device",
+          `ivshmem-plain,memdev=shm${shms},${addr}`,
+        );
+        shms++;
         break;
       case "e1000e":
       case "igb":
