@@ -83,7 +83,7 @@ export class Poller {
       length = Math.min(first.size, target.size);
     }
     this.#limit = Math.min(length, MAX_U32);
-    this.#c = options.native === false ? null : pollHelper.functions;
+    this.#c = options.native === false ? null : pollHelper().functions;
     this.#base = this.#c ? this.#c.base(address) : 0;
     // The fallback's own views; only touched after a `closed` check, so they never outlive the mapping in use.
     const buffer = this.#c ? new ArrayBuffer(0) : libc.arrayBuffer(address, Math.floor(length / 8) * 8);
@@ -207,7 +207,17 @@ export function spinUntil(
   return p.spin32(offset, mask, want, maxSpins);
 }
 
-/** Why polling is pure TypeScript in this process (null when the C helper is loaded). */
-export function pollHelperStatus(): { native: boolean; path: string; reason: string | null } {
-  return { native: pollHelper.native, path: pollHelper.path, reason: pollHelper.reason };
+/**
+ * Whether the C poll helper is loaded in this process (the first call loads it), which object it is, and why it
+ * is not (`reason`, null when it is).
+ *
+ * ```ts
+ * import { pollHelperStatus } from "./poll.ts";
+ * const { native, source, reason } = pollHelperStatus();
+ * console.log(native ? `C helper: ${source}` : `pure TypeScript: ${reason}`);
+ * ```
+ */
+export function pollHelperStatus(): { native: boolean; source: string; reason: string | null } {
+  const { native, source, reason } = pollHelper();
+  return { native, source, reason };
 }

@@ -1,30 +1,31 @@
 /**
- * The busy-poll C helper: the committed prebuilt objects are what the build script makes from `ffi/poll_helper.c`,
- * and `Poller` (C helper and pure-TypeScript fallback alike) matches, times out, walks rings, sees a write made by
- * another process, and refuses closed or out-of-range targets. Functional only: speed is measured by `bench/`.
+ * The busy-poll C helper: the objects embedded in `ffi/poll_helper_blob.ts` are what the build script makes from
+ * `ffi/poll_helper.c`, and `Poller` (C helper and pure-TypeScript fallback alike) matches, times out, walks rings,
+ * sees a write made by another process, and refuses closed or out-of-range targets. Functional only: speed is
+ * measured by `bench/`.
  *
- * How the objects are verified, offline: for each architecture whose compiler is installed (gcc for x86_64 is,
- * via tools/setup.sh; `aarch64-linux-gnu-gcc` only after `deno task build:helper`), rebuild with the same flags and
- * require the same bytes when the compiler version equals the one recorded in the object's `.comment`; a different
- * compiler version legitimately emits other code, so then only the exported ABI is compared. Without the compiler,
- * `readelf` (binutils, always there with gcc) checks the object's class, machine, exported symbols and that it
- * needs no library.
+ * How the embedded objects are verified, offline: for each architecture whose compiler is installed (gcc for x86_64
+ * is, via tools/setup.sh; `aarch64-linux-gnu-gcc` only after `deno task build:helper`), rebuild with the same flags
+ * and require the same bytes as the embedded object when the compiler version equals the one recorded in its
+ * `.comment`; a different compiler version legitimately emits other code, so then only the exported ABI is
+ * compared. Without the compiler, `readelf` (binutils, always there with gcc) checks the object's class, machine,
+ * exported symbols and that it needs no library.
  *
  * Run: `node_modules/deno/deno test -A tests/unit/poll_helper.test.ts` or `bun test tests/unit/poll_helper.test.ts`.
  * @module
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { MFD_CLOEXEC } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
-import { pollHelper, prebuiltHelperPath } from "../../ffi/poll_helper.ts";
+import { embeddedHelper, pollHelper } from "../../ffi/poll_helper.ts";
 import {
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_REGION_INFO_FLAG_READ,
@@ -56,9 +57,12 @@ const exported = (so: string): string[] =>
     .filter((f) => f.length >= 8 && f[3] === "FUNC" && f[4] === "GLOBAL" && f[6] !== "UND").map((f) => f[7]).sort();
 const comment = (so: string): string => run("readelf", ["-p", ".comment", so]).match(/GCC: .*/)?.[0] ?? "";
 
-describe("prebuilt poll helper objects", () => {
+describe("embedded poll helper objects", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "vfio-ts-helper-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
   for (const { arch, cc, machine } of ARCHES) {
-    const so = prebuiltHelperPath(arch);
+    const so = join(scratch, `embedded-${arch}.so`);
+    writeFileSync(so, embeddedHelper(arch) ?? new Uint8Array(0));
     it(`${arch}: an ELF64 ${machine} object exporting the helper ABI and needing no library`, () => {
       const header = run("readelf", ["-h", so]);
       assert.match(header, /Class:\s+ELF64/);
@@ -66,7 +70,7 @@ describe("prebuilt poll helper objects", () => {
       assert.deepEqual(exported(so), EXPORTS);
       assert.doesNotMatch(run("readelf", ["-d", so]), /NEEDED/);
     });
-    it(`${arch}: rebuilding with the build script's flags gives the committed object`, {
+    it(`${arch}: rebuilding with the build script's flags gives the embedded object`, {
       skip: !has(cc) && `${cc} not installed (deno task build:helper installs it); checked with readelf above`,
     }, () => {
       const dir = mkdtempSync(join(tmpdir(), "vfio-ts-helper-"));
@@ -76,10 +80,10 @@ describe("prebuilt poll helper objects", () => {
         if (comment(fresh) === comment(so)) {
           assert.ok(
             readFileSync(fresh).equals(readFileSync(so)),
-            `${so} differs from a rebuild: run deno task build:helper`,
+            `the embedded ${arch} object differs from a rebuild: run deno task build:helper`,
           );
         } else {
-          console.log(`${arch}: local ${comment(fresh)} vs committed ${comment(so)}: comparing the ABI only`);
+          console.log(`${arch}: local ${comment(fresh)} vs embedded ${comment(so)}: comparing the ABI only`);
           assert.deepEqual(exported(fresh), exported(so));
         }
       } finally {
@@ -127,8 +131,13 @@ function openRegion(dev: MemfdDevice): Region {
   });
 }
 
-it("the helper loads on this machine", () => {
-  assert.equal(pollHelper.native, true, `${pollHelper.reason}`);
+it("the embedded helper loads on this machine, through a memfd it closes again", () => {
+  const fds = (): number => readdirSync("/proc/self/fd").length;
+  const before = fds();
+  const helper = pollHelper();
+  assert.equal(helper.native, true, `${helper.reason}`);
+  assert.ok(fds() <= before, "no memfd left open");
+  assert.equal(pollHelper(), helper, "loaded once");
 });
 
 for (const native of [true, false]) {
