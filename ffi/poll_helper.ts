@@ -29,28 +29,34 @@ import { POLL_HELPER_OBJECTS } from "./poll_helper_blob.ts";
 import { bind as bindDeno } from "./poll_helper_deno.ts";
 
 /** The helper ABI version this loader speaks (`vfio_ts_poll_abi()` in the C source). */
-export const POLL_HELPER_ABI = 1;
+export const POLL_HELPER_ABI = 2;
+
+/** What `ringReady` returns for arguments the C helper refuses (it then reads nothing). */
+export const POLL_HELPER_REFUSED = 0xffffffff;
 
 /** An address prepared for the helper (a cached pointer object under Deno, a number under Bun). Opaque. */
 export type PollBase = { readonly __pollBase: unique symbol } | number;
 
 /**
- * The bound helper functions. Every call is **unsafe**: the C code refuses a ring whose arithmetic overflows, but
- * nothing can check that the memory is mapped. Validate before calling (`lib/poll.ts` does).
+ * The bound helper functions. Every call is **unsafe**: each is told the length of the mapping at `base` (`limit`)
+ * and the C code reads nothing outside it (a refused spin returns 0, a refused ring `POLL_HELPER_REFUSED`), but
+ * nothing can check that those `limit` bytes are mapped. Validate before calling (`lib/poll.ts` does). Every number
+ * is passed as a C `uint32_t`: callers pass integers in range, or the FFI wraps them.
  */
 export interface NativePollHelper {
   /** Prepares `address` for the calls below; make it once per mapping (it allocates under Deno). */
   base(address: bigint): PollBase;
   /** Reads the u32 at base + offset until `(v & mask) === want` or `maxSpins` reads; returns the last value. */
-  spin32(base: PollBase, offset: number, mask: number, want: number, maxSpins: number): number;
+  spin32(base: PollBase, limit: number, offset: number, mask: number, want: number, maxSpins: number): number;
   /** The same on a u64 (one 8-byte load per read). */
-  spin64(base: PollBase, offset: number, mask: bigint, want: bigint, maxSpins: number): bigint;
+  spin64(base: PollBase, limit: number, offset: number, mask: bigint, want: bigint, maxSpins: number): bigint;
   /**
    * Spins on descriptor `head` of a ring (status u32 at `base + statusOffset + i * stride`) until done, then
    * counts consecutive done descriptors (wrapping at `ringSize`, at most `budget`); 0 if none within `maxSpins`.
    */
   ringReady(
     base: PollBase,
+    limit: number,
     stride: number,
     statusOffset: number,
     ringSize: number,
