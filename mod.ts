@@ -74,6 +74,7 @@ export {
 export { isPciAddress, parsePciAddress, type PciAddress, pciAddress } from "./lib/pci_address.ts";
 export {
   DEFAULT_MAX_SPINS,
+  type PolledRing,
   Poller,
   type PollerOptions,
   pollHelperStatus,
