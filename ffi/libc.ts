@@ -54,6 +54,7 @@ const FUNCTIONS = [
   "geteuid",
   "getpid",
   "getrlimit",
+  "flock",
   "arrayBuffer",
   "addressOf",
   "waitReadable",
