@@ -4,7 +4,7 @@
  * DMA uses physical addresses.
  *
  * ```ts
- * import { Container } from "./container.ts";
+ * import { Container } from "@vfio-ts/vfio/iommu";
  * using container = Container.open();
  * console.log(container.checkExtension(3)); // VFIO_TYPE1v2_IOMMU supported?
  * ```
@@ -63,7 +63,7 @@ const MAX_CAP_CHAIN = 64;
  * model with {@linkcode Container.setIommu}; in type1 mode map DMA memory through it.
  *
  * ```ts
- * import { Container } from "./container.ts";
+ * import { Container } from "@vfio-ts/vfio/iommu";
  * using c = Container.open();
  * console.log(c.apiVersion, c.supportedIommuTypes());
  * ```

@@ -3,7 +3,7 @@
  * by one `close()`. Get one with `openDevice()` (see `lib/open.ts`).
  *
  * ```ts
- * import { openDevice } from "./open.ts";
+ * import { openDevice } from "@vfio-ts/vfio";
  * using dev = openDevice("0000:00:03.0");
  * console.log(dev.info());
  * ```
@@ -79,7 +79,7 @@ export interface DeviceParts {
  * on it; the ones made through its methods are closed with it.
  *
  * ```ts
- * import { openDevice } from "./open.ts";
+ * import { openDevice } from "@vfio-ts/vfio";
  * using dev = openDevice("0000:00:03.0");
  * if (dev.info().resetSupported) dev.reset();
  * ```

@@ -5,8 +5,8 @@
  * offset is an {@linkcode OutOfRangeError} and a closed buffer a {@linkcode ClosedError}, never a segfault.
  *
  * ```ts
- * import { Poller } from "./poll.ts";
- * import type { DmaBuffer } from "./dma/buffer.ts";
+ * import { Poller } from "@vfio-ts/vfio";
+ * import type { DmaBuffer } from "@vfio-ts/vfio";
  * declare const ring: DmaBuffer;
  * const poller = new Poller(ring);
  * const status = poller.spin32(12, 0x1, 0x1, 1_000_000); // descriptor 0's status word, DD bit
@@ -55,8 +55,8 @@ const MAX_U32 = 0xffffffff;
  * Busy-polls fields of one DMA buffer or region. Make one per buffer and keep it: it prepares the pointer once.
  *
  * ```ts
- * import { Poller } from "./poll.ts";
- * import type { Region } from "./region.ts";
+ * import { Poller } from "@vfio-ts/vfio";
+ * import type { Region } from "@vfio-ts/vfio";
  * declare const bar0: Region;
  * const p = new Poller(bar0);
  * p.spin32(0x20, 0x1, 0x0, 10_000); // wait for a busy bit to clear
@@ -189,8 +189,8 @@ const pollers = new WeakMap<PollTarget, Poller>();
  * reads); returns the last value read. Keeps one {@linkcode Poller} per target.
  *
  * ```ts
- * import { spinUntil } from "./poll.ts";
- * import type { Region } from "./region.ts";
+ * import { spinUntil } from "@vfio-ts/vfio";
+ * import type { Region } from "@vfio-ts/vfio";
  * declare const bar0: Region;
  * const v = spinUntil(bar0, 0x20, 0x1, 0x0, 1_000_000);
  * ```

@@ -5,8 +5,8 @@
  * program uses the typed views.
  *
  * ```ts
- * import { allocDma } from "./buffer.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDma } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper; // device.dma
  * using buf = allocDma(mapper, 4096);
  * buf.u32[0] = 0xdeadbeef;
@@ -41,8 +41,8 @@ const EMPTY = new ArrayBuffer(0);
  * they read `undefined` instead of touching unmapped memory.
  *
  * ```ts
- * import { allocDma } from "./buffer.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDma } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * const buf = allocDma(mapper, 2 << 20, { hugepages: "require" });
  * buf.fill(0xa5);
@@ -233,8 +233,8 @@ export class DmaBuffer {
  * Allocates a DMA buffer of at least `sizeBytes` and maps it through `mapper`.
  *
  * ```ts
- * import { allocDma } from "./buffer.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDma } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * using ring = allocDma(mapper, 16 * 256, { contiguous: true });
  * console.log(ring.busAddress(0).toString(16));
