@@ -52,6 +52,7 @@ export { type IommuChoice, openDevice, type OpenDeviceOptions } from "./lib/open
 export { type MdevIommuChoice, openMediatedDevice, type OpenMediatedDeviceOptions } from "./lib/open_mdev.ts";
 export {
   DEFAULT_MAX_SPINS,
+  type PolledRing,
   Poller,
   type PollerOptions,
   pollHelperStatus,

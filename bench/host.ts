@@ -39,7 +39,7 @@ const perOp = (n: number, body: (n: number) => number): number =>
 let sink = 0;
 
 const c = await loadBenchNative();
-const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHelper.native };
+const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHelper().native };
 
 // ---------------------------------------------------------------- P1: register access on an mmapped memfd
 {

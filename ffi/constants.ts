@@ -50,6 +50,8 @@ export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 /** memfd_create(2): close on exec. */
 export const MFD_CLOEXEC = 1;
+/** memfd_create(2): executable even when `vm.memfd_noexec` is 1 (Linux 6.3+; older kernels return EINVAL). */
+export const MFD_EXEC = 0x10;
 /** poll(2): data to read. */
 export const POLLIN = 0x1;
 /** poll(2): error condition. */

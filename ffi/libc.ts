@@ -1,5 +1,11 @@
 /**
- * The process-wide libc facade, picked once at load time: `ffi/deno.ts` under Deno, `ffi/bun.ts` under Bun.
+ * The process-wide libc facade: `ffi/deno.ts` under Deno, `ffi/bun.ts` under Bun, **bound on first use**.
+ *
+ * Importing this module opens nothing and needs no permission: libc is `dlopen`ed by the first call of any
+ * function (or the first read of `pageSize`), which then replaces every stub of {@linkcode libc} by the backend's
+ * own function, so later calls cost exactly what a direct call of the backend costs. If binding fails (Deno without
+ * `--allow-ffi`, a runtime that is neither Deno nor Bun) that first call throws an {@linkcode UnsupportedError}
+ * saying why; the next call tries again.
  *
  * ```ts
  * import { libc } from "./libc.ts";
@@ -8,23 +14,90 @@
  *
  * @module
  */
+import { UnsupportedError } from "../lib/errors.ts";
+import { load as loadDeno } from "./deno.ts";
 import type { Libc } from "./types.ts";
 
 export type { Address, Libc, PollFd, RLimit } from "./types.ts";
 
-async function loadBackend(): Promise<Libc> {
-  if ("Bun" in globalThis) {
-    // A variable specifier keeps Deno's type checker and module loader away from `bun:ffi`.
-    const path = "./bun.ts";
-    const backend: { load(): Libc } = await import(path);
-    return backend.load();
+/**
+ * The Bun backend's module, under Bun only. Its static `bun:ffi` import would break Deno, so it is imported
+ * dynamically (a literal specifier: `deno publish` and bundlers can follow it); importing it opens nothing.
+ */
+const bunBackend: { load(): Libc } | undefined = "Bun" in globalThis ? await import("./bun.ts") : undefined;
+
+/** Every function of {@linkcode Libc}; the type below fails to compile when one is missing. */
+const FUNCTIONS = [
+  "open",
+  "close",
+  "ioctl",
+  "ioctlValue",
+  "mmap",
+  "munmap",
+  "madvise",
+  "mlock",
+  "munlock",
+  "eventfd",
+  "memfdCreate",
+  "ftruncate",
+  "pipe",
+  "read",
+  "write",
+  "pread",
+  "pwrite",
+  "poll",
+  "epollCreate",
+  "epollCtl",
+  "epollWait",
+  "sysconf",
+  "getuid",
+  "geteuid",
+  "getpid",
+  "getrlimit",
+  "arrayBuffer",
+  "addressOf",
+  "waitReadable",
+] as const satisfies readonly (keyof Libc)[];
+type Listed = (typeof FUNCTIONS)[number];
+type Unlisted = Exclude<keyof Libc, Listed | "runtime" | "pageSize">;
+const everyFunctionListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyFunctionListed;
+
+// deno-lint-ignore no-explicit-any
+type Fn = (...args: any[]) => any;
+const runtime: Libc["runtime"] = bunBackend ? "bun" : "deno";
+
+/** Opens libc through the running runtime's FFI and installs its functions on {@linkcode libc}. */
+function bind(): Libc {
+  let backend: Libc;
+  try {
+    if (bunBackend) backend = bunBackend.load();
+    else if ("Deno" in globalThis) backend = loadDeno();
+    else throw new Error("vfio-ts runs on Deno or Bun: neither was detected");
+  } catch (e) {
+    throw new UnsupportedError(`cannot open libc through the ${runtime} FFI: ${(e as Error).message}`, {
+      remedy: runtime === "deno" ? "grant FFI access: deno run --allow-ffi …" : "run it under Deno 2 or Bun 1",
+      cause: e,
+    });
   }
-  if ("Deno" in globalThis) {
-    const backend = await import("./deno.ts");
-    return backend.load();
-  }
-  throw new Error("vfio-ts runs on Deno or Bun: neither was detected");
+  const target = libc as unknown as Record<Listed, Fn>;
+  for (const name of FUNCTIONS) target[name] = backend[name] as Fn;
+  Object.defineProperty(libc, "pageSize", { value: backend.pageSize, enumerable: true });
+  return backend;
 }
 
-/** The libc functions, through the running runtime's FFI. */
-export const libc: Libc = await loadBackend();
+const stubs = Object.fromEntries(
+  FUNCTIONS.map((name) => [name, (...args: unknown[]): unknown => (bind()[name] as Fn)(...args)]),
+) as unknown as Pick<Libc, Listed>;
+
+/**
+ * The libc functions, through the running runtime's FFI. `runtime` is known at import; everything else binds
+ * libc on first use.
+ */
+export const libc: Libc = {
+  runtime,
+  get pageSize(): number {
+    return bind().pageSize;
+  },
+  ...stubs,
+};

@@ -12,11 +12,12 @@
  * compiler barrier is enough; AArch64 needs `dmb oshld` (outer shareable: the device is an observer, as in DPDK's
  * rte_io_rmb). No libc, no global state, no allocation: built freestanding with -nostdlib, it links to nothing.
  *
- * Built by tools/build-helper.sh into ffi/prebuilt/linux-<arch>/libvfio_ts_poll.so; loaded by ffi/poll_helper.ts.
+ * Built by tools/build-helper.sh for x86_64 and aarch64 and embedded in ffi/poll_helper_blob.ts; ffi/poll_helper.ts
+ * loads it from there through a memfd.
  */
 #include <stdint.h>
 
-#define VFIO_TS_POLL_ABI 1
+#define VFIO_TS_POLL_ABI 2
 #define EXPORT __attribute__((visibility("default")))
 
 #if defined(__aarch64__)
@@ -34,12 +35,27 @@
 /* The ABI version the TypeScript loader checks before binding anything else. */
 EXPORT uint32_t vfio_ts_poll_abi(void) { return VFIO_TS_POLL_ABI; }
 
+/* What vfio_ts_ring_ready returns for arguments it refuses (never a count: a valid ring has < 2^30 descriptors). */
+#define VFIO_TS_POLL_REFUSED UINT32_MAX
+
+/*
+ * Every function is given the length of the mapping at base (`limit`, bytes) and touches nothing outside it: a call
+ * with a field past the end, a misaligned field or base, or a ring whose arithmetic overflows is refused without a
+ * single read. All arithmetic on offsets is done in 64 bits on 32-bit inputs, so it cannot wrap.
+ */
+static int field_ok(const volatile void *base, uint32_t limit, uint32_t offset, uint32_t width) {
+  return ((uintptr_t)base & (width - 1)) == 0 && (offset & (width - 1)) == 0 &&
+         (uint64_t)offset + width <= (uint64_t)limit;
+}
+
 /*
  * Reads the 32-bit field at base + offset up to max_spins times (at least once) until (value & mask) == want.
- * Returns the last value read: the caller tells a match from a timeout by testing it again.
+ * Returns the last value read: the caller tells a match from a timeout by testing it again. Returns 0 without
+ * reading when the field is not an aligned u32 inside the `limit` bytes at base.
  */
-EXPORT uint32_t vfio_ts_spin32(const volatile void *base, uint32_t offset, uint32_t mask, uint32_t want,
-                               uint32_t max_spins) {
+EXPORT uint32_t vfio_ts_spin32(const volatile void *base, uint32_t limit, uint32_t offset, uint32_t mask,
+                               uint32_t want, uint32_t max_spins) {
+  if (!field_ok(base, limit, offset, 4)) return 0;
   const volatile uint32_t *p = (const volatile uint32_t *)((const volatile char *)base + offset);
   uint32_t v = *p;
   for (uint32_t i = 1; (v & mask) != want && i < max_spins; i++) {
@@ -51,8 +67,9 @@ EXPORT uint32_t vfio_ts_spin32(const volatile void *base, uint32_t offset, uint3
 }
 
 /* The same on a 64-bit field (one 8-byte load per read). */
-EXPORT uint64_t vfio_ts_spin64(const volatile void *base, uint32_t offset, uint64_t mask, uint64_t want,
-                               uint32_t max_spins) {
+EXPORT uint64_t vfio_ts_spin64(const volatile void *base, uint32_t limit, uint32_t offset, uint64_t mask,
+                               uint64_t want, uint32_t max_spins) {
+  if (!field_ok(base, limit, offset, 8)) return 0;
   const volatile uint64_t *p = (const volatile uint64_t *)((const volatile char *)base + offset);
   uint64_t v = *p;
   for (uint32_t i = 1; (v & mask) != want && i < max_spins; i++) {
@@ -64,18 +81,24 @@ EXPORT uint64_t vfio_ts_spin64(const volatile void *base, uint32_t offset, uint6
 }
 
 /*
- * The batched descriptor-ring walk. A ring of ring_size descriptors of `stride` bytes starts at base; each has a
- * 32-bit status word at status_offset. Spins up to max_spins reads on descriptor `head` until it is done
+ * The batched descriptor-ring walk. A ring of ring_size descriptors of `stride` bytes; descriptor i's 32-bit status
+ * word is at base + status_offset + i * stride. Spins up to max_spins reads on descriptor `head` until it is done
  * ((status & mask) == want), then counts the consecutive done descriptors from head (wrapping), at most `budget`.
  * Returns that count (0: nothing completed within the spin budget). Descriptor contents read after the call are
- * ordered after the status reads.
+ * ordered after the status reads. Refuses (VFIO_TS_POLL_REFUSED, nothing read) a zero or misaligned stride or
+ * status offset, a head outside the ring, or a ring whose last status word ends past `limit`.
  */
-EXPORT uint32_t vfio_ts_ring_ready(const volatile void *base, uint32_t stride, uint32_t status_offset,
+EXPORT uint32_t vfio_ts_ring_ready(const volatile void *base, uint32_t limit, uint32_t stride, uint32_t status_offset,
                                    uint32_t ring_size, uint32_t head, uint32_t mask, uint32_t want, uint32_t budget,
                                    uint32_t max_spins) {
-  const volatile char *ring = (const volatile char *)base + status_offset;
-  if (ring_size == 0 || budget == 0 || head >= ring_size) return 0;
+  if (ring_size == 0 || head >= ring_size || stride < 4 || (stride & 3) != 0 ||
+      !field_ok(base, limit, status_offset, 4) ||
+      (uint64_t)status_offset + (uint64_t)(ring_size - 1) * stride + 4 > (uint64_t)limit) {
+    return VFIO_TS_POLL_REFUSED;
+  }
+  if (budget == 0) return 0;
   if (budget > ring_size) budget = ring_size;
+  const volatile char *ring = (const volatile char *)base + status_offset;
   const volatile uint32_t *first = (const volatile uint32_t *)(ring + (uint64_t)head * stride);
   uint32_t spins = 1;
   while ((*first & mask) != want) {

@@ -12,12 +12,15 @@ import type { NativePollHelper, PollBase } from "./poll_helper.ts";
 const symbols = {
   /** uint32_t vfio_ts_poll_abi(void); */
   vfio_ts_poll_abi: { args: [], returns: T.u32 },
-  /** uint32_t vfio_ts_spin32(const volatile void *base, uint32_t offset, uint32_t mask, uint32_t want, uint32_t max); */
-  vfio_ts_spin32: { args: [T.ptr, T.u32, T.u32, T.u32, T.u32], returns: T.u32 },
-  /** uint64_t vfio_ts_spin64(const volatile void *base, uint32_t offset, uint64_t mask, uint64_t want, uint32_t max); */
-  vfio_ts_spin64: { args: [T.ptr, T.u32, T.u64, T.u64, T.u32], returns: T.u64 },
-  /** uint32_t vfio_ts_ring_ready(base, stride, status_offset, ring_size, head, mask, want, budget, max_spins); */
-  vfio_ts_ring_ready: { args: [T.ptr, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32], returns: T.u32 },
+  /** uint32_t vfio_ts_spin32(const volatile void *base, uint32_t limit, uint32_t offset, uint32_t mask, uint32_t want, uint32_t max); */
+  vfio_ts_spin32: { args: [T.ptr, T.u32, T.u32, T.u32, T.u32, T.u32], returns: T.u32 },
+  /** uint64_t vfio_ts_spin64(const volatile void *base, uint32_t limit, uint32_t offset, uint64_t mask, uint64_t want, uint32_t max); */
+  vfio_ts_spin64: { args: [T.ptr, T.u32, T.u32, T.u64, T.u64, T.u32], returns: T.u64 },
+  /** uint32_t vfio_ts_ring_ready(base, limit, stride, status_offset, ring_size, head, mask, want, budget, max_spins); */
+  vfio_ts_ring_ready: {
+    args: [T.ptr, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32, T.u32],
+    returns: T.u32,
+  },
   /** void vfio_ts_io_wmb(void); */
   vfio_ts_io_wmb: { args: [], returns: T.void },
 };
@@ -40,10 +43,10 @@ export function bind(path: string, abi: number): NativePollHelper {
   const spin32 = s.vfio_ts_spin32, spin64 = s.vfio_ts_spin64, ring = s.vfio_ts_ring_ready;
   return {
     base: (address: bigint) => Number(address) as PollBase,
-    spin32: (base, offset, mask, want, maxSpins) => spin32(base, offset, mask, want, maxSpins),
-    spin64: (base, offset, mask, want, maxSpins) => BigInt(spin64(base, offset, mask, want, maxSpins)),
-    ringReady: (base, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins) =>
-      ring(base, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins),
+    spin32: (base, limit, offset, mask, want, maxSpins) => spin32(base, limit, offset, mask, want, maxSpins),
+    spin64: (base, limit, offset, mask, want, maxSpins) => BigInt(spin64(base, limit, offset, mask, want, maxSpins)),
+    ringReady: (base, limit, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins) =>
+      ring(base, limit, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins),
     ioWmb: () => s.vfio_ts_io_wmb(),
   };
 }

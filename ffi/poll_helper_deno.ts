@@ -10,13 +10,13 @@ import type { NativePollHelper, PollBase } from "./poll_helper.ts";
 const symbols = {
   /** uint32_t vfio_ts_poll_abi(void); */
   vfio_ts_poll_abi: { parameters: [], result: "u32" },
-  /** uint32_t vfio_ts_spin32(const volatile void *base, uint32_t offset, uint32_t mask, uint32_t want, uint32_t max); */
-  vfio_ts_spin32: { parameters: ["pointer", "u32", "u32", "u32", "u32"], result: "u32" },
-  /** uint64_t vfio_ts_spin64(const volatile void *base, uint32_t offset, uint64_t mask, uint64_t want, uint32_t max); */
-  vfio_ts_spin64: { parameters: ["pointer", "u32", "u64", "u64", "u32"], result: "u64" },
-  /** uint32_t vfio_ts_ring_ready(base, stride, status_offset, ring_size, head, mask, want, budget, max_spins); */
+  /** uint32_t vfio_ts_spin32(const volatile void *base, uint32_t limit, uint32_t offset, uint32_t mask, uint32_t want, uint32_t max); */
+  vfio_ts_spin32: { parameters: ["pointer", "u32", "u32", "u32", "u32", "u32"], result: "u32" },
+  /** uint64_t vfio_ts_spin64(const volatile void *base, uint32_t limit, uint32_t offset, uint64_t mask, uint64_t want, uint32_t max); */
+  vfio_ts_spin64: { parameters: ["pointer", "u32", "u32", "u64", "u64", "u32"], result: "u64" },
+  /** uint32_t vfio_ts_ring_ready(base, limit, stride, status_offset, ring_size, head, mask, want, budget, max_spins); */
   vfio_ts_ring_ready: {
-    parameters: ["pointer", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
+    parameters: ["pointer", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"],
     result: "u32",
   },
   /** void vfio_ts_io_wmb(void); */
@@ -38,12 +38,23 @@ export function bind(path: string, abi: number): NativePollHelper {
   type P = Deno.PointerObject;
   return {
     base: (address) => Deno.UnsafePointer.create(address) as unknown as PollBase,
-    spin32: (base, offset, mask, want, maxSpins) =>
-      s.vfio_ts_spin32(base as unknown as P, offset, mask, want, maxSpins),
-    spin64: (base, offset, mask, want, maxSpins) =>
-      s.vfio_ts_spin64(base as unknown as P, offset, mask, want, maxSpins) as bigint,
-    ringReady: (base, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins) =>
-      s.vfio_ts_ring_ready(base as unknown as P, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins),
+    spin32: (base, limit, offset, mask, want, maxSpins) =>
+      s.vfio_ts_spin32(base as unknown as P, limit, offset, mask, want, maxSpins),
+    spin64: (base, limit, offset, mask, want, maxSpins) =>
+      s.vfio_ts_spin64(base as unknown as P, limit, offset, mask, want, maxSpins) as bigint,
+    ringReady: (base, limit, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins) =>
+      s.vfio_ts_ring_ready(
+        base as unknown as P,
+        limit,
+        stride,
+        statusOffset,
+        ringSize,
+        head,
+        mask,
+        want,
+        budget,
+        maxSpins,
+      ),
     ioWmb: () => s.vfio_ts_io_wmb(),
   };
 }

@@ -1,8 +1,10 @@
 /**
  * Busy-polling a register or a DMA descriptor field until the device sets it: through the C poll helper
  * (`ffi/poll_helper.c`, one FFI call per wait, volatile loads, barriers) when it is loaded, else an
- * `Atomics.load` loop (never hoisted by the JIT). Bounds and use-after-close are checked on every call, so a bad
- * offset is an {@linkcode OutOfRangeError} and a closed buffer a {@linkcode ClosedError}, never a segfault.
+ * `Atomics.load` loop (never hoisted by the JIT). Every argument is validated before anything is read, so a bad
+ * offset, layout or count is an {@linkcode OutOfRangeError} and a closed buffer a {@linkcode ClosedError}, never a
+ * segfault; a descriptor ring is validated once, when it is prepared ({@linkcode Poller.ring}), and each poll of it
+ * then checks only what changes per call (the closed flag, the head, the budget, the spin count).
  *
  * ```ts
  * import { Poller } from "@vfio-ts/vfio";
@@ -15,7 +17,7 @@
  * @module
  */
 import { libc } from "../ffi/libc.ts";
-import { type PollBase, pollHelper } from "../ffi/poll_helper.ts";
+import { POLL_HELPER_REFUSED, type PollBase, pollHelper } from "../ffi/poll_helper.ts";
 import type { NativePollHelper } from "../ffi/poll_helper.ts";
 import { DmaBuffer } from "./dma/buffer.ts";
 import { ClosedError, OutOfRangeError } from "./errors.ts";
@@ -32,24 +34,52 @@ export interface PollerOptions {
 
 /** A ring of fixed-size descriptors with a 32-bit status word, as NICs and NVMe queues use. */
 export interface RingLayout {
-  /** Byte offset of descriptor 0 in the target. */
+  /** Byte offset of descriptor 0 in the target (4-byte aligned). */
   offset: number;
-  /** Bytes per descriptor. */
+  /** Bytes per descriptor (a multiple of 4, at least 4). */
   stride: number;
-  /** Number of descriptors. */
+  /** Number of descriptors (at least 1). */
   size: number;
-  /** Byte offset of the 32-bit status word inside a descriptor (4-byte aligned). */
+  /** Byte offset of the 32-bit status word inside a descriptor (4-byte aligned, the word inside the stride). */
   statusOffset: number;
-  /** Status bits to test (e.g. the DD bit). */
+  /** Status bits to test (e.g. the DD bit), an unsigned 32-bit integer. */
   mask: number;
-  /** Value of those bits when the device is done with the descriptor. */
+  /** Value of those bits when the device is done with the descriptor (only bits of `mask`). */
   want: number;
+}
+
+/**
+ * A descriptor ring prepared for polling by {@linkcode Poller.ring}: its layout was validated against the target
+ * once, so each {@linkcode PolledRing.ready} call checks only the closed flag, the head, the budget and the spins.
+ *
+ * ```ts
+ * import { Poller } from "./poll.ts";
+ * import type { DmaBuffer } from "./dma/buffer.ts";
+ * declare const descriptors: DmaBuffer;
+ * const rx = new Poller(descriptors).ring({ offset: 0, stride: 16, size: 256, statusOffset: 12, mask: 1, want: 1 });
+ * const done = rx.ready(0, 32); // descriptors completed from head 0, at most 32
+ * ```
+ */
+export interface PolledRing {
+  /** The validated layout (a frozen copy of the one given). */
+  readonly layout: Readonly<RingLayout>;
+  /**
+   * Spins up to `maxSpins` reads on descriptor `head` until the device is done with it, then counts the
+   * consecutive done descriptors from `head` (wrapping), at most `budget`: the RX/TX-completion batch. Returns 0
+   * when nothing completed in time (or `budget` is 0). With the helper, descriptor fields read after the call are
+   * ordered after it.
+   */
+  ready(head: number, budget: number, maxSpins?: number): number;
 }
 
 /** Default spin budget of {@linkcode spinUntil}: about a tenth of a second of reads of ordinary memory. */
 export const DEFAULT_MAX_SPINS = 100_000_000;
 
 const MAX_U32 = 0xffffffff;
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
+
+/** True for an integer in [0, 2^32). */
+const isU32 = (n: number): boolean => (n >>> 0) === n;
 
 /**
  * Busy-polls fields of one DMA buffer or region. Make one per buffer and keep it: it prepares the pointer once.
@@ -69,6 +99,7 @@ export class Poller {
   readonly #base: PollBase;
   readonly #u32: Uint32Array;
   readonly #u64: BigUint64Array;
+  readonly #rings = new WeakMap<RingLayout, Ring>();
 
   /** Prepares polling on `target`; throws if it is closed or (a region) has nothing mmapped at offset 0. */
   constructor(target: PollTarget, options: PollerOptions = {}) {
@@ -82,13 +113,14 @@ export class Poller {
       const first = target.mappedAreas.find((a) => a.offset === 0)!;
       length = Math.min(first.size, target.size);
     }
-    this.#limit = Math.min(length, MAX_U32);
-    this.#c = options.native === false ? null : pollHelper.functions;
+    // Offsets are C uint32_t: only the first 4 GiB - 1 byte of a larger mapping can be polled.
+    this.#limit = (Math.min(length, MAX_U32) & ~3) >>> 0;
+    this.#c = options.native === false ? null : pollHelper().functions;
     this.#base = this.#c ? this.#c.base(address) : 0;
     // The fallback's own views; only touched after a `closed` check, so they never outlive the mapping in use.
-    const buffer = this.#c ? new ArrayBuffer(0) : libc.arrayBuffer(address, Math.floor(length / 8) * 8);
+    const buffer = this.#c ? new ArrayBuffer(0) : libc.arrayBuffer(address, this.#limit);
     this.#u32 = new Uint32Array(buffer);
-    this.#u64 = new BigUint64Array(buffer);
+    this.#u64 = new BigUint64Array(buffer, 0, Math.floor(buffer.byteLength / 8));
   }
 
   /** True when the calls go to the C helper. */
@@ -96,9 +128,13 @@ export class Poller {
     return this.#c !== null;
   }
 
-  #check(offset: number, width: number): void {
+  #checkOpen(): void {
     if (this.#target.closed) throw new ClosedError("the polled buffer or region");
-    if (!((offset >>> 0) === offset && offset + width <= this.#limit && (offset & (width - 1)) === 0)) {
+  }
+
+  #check(offset: number, width: number): void {
+    this.#checkOpen();
+    if (!(isU32(offset) && offset + width <= this.#limit && (offset & (width - 1)) === 0)) {
       throw new OutOfRangeError(
         `poll of ${width * 8} bits at ${offset}: outside the ${this.#limit}-byte mapping or not ${width}-byte aligned`,
         { remedy: "poll a naturally aligned field inside the buffer" },
@@ -112,9 +148,10 @@ export class Poller {
    */
   spin32(offset: number, mask: number, want: number, maxSpins: number = DEFAULT_MAX_SPINS): number {
     this.#check(offset, 4);
-    const spins = checkSpins(maxSpins);
-    if (this.#c) return this.#c.spin32(this.#base, offset, mask >>> 0, want >>> 0, spins);
-    const u32 = this.#u32, i = offset >>> 2, m = mask >>> 0, w = want >>> 0;
+    checkMask(mask, want);
+    const spins = checkSpins(maxSpins), m = mask >>> 0, w = want >>> 0;
+    if (this.#c) return this.#c.spin32(this.#base, this.#limit, offset, m, w, spins);
+    const u32 = this.#u32, i = offset >>> 2;
     let v = Atomics.load(u32, i);
     for (let n = 1; ((v & m) >>> 0) !== w && n < spins; n++) v = Atomics.load(u32, i);
     return v;
@@ -123,8 +160,9 @@ export class Poller {
   /** The same on the u64 at `offset` (one 8-byte load per read). */
   spin64(offset: number, mask: bigint, want: bigint, maxSpins: number = DEFAULT_MAX_SPINS): bigint {
     this.#check(offset, 8);
+    checkMask64(mask, want);
     const spins = checkSpins(maxSpins);
-    if (this.#c) return this.#c.spin64(this.#base, offset, mask, want, spins);
+    if (this.#c) return this.#c.spin64(this.#base, this.#limit, offset, mask, want, spins);
     const u64 = this.#u64, i = offset >>> 3;
     let v = Atomics.load(u64, i);
     for (let n = 1; (v & mask) !== want && n < spins; n++) v = Atomics.load(u64, i);
@@ -132,44 +170,130 @@ export class Poller {
   }
 
   /**
-   * Spins up to `maxSpins` reads on descriptor `head` until the device is done with it, then counts the
-   * consecutive done descriptors from `head` (wrapping), at most `budget`: the RX/TX-completion batch. Returns 0
-   * when nothing completed in time. With the helper, descriptor fields read after the call are ordered after it.
+   * Validates a descriptor ring's layout against this target once and returns it prepared for polling: every
+   * field an integer in range, the stride a multiple of 4 holding the status word, and the last descriptor's status
+   * word inside the mapping. Throws an {@linkcode OutOfRangeError} naming the first bad field.
+   */
+  ring(layout: RingLayout): PolledRing {
+    this.#checkOpen();
+    const { offset, stride, size, statusOffset, mask, want } = layout;
+    const bad = (what: string): never => {
+      const fields = `offset ${offset}, stride ${stride}, size ${size}, statusOffset ${statusOffset}`;
+      throw new OutOfRangeError(`ring layout (${fields}): ${what}`, {
+        remedy: "describe a ring of whole, 4-byte aligned descriptors that lies inside the polled buffer",
+      });
+    };
+    if (!isU32(offset) || (offset & 3) !== 0) bad("offset must be a 4-byte aligned unsigned 32-bit integer");
+    if (!isU32(stride) || stride < 4 || (stride & 3) !== 0) bad("stride must be a multiple of 4, at least 4");
+    if (!isU32(size) || size < 1) bad("size must be an integer of at least 1");
+    if (!isU32(statusOffset) || (statusOffset & 3) !== 0 || statusOffset + 4 > stride) {
+      bad("statusOffset must be 4-byte aligned with its 32-bit word inside the stride");
+    }
+    checkMask(mask, want);
+    // Exact for any fit (all terms are below 2^32 and the sum is at most 2^32); a huge product only grows.
+    const end = offset + (size - 1) * stride + statusOffset + 4;
+    if (!(end <= this.#limit)) bad(`its last status word ends at byte ${end}, past the ${this.#limit}-byte mapping`);
+    return new Ring(this.#target, this.#c, this.#base, this.#limit, this.#u32, layout);
+  }
+
+  /**
+   * {@linkcode PolledRing.ready} on `layout`, prepared on first use and again whenever one of its fields changed.
+   * Prefer {@linkcode Poller.ring} and keep the ring.
    */
   ringReady(ring: RingLayout, head: number, budget: number, maxSpins: number = 1): number {
-    const last = ring.offset + (ring.size - 1) * ring.stride + ring.statusOffset;
-    this.#check(last, 4);
-    this.#check(ring.offset + ring.statusOffset, 4);
-    if (!((head >>> 0) === head && head < ring.size && ring.size > 0 && (ring.stride & 3) === 0)) {
-      throw new OutOfRangeError(`ring head ${head} of ${ring.size} descriptors (stride ${ring.stride})`, {
-        remedy: "head must be below the ring size and the stride a multiple of 4",
+    let r = this.#rings.get(ring);
+    if (!r?.describes(ring)) this.#rings.set(ring, r = this.ring(ring) as Ring);
+    return r.ready(head, budget, maxSpins);
+  }
+}
+
+/** The one implementation of {@linkcode PolledRing}, made only by {@linkcode Poller.ring} after validation. */
+class Ring implements PolledRing {
+  readonly layout: Readonly<RingLayout>;
+  readonly #target: PollTarget;
+  readonly #c: NativePollHelper | null;
+  readonly #base: PollBase;
+  readonly #limit: number;
+  readonly #u32: Uint32Array;
+  readonly #stride: number;
+  readonly #first: number;
+  readonly #size: number;
+  readonly #mask: number;
+  readonly #want: number;
+
+  constructor(
+    target: PollTarget,
+    c: NativePollHelper | null,
+    base: PollBase,
+    limit: number,
+    u32: Uint32Array,
+    layout: RingLayout,
+  ) {
+    this.layout = Object.freeze({ ...layout });
+    this.#target = target;
+    this.#c = c;
+    this.#base = base;
+    this.#limit = limit;
+    this.#u32 = u32;
+    this.#stride = layout.stride;
+    this.#first = layout.offset + layout.statusOffset;
+    this.#size = layout.size;
+    this.#mask = layout.mask >>> 0;
+    this.#want = layout.want >>> 0;
+  }
+
+  /** Whether `layout` still has the fields this ring was validated with. */
+  describes(layout: RingLayout): boolean {
+    const l = this.layout;
+    return layout.offset === l.offset && layout.stride === l.stride && layout.size === l.size &&
+      layout.statusOffset === l.statusOffset && layout.mask === l.mask && layout.want === l.want;
+  }
+
+  ready(head: number, budget: number, maxSpins: number = 1): number {
+    if (this.#target.closed) throw new ClosedError("the polled buffer or region");
+    const size = this.#size;
+    if (!(isU32(head) && head < size && isU32(budget))) {
+      throw new OutOfRangeError(`ring poll at head ${head} with budget ${budget} (${size} descriptors)`, {
+        remedy: "head must be an integer below the ring size and budget a non-negative integer",
       });
     }
-    const spins = checkSpins(maxSpins), n = Math.min(budget >>> 0, ring.size);
-    const mask = ring.mask >>> 0, want = ring.want >>> 0;
+    const spins = checkSpins(maxSpins), n = budget < size ? budget : size;
+    const mask = this.#mask, want = this.#want;
     if (this.#c) {
-      return this.#c.ringReady(
-        this.#base,
-        ring.stride,
-        ring.offset + ring.statusOffset,
-        ring.size,
-        head,
-        mask,
-        want,
-        n,
-        spins,
-      );
+      const r = this.#c.ringReady(this.#base, this.#limit, this.#stride, this.#first, size, head, mask, want, n, spins);
+      if (r === POLL_HELPER_REFUSED) throw new OutOfRangeError("the C poll helper refused the ring layout");
+      return r;
     }
     if (n === 0) return 0;
-    const u32 = this.#u32, base = (ring.offset + ring.statusOffset) >>> 2, step = ring.stride >>> 2;
+    const u32 = this.#u32, base = this.#first >>> 2, step = this.#stride >>> 2;
     let s = 1;
     while (((Atomics.load(u32, base + head * step) & mask) >>> 0) !== want) if (s++ >= spins) return 0;
-    let count = 1, i = head + 1 === ring.size ? 0 : head + 1;
+    let count = 1, i = head + 1 === size ? 0 : head + 1;
     while (count < n && ((Atomics.load(u32, base + i * step) & mask) >>> 0) === want) {
       count++;
-      i = i + 1 === ring.size ? 0 : i + 1;
+      i = i + 1 === size ? 0 : i + 1;
     }
     return count;
+  }
+}
+
+/** A 32-bit mask or value: an unsigned 32-bit integer, or the signed one JS bit operators make (`1 << 31`). */
+const isBits32 = (n: number): boolean => (n >>> 0) === n || (n | 0) === n;
+
+function checkMask(mask: number, want: number): void {
+  if (!(isBits32(mask) && isBits32(want) && (want & ~mask) === 0)) {
+    throw new OutOfRangeError(`mask ${mask} / want ${want}: not 32-bit integers with want inside mask`, {
+      remedy: "pass integers from 0 to 0xffffffff, want having only bits of mask (e.g. mask 0x1, want 0x1)",
+    });
+  }
+}
+
+function checkMask64(mask: bigint, want: bigint): void {
+  const u64 = (n: bigint): boolean => typeof n === "bigint" && n >= 0n && n <= MAX_U64;
+  if (!(u64(mask) && u64(want) && (want & ~mask) === 0n)) {
+    throw new OutOfRangeError(`mask ${mask} / want ${want}: not unsigned 64-bit bigints with want inside mask`, {
+      remedy: "pass bigints from 0n to 2n ** 64n - 1n, want having only bits of mask",
+    });
   }
 }
 
@@ -207,7 +331,17 @@ export function spinUntil(
   return p.spin32(offset, mask, want, maxSpins);
 }
 
-/** Why polling is pure TypeScript in this process (null when the C helper is loaded). */
-export function pollHelperStatus(): { native: boolean; path: string; reason: string | null } {
-  return { native: pollHelper.native, path: pollHelper.path, reason: pollHelper.reason };
+/**
+ * Whether the C poll helper is loaded in this process (the first call loads it), which object it is, and why it
+ * is not (`reason`, null when it is).
+ *
+ * ```ts
+ * import { pollHelperStatus } from "./poll.ts";
+ * const { native, source, reason } = pollHelperStatus();
+ * console.log(native ? `C helper: ${source}` : `pure TypeScript: ${reason}`);
+ * ```
+ */
+export function pollHelperStatus(): { native: boolean; source: string; reason: string | null } {
+  const { native, source, reason } = pollHelper();
+  return { native, source, reason };
 }

@@ -1,30 +1,31 @@
 /**
- * The busy-poll C helper: the committed prebuilt objects are what the build script makes from `ffi/poll_helper.c`,
- * and `Poller` (C helper and pure-TypeScript fallback alike) matches, times out, walks rings, sees a write made by
- * another process, and refuses closed or out-of-range targets. Functional only: speed is measured by `bench/`.
+ * The busy-poll C helper: the objects embedded in `ffi/poll_helper_blob.ts` are what the build script makes from
+ * `ffi/poll_helper.c`, and `Poller` (C helper and pure-TypeScript fallback alike) matches, times out, walks rings,
+ * sees a write made by another process, and refuses closed or out-of-range targets. Functional only: speed is
+ * measured by `bench/`.
  *
- * How the objects are verified, offline: for each architecture whose compiler is installed (gcc for x86_64 is,
- * via tools/setup.sh; `aarch64-linux-gnu-gcc` only after `deno task build:helper`), rebuild with the same flags and
- * require the same bytes when the compiler version equals the one recorded in the object's `.comment`; a different
- * compiler version legitimately emits other code, so then only the exported ABI is compared. Without the compiler,
- * `readelf` (binutils, always there with gcc) checks the object's class, machine, exported symbols and that it
- * needs no library.
+ * How the embedded objects are verified, offline: for each architecture whose compiler is installed (gcc for x86_64
+ * is, via tools/setup.sh; `aarch64-linux-gnu-gcc` only after `deno task build:helper`), rebuild with the same flags
+ * and require the same bytes as the embedded object when the compiler version equals the one recorded in its
+ * `.comment`; a different compiler version legitimately emits other code, so then only the exported ABI is
+ * compared. Without the compiler, `readelf` (binutils, always there with gcc) checks the object's class, machine,
+ * exported symbols and that it needs no library.
  *
  * Run: `node_modules/deno/deno test -A tests/unit/poll_helper.test.ts` or `bun test tests/unit/poll_helper.test.ts`.
  * @module
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { MFD_CLOEXEC } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
-import { pollHelper, prebuiltHelperPath } from "../../ffi/poll_helper.ts";
+import { embeddedHelper, POLL_HELPER_REFUSED, pollHelper, requirePollHelper } from "../../ffi/poll_helper.ts";
 import {
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_REGION_INFO_FLAG_READ,
@@ -56,9 +57,12 @@ const exported = (so: string): string[] =>
     .filter((f) => f.length >= 8 && f[3] === "FUNC" && f[4] === "GLOBAL" && f[6] !== "UND").map((f) => f[7]).sort();
 const comment = (so: string): string => run("readelf", ["-p", ".comment", so]).match(/GCC: .*/)?.[0] ?? "";
 
-describe("prebuilt poll helper objects", () => {
+describe("embedded poll helper objects", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "vfio-ts-helper-"));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
   for (const { arch, cc, machine } of ARCHES) {
-    const so = prebuiltHelperPath(arch);
+    const so = join(scratch, `embedded-${arch}.so`);
+    writeFileSync(so, embeddedHelper(arch) ?? new Uint8Array(0));
     it(`${arch}: an ELF64 ${machine} object exporting the helper ABI and needing no library`, () => {
       const header = run("readelf", ["-h", so]);
       assert.match(header, /Class:\s+ELF64/);
@@ -66,7 +70,7 @@ describe("prebuilt poll helper objects", () => {
       assert.deepEqual(exported(so), EXPORTS);
       assert.doesNotMatch(run("readelf", ["-d", so]), /NEEDED/);
     });
-    it(`${arch}: rebuilding with the build script's flags gives the committed object`, {
+    it(`${arch}: rebuilding with the build script's flags gives the embedded object`, {
       skip: !has(cc) && `${cc} not installed (deno task build:helper installs it); checked with readelf above`,
     }, () => {
       const dir = mkdtempSync(join(tmpdir(), "vfio-ts-helper-"));
@@ -76,10 +80,10 @@ describe("prebuilt poll helper objects", () => {
         if (comment(fresh) === comment(so)) {
           assert.ok(
             readFileSync(fresh).equals(readFileSync(so)),
-            `${so} differs from a rebuild: run deno task build:helper`,
+            `the embedded ${arch} object differs from a rebuild: run deno task build:helper`,
           );
         } else {
-          console.log(`${arch}: local ${comment(fresh)} vs committed ${comment(so)}: comparing the ABI only`);
+          console.log(`${arch}: local ${comment(fresh)} vs embedded ${comment(so)}: comparing the ABI only`);
           assert.deepEqual(exported(fresh), exported(so));
         }
       } finally {
@@ -127,8 +131,13 @@ function openRegion(dev: MemfdDevice): Region {
   });
 }
 
-it("the helper loads on this machine", () => {
-  assert.equal(pollHelper.native, true, `${pollHelper.reason}`);
+it("the embedded helper loads on this machine, through a memfd it closes again", () => {
+  const fds = (): number => readdirSync("/proc/self/fd").length;
+  const before = fds();
+  const helper = pollHelper();
+  assert.equal(helper.native, true, `${helper.reason}`);
+  assert.ok(fds() <= before, "no memfd left open");
+  assert.equal(pollHelper(), helper, "loaded once");
 });
 
 for (const native of [true, false]) {
@@ -204,6 +213,108 @@ for (const native of [true, false]) {
     });
   });
 }
+
+/** Ring layouts that must be refused before any read: each field bad in each way, and rings past the buffer. */
+const GOOD: RingLayout = { offset: 0x1000, stride: 16, size: 8, statusOffset: 12, mask: 1, want: 1 };
+const HOSTILE_LAYOUTS: [string, Partial<RingLayout>][] = [
+  ...[-4, 0, 2, 6, 1.5, NaN, Infinity, 2 ** 32, -(2 ** 32) + 16].map((v): [string, Partial<RingLayout>] => [
+    `stride ${v}`,
+    { stride: v },
+  ]),
+  ...[0, -1, 1.5, NaN, 2 ** 32 + 8].map((v): [string, Partial<RingLayout>] => [`size ${v}`, { size: v }]),
+  ...[-4, 2, 1.5, NaN, SIZE, 2 ** 32].map((v): [string, Partial<RingLayout>] => [`offset ${v}`, { offset: v }]),
+  ...[-4, 2, 16, 14, NaN].map((v): [string, Partial<RingLayout>] => [`statusOffset ${v}`, { statusOffset: v }]),
+  ...[NaN, 1.5, 2 ** 32, -(2 ** 31) - 1].map((v): [string, Partial<RingLayout>] => [`mask ${v}`, { mask: v }]),
+  ["want outside mask", { want: 3 }],
+  ["a ring larger than the buffer", { size: 1024 }],
+  ["a ring ending 4 bytes past the buffer", { offset: SIZE - 8 * 16 + 4, statusOffset: 12 }],
+  ["a huge stride", { stride: 0x40000000 }],
+];
+
+for (const native of [true, false]) {
+  describe(`hostile ring layouts and arguments, ${native ? "C helper" : "pure TypeScript"}: typed errors, no read`, () => {
+    it("every bad layout field is an OutOfRangeError when the ring is prepared, and from ringReady", () => {
+      const dev = new MemfdDevice();
+      using bar = openRegion(dev);
+      const p = new Poller(bar, { native });
+      for (const [what, change] of HOSTILE_LAYOUTS) {
+        const layout = { ...GOOD, ...change };
+        assert.throws(() => p.ring(layout), OutOfRangeError, what);
+        assert.throws(() => p.ringReady(layout, 0, 1), OutOfRangeError, what);
+      }
+      // The last descriptor's status word ending exactly at the end is fine.
+      assert.equal(p.ring({ ...GOOD, offset: SIZE - 8 * 16 }).ready(0, 8), 0);
+      dev.close();
+    });
+
+    it("bad heads, budgets and spin counts are refused per call; a changed layout is validated again", () => {
+      const dev = new MemfdDevice();
+      using bar = openRegion(dev);
+      const p = new Poller(bar, { native });
+      const ring = p.ring(GOOD);
+      assert.ok(Object.isFrozen(ring.layout));
+      for (const head of [-1, 1.5, NaN, 8, 2 ** 32]) assert.throws(() => ring.ready(head, 1), OutOfRangeError);
+      for (const budget of [-1, 1.5, NaN, 2 ** 32]) assert.throws(() => ring.ready(0, budget), OutOfRangeError);
+      for (const spins of [0, -1, 1.5, NaN, 2 ** 32]) assert.throws(() => ring.ready(0, 1, spins), OutOfRangeError);
+      assert.equal(ring.ready(0, 0), 0, "budget 0 polls nothing");
+      const layout = { ...GOOD };
+      assert.equal(p.ringReady(layout, 0, 4), 0);
+      layout.stride = -4; // the same object, changed after it was prepared
+      assert.throws(() => p.ringReady(layout, 0, 4), OutOfRangeError);
+      bar.close();
+      assert.throws(() => ring.ready(0, 1), ClosedError);
+      dev.close();
+    });
+
+    it("spin32/spin64 refuse non-integer, out-of-range or mismatched masks", () => {
+      const dev = new MemfdDevice();
+      using bar = openRegion(dev);
+      const p = new Poller(bar, { native });
+      for (const [mask, want] of [[NaN, 0], [1.5, 1], [2 ** 32, 0], [1, 2]]) {
+        assert.throws(() => p.spin32(0, mask, want, 1), OutOfRangeError, `${mask}/${want}`);
+      }
+      for (const offset of [-4, NaN, 1.5, 2 ** 32]) assert.throws(() => p.spin32(offset, 1, 1, 1), OutOfRangeError);
+      bar.write32(0, 0x8000_0000);
+      assert.equal(p.spin32(0, 1 << 31, 1 << 31, 1), 0x8000_0000, "signed 32-bit masks (1 << 31) are accepted");
+      for (const [mask, want] of [[-1n, 0n], [2n ** 64n, 0n], [1n, 2n]]) {
+        assert.throws(() => p.spin64(0, mask, want, 1), OutOfRangeError, `${mask}/${want}`);
+      }
+      dev.close();
+    });
+  });
+}
+
+it("the C helper itself refuses what would read outside the mapping (a direct, unvalidated call)", () => {
+  const c = requirePollHelper();
+  const dev = new MemfdDevice();
+  using bar = openRegion(dev);
+  const base = c.base(bar.unsafeAddress);
+  bar.write32(0x1000 + 12, 1);
+  const u32 = (n: number): number => n >>> 0; // what the FFI passes for a negative number
+  assert.equal(c.ringReady(base, SIZE, 16, 0x1000 + 12, 8, 0, 1, 1, 8, 1), 1, "a valid ring");
+  for (
+    const [stride, status, size, head] of [
+      [u32(-4), 0x1000 + 12, 8, 1], // the stride of the crash: ~4 GiB past the buffer
+      [0, 0x1000 + 12, 8, 0],
+      [6, 0x1000 + 12, 8, 0],
+      [16, 0x1000 + 14, 8, 0],
+      [16, SIZE, 1, 0],
+      [16, 0x1000 + 12, 1024, 0],
+      [0xfffffffc, 0, 0xffffffff, 0], // 64-bit products that would wrap in 32 bits
+      [16, 0x1000 + 12, 0, 0],
+      [16, 0x1000 + 12, 8, 8],
+    ]
+  ) {
+    assert.equal(c.ringReady(base, SIZE, stride, status, size, head, 1, 1, 8, 1), POLL_HELPER_REFUSED, `${stride}`);
+  }
+  bar.write32(SIZE - 4, 7);
+  assert.equal(c.spin32(base, SIZE, SIZE - 4, 0, 0, 1), 7);
+  assert.equal(c.spin32(base, SIZE, SIZE, 0, 0, 1), 0, "past the end: nothing read");
+  assert.equal(c.spin32(base, SIZE, u32(-4), 0, 0, 1), 0);
+  assert.equal(c.spin32(base, SIZE, 2, 0, 0, 1), 0, "misaligned");
+  assert.equal(c.spin64(base, SIZE, SIZE - 4, 0n, 0n, 1), 0n);
+  dev.close();
+});
 
 it("spinUntil keeps one poller per target", () => {
   const dev = new MemfdDevice();
