@@ -110,15 +110,14 @@ describe("a script outside the repository", { skip: !guest.edu && "needs the gue
     try {
       const { port } = server.address() as AddressInfo;
       writeFileSync(join(scratch, "my_probe.ts"), userScript(`http://127.0.0.1:${port}/mod.ts`));
-      // What a user grants: FFI (libc), reading sysfs and the device files, the environment (VFIO_TS_POLL_HELPER),
-      // and importing from this one host.
+      // What the README tells a user to grant: FFI (libc), reading sysfs and the device files, and importing from
+      // this one host.
       const r = await runAsync(
         process.execPath,
         [
           "run",
           "--allow-ffi",
           "--allow-read",
-          "--allow-env",
           `--allow-import=127.0.0.1:${port}`,
           "my_probe.ts",
           ...args,
