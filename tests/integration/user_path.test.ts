@@ -110,15 +110,12 @@ describe("a script outside the repository", { skip: !guest.edu && "needs the gue
     try {
       const { port } = server.address() as AddressInfo;
       writeFileSync(join(scratch, "my_probe.ts"), userScript(`http://127.0.0.1:${port}/mod.ts`));
-      // What the README tells a user to grant: FFI (libc), reading sysfs and the device files, and importing from
-      // this one host.
+      // What the README tells a user to grant: all (Deno grants /sys, /dev and /proc only with --allow-all).
       const r = await runAsync(
         process.execPath,
         [
           "run",
-          "--allow-ffi",
-          "--allow-read",
-          `--allow-import=127.0.0.1:${port}`,
+          "-A",
           "my_probe.ts",
           ...args,
         ],
