@@ -53,8 +53,8 @@ export interface RingLayout {
  * once, so each {@linkcode PolledRing.ready} call checks only the closed flag, the head, the budget and the spins.
  *
  * ```ts
- * import { Poller } from "./poll.ts";
- * import type { DmaBuffer } from "./dma/buffer.ts";
+ * import { Poller } from "@vfio-ts/vfio";
+ * import type { DmaBuffer } from "@vfio-ts/vfio";
  * declare const descriptors: DmaBuffer;
  * const rx = new Poller(descriptors).ring({ offset: 0, stride: 16, size: 256, statusOffset: 12, mask: 1, want: 1 });
  * const done = rx.ready(0, 32); // descriptors completed from head 0, at most 32
@@ -336,7 +336,7 @@ export function spinUntil(
  * is not (`reason`, null when it is).
  *
  * ```ts
- * import { pollHelperStatus } from "./poll.ts";
+ * import { pollHelperStatus } from "@vfio-ts/vfio";
  * const { native, source, reason } = pollHelperStatus();
  * console.log(native ? `C helper: ${source}` : `pure TypeScript: ${reason}`);
  * ```
