@@ -18,6 +18,7 @@ if [[ ${1:-} == --out ]]; then out=$2; install=0; shift 2; else
 fi
 arches=("$@")
 ((${#arches[@]})) || arches=(x86_64 aarch64)
+if ((install && ${#arches[@]} != 2)); then echo "build-helper: the embedded blob needs both architectures" >&2; exit 2; fi
 for arch in "${arches[@]}"; do
   case $arch in
     x86_64) cc=x86_64-linux-gnu-gcc pkg=gcc ;;
@@ -38,7 +39,6 @@ for arch in "${arches[@]}"; do
   echo "build-helper: $out/linux-$arch/libvfio_ts_poll.so ($("$cc" -dumpfullversion), $(stat -c %s "$out/linux-$arch/libvfio_ts_poll.so") bytes)"
 done
 if ((install)); then
-  ((${#arches[@]} == 2)) || { echo "build-helper: the embedded blob needs both architectures" >&2; exit 2; }
   deno=node_modules/deno/deno
   [[ -x $deno ]] || deno=$(command -v deno) || { echo "build-helper: deno not found (run tools/setup.sh)" >&2; exit 3; }
   "$deno" run --allow-read="$out" --allow-write=ffi/poll_helper_blob.ts tools/helper-blob.ts "$out"

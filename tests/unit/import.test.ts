@@ -2,7 +2,8 @@
  * The library can be imported from anywhere, with nothing bound at import: a script outside the repository
  * imports `mod.ts` under Deno with only `--allow-ffi` (or no permission at all) and parses an address; the same
  * import over `http://` from a local server (as JSR and `deno run https://…` serve it) loads the embedded C poll
- * helper, or the pure-TypeScript fallback with `VFIO_TS_POLL_HELPER=off`; and under Bun from a scratch folder.
+ * helper, or the pure-TypeScript fallback with `VFIO_TS_POLL_HELPER=off`; under Bun from a scratch folder; and a
+ * `bun build` bundle, which must carry the helper and the wait worker inside it.
  * Each import runs in a fresh Deno or Bun process, whichever runtime runs this file.
  *
  * Run: `node_modules/deno/deno test -A tests/unit/import.test.ts` or `bun test tests/unit/import.test.ts`.
@@ -91,6 +92,27 @@ describe("import from a file URL outside the repository", () => {
     const out = lastJson(await run(BUN, [file], {}, scratch));
     assert.equal(out.address, "0000:00:03.0");
     assert.equal(out.helper?.native, true, `${out.helper?.reason}`);
+  });
+});
+
+describe("a Bun bundle (bun build)", () => {
+  it("carries the poll helper and the wait worker: nothing is looked up beside the bundle", SLOW, async () => {
+    const out = join(scratch, "bundle");
+    await run(BUN, ["build", "mod.ts", "ffi/libc.ts", "--target", "bun", "--outdir", out], {}, ROOT);
+    const file = join(out, "probe.ts");
+    writeFileSync(
+      file,
+      `${probeScript("./mod.js", "helper")}
+import { libc } from "./ffi/libc.js";
+const fd = libc.eventfd(0, 0);
+setTimeout(() => libc.write(fd, new BigUint64Array([1n])), 20);
+console.log(JSON.stringify({ ...out, readable: await libc.waitReadable(fd, 5000) }));
+`,
+    );
+    const probe = lastJson(await run(BUN, [file], {}, out)) as Probe & { readable: boolean };
+    assert.equal(probe.address, "0000:00:03.0");
+    assert.equal(probe.helper?.native, true, `${probe.helper?.reason}`);
+    assert.equal(probe.readable, true, "the eventfd wait of the bundled libc");
   });
 });
 
