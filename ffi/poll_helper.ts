@@ -142,6 +142,11 @@ function memfd(name: string): number {
     return libc.memfdCreate(name, MFD_CLOEXEC | MFD_EXEC);
   } catch (e) {
     if (e instanceof SystemError && e.code === "EINVAL") return libc.memfdCreate(name, MFD_CLOEXEC); // before 6.3
+    if (e instanceof SystemError && e.code === "EACCES") {
+      throw new UnsupportedError("this system forbids executable memfds (sysctl vm.memfd_noexec = 2)", {
+        remedy: "polling runs in pure TypeScript; vm.memfd_noexec 0 or 1 allows the C helper",
+      });
+    }
     throw e;
   }
 }
