@@ -4,7 +4,7 @@
  * so the same code shows VFIO's view (`ConfigSpace`) and sysfs' `config` file (`configReaderFromBytes`).
  *
  * ```ts
- * import { configReaderFromBytes } from "../lib/capabilities.ts";
+ * import { configReaderFromBytes } from "@vfio-ts/vfio";
  * import { decodeCapabilities, hexDump } from "./decode.ts";
  * const cfg = configReaderFromBytes(new Uint8Array(256));
  * console.log(hexDump(cfg), decodeCapabilities(cfg));

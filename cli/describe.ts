@@ -3,8 +3,8 @@
  *
  * ```ts
  * import { deviceName } from "./describe.ts";
- * import { pciDevice } from "../lib/sysfs/pci.ts";
- * import { loadPciIds } from "../lib/sysfs/pci_ids.ts";
+ * import { pciDevice } from "@vfio-ts/vfio";
+ * import { loadPciIds } from "@vfio-ts/vfio";
  * console.log(deviceName(pciDevice("00:05.0"), loadPciIds())); // "[8086:10d3] Intel Corporation 82574L …"
  * ```
  * @module

@@ -75,7 +75,7 @@ function errorExit(e: unknown, name: string): number {
  * Runs the command line `argv` (without the runtime and script) and returns the exit code.
  *
  * ```ts
- * import { main } from "./vfio.ts";
+ * import { main } from "@vfio-ts/vfio/cli";
  * const code = main(["status", "--json"]);
  * ```
  */

@@ -12,8 +12,8 @@
  * software (those bits are reserved) and as the kernel and lspci do.
  *
  * ```ts
- * import { configReaderFromBytes, findCapability, MsixCapability, walkCapabilities } from "./capabilities.ts";
- * import { PCI_CAP_ID_MSIX } from "./abi/pci.ts";
+ * import { configReaderFromBytes, findCapability, MsixCapability, walkCapabilities } from "@vfio-ts/vfio";
+ * import { PCI_CAP_ID_MSIX } from "@vfio-ts/vfio/abi";
  * const cfg = configReaderFromBytes(new Uint8Array(256));
  * const { capabilities, malformed } = walkCapabilities(cfg);
  * const cap = findCapability(capabilities, PCI_CAP_ID_MSIX);
@@ -130,7 +130,7 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
  * The kernel's name of a capability id (`0x11` → `"MSIX"`; extended `0x01` → `"ERR"`), or `"unknown 0x.."`.
  *
  * ```ts
- * import { capabilityName } from "./capabilities.ts";
+ * import { capabilityName } from "@vfio-ts/vfio";
  * capabilityName(0x10, false); // "EXP"
  * capabilityName(0x10, true); // "SRIOV"
  * ```
@@ -149,7 +149,7 @@ const MAX_EXTENDED = (PCI_CFG_SPACE_EXP_SIZE - PCI_CFG_SPACE_SIZE) / 8;
  * loops: each offset is visited once, and each list is bounded by what fits in its part of config space.
  *
  * ```ts
- * import { configReaderFromBytes, walkCapabilities } from "./capabilities.ts";
+ * import { configReaderFromBytes, walkCapabilities } from "@vfio-ts/vfio";
  * const { capabilities, malformed } = walkCapabilities(configReaderFromBytes(new Uint8Array(256)));
  * for (const c of capabilities) console.log(c.name, c.offset.toString(16));
  * if (malformed) console.warn(`capability list: ${malformed}`);
@@ -214,8 +214,8 @@ function walkExtended(cfg: ConfigReader, out: Capability[]): string | null {
  * The first capability with this id, standard (default) or extended.
  *
  * ```ts
- * import { configReaderFromBytes, findCapability, walkCapabilities } from "./capabilities.ts";
- * import { PCI_CAP_ID_EXP } from "./abi/pci.ts";
+ * import { configReaderFromBytes, findCapability, walkCapabilities } from "@vfio-ts/vfio";
+ * import { PCI_CAP_ID_EXP } from "@vfio-ts/vfio/abi";
  * const { capabilities } = walkCapabilities(configReaderFromBytes(new Uint8Array(256)));
  * const exp = findCapability(capabilities, PCI_CAP_ID_EXP); // undefined: no capabilities
  * ```
@@ -233,7 +233,7 @@ export function findCapability(
  * misaligned throw an `OutOfRangeError`.
  *
  * ```ts
- * import { configReaderFromBytes } from "./capabilities.ts";
+ * import { configReaderFromBytes } from "@vfio-ts/vfio";
  * const cfg = configReaderFromBytes(new Uint8Array([0x34, 0x12, 0xe8, 0x11]));
  * cfg.read16(0).toString(16); // "1234"
  * ```
@@ -268,7 +268,7 @@ function field(value: number, mask: number): number {
  * by vfio-pci: turn interrupts on with VFIO_DEVICE_SET_IRQS, not by writing them.
  *
  * ```ts
- * import { MsiCapability, type ConfigReader } from "./capabilities.ts";
+ * import { MsiCapability, type ConfigReader } from "@vfio-ts/vfio";
  * declare const cfg: ConfigReader;
  * const msi = new MsiCapability(cfg, 0x50);
  * console.log(msi.multipleMessageCapable, msi.is64Bit, msi.perVectorMasking);
@@ -313,7 +313,7 @@ export class MsiCapability {
  * A live, read-only view of an MSI-X capability: vector count, where the table and the PBA live.
  *
  * ```ts
- * import { MsixCapability, type ConfigReader } from "./capabilities.ts";
+ * import { MsixCapability, type ConfigReader } from "@vfio-ts/vfio";
  * declare const cfg: ConfigReader;
  * const msix = new MsixCapability(cfg, 0x70);
  * console.log(`${msix.tableSize} vectors, table in BAR${msix.tableBir} at 0x${msix.tableOffset.toString(16)}`);
@@ -376,7 +376,7 @@ const LINK_SPEEDS: ReadonlyMap<number, number> = new Map([
  * Link speeds are in GT/s (0 when the code is not one the kernel knows, e.g. an integrated endpoint with no link).
  *
  * ```ts
- * import { PciExpressCapability, type ConfigReader } from "./capabilities.ts";
+ * import { PciExpressCapability, type ConfigReader } from "@vfio-ts/vfio";
  * declare const cfg: ConfigReader;
  * const exp = new PciExpressCapability(cfg, 0x80);
  * console.log(exp.typeName, `x${exp.linkWidth} @ ${exp.linkSpeed} GT/s`, exp.maxPayload);
@@ -445,7 +445,7 @@ export class PciExpressCapability {
  * A live, read-only view of a Power Management capability: PM version and the current D-state.
  *
  * ```ts
- * import { PowerManagementCapability, type ConfigReader } from "./capabilities.ts";
+ * import { PowerManagementCapability, type ConfigReader } from "@vfio-ts/vfio";
  * declare const cfg: ConfigReader;
  * const pm = new PowerManagementCapability(cfg, 0x40);
  * console.log(pm.version, pm.powerStateName); // 3 "D0"

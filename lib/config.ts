@@ -8,8 +8,8 @@
  * capabilities are hidden. The command register's memory, I/O and bus-master bits do reach the device.
  *
  * ```ts
- * import { ConfigSpace } from "./config.ts";
- * import type { DeviceFd } from "./types.ts";
+ * import { ConfigSpace } from "@vfio-ts/vfio";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * declare const dev: DeviceFd;
  * using cfg = ConfigSpace.open(dev);
  * console.log(cfg.vendorId.toString(16), cfg.deviceId.toString(16)); // "1234" "11e8" on edu
@@ -72,8 +72,8 @@ export interface BarRegister {
  * Express) and alignment-checked; each is one system call.
  *
  * ```ts
- * import { ConfigSpace } from "./config.ts";
- * import type { DeviceFd } from "./types.ts";
+ * import { ConfigSpace } from "@vfio-ts/vfio";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * declare const dev: DeviceFd;
  * const cfg = ConfigSpace.open(dev);
  * cfg.command |= 0x6; // memory + bus master, same as enableMemory(); enableBusMaster()

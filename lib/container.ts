@@ -4,7 +4,7 @@
  * DMA uses physical addresses.
  *
  * ```ts
- * import { Container } from "./container.ts";
+ * import { Container } from "@vfio-ts/vfio/iommu";
  * using container = Container.open();
  * console.log(container.checkExtension(3)); // VFIO_TYPE1v2_IOMMU supported?
  * ```
@@ -61,7 +61,7 @@ const IOMMU_NAMES: Record<number, string> = {
  * Throws a `MalformedReplyError` for a chain or an IOVA range count that leaves the buffer.
  *
  * ```ts
- * import { VfioIommuType1Info } from "./abi/vfio.ts";
+ * import { VfioIommuType1Info } from "@vfio-ts/vfio/abi";
  * import { decodeType1Info } from "./container.ts";
  * decodeType1Info(VfioIommuType1Info.alloc().bytes).pageSizes; // 0x1000n
  * ```
@@ -100,7 +100,7 @@ export function decodeType1Info(bytes: Uint8Array): Type1Info {
  * model with {@linkcode Container.setIommu}; in type1 mode map DMA memory through it.
  *
  * ```ts
- * import { Container } from "./container.ts";
+ * import { Container } from "@vfio-ts/vfio/iommu";
  * using c = Container.open();
  * console.log(c.apiVersion, c.supportedIommuTypes());
  * ```

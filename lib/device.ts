@@ -3,7 +3,7 @@
  * by one `close()`. Get one with `openDevice()` (see `lib/open.ts`).
  *
  * ```ts
- * import { openDevice } from "./open.ts";
+ * import { openDevice } from "@vfio-ts/vfio";
  * using dev = openDevice("0000:00:03.0");
  * console.log(dev.info());
  * ```
@@ -58,7 +58,7 @@ export interface HotResetDependent {
  * when the count the kernel gives does not fit the buffer.
  *
  * ```ts
- * import { VfioPciHotResetInfo } from "./abi/vfio.ts";
+ * import { VfioPciHotResetInfo } from "@vfio-ts/vfio/abi";
  * import { decodeHotResetInfo } from "./device.ts";
  * decodeHotResetInfo(VfioPciHotResetInfo.alloc().bytes); // []
  * ```
@@ -110,7 +110,7 @@ export interface DeviceParts {
  * on it; the ones made through its methods are closed with it.
  *
  * ```ts
- * import { openDevice } from "./open.ts";
+ * import { openDevice } from "@vfio-ts/vfio";
  * using dev = openDevice("0000:00:03.0");
  * if (dev.info().resetSupported) dev.reset();
  * ```

@@ -6,7 +6,7 @@
  * remedy: what to do next, in words a user can act on.
  *
  * ```ts
- * import { SystemError, VfioError } from "./errors.ts";
+ * import { SystemError, VfioError } from "@vfio-ts/vfio";
  * try {
  *   // ... open a device ...
  * } catch (e) {
@@ -29,7 +29,7 @@ export interface VfioErrorOptions {
  * Base class of every error vfio-ts throws.
  *
  * ```ts
- * import { VfioError } from "./errors.ts";
+ * import { VfioError } from "@vfio-ts/vfio";
  * const e = new VfioError("no such BAR", { remedy: "use one of BAR0, BAR2" });
  * console.log(e.message); // "no such BAR (use one of BAR0, BAR2)"
  * ```
@@ -103,7 +103,7 @@ const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(ERRNO).m
  * Returns the symbolic name of an errno number (`1` → `"EPERM"`), or `"E<n>"` when unknown.
  *
  * ```ts
- * import { errnoName } from "./errors.ts";
+ * import { errnoName } from "@vfio-ts/vfio";
  * console.log(errnoName(16)); // "EBUSY"
  * ```
  */
@@ -147,7 +147,7 @@ export interface SyscallContext {
  * A failed system call: carries the call, the errno (number and name), the target and a remedy.
  *
  * ```ts
- * import { SystemError } from "./errors.ts";
+ * import { SystemError } from "@vfio-ts/vfio";
  * const e = new SystemError("open", 13, { target: "/dev/vfio/7" });
  * console.log(e.code, e.message); // EACCES "open /dev/vfio/7: permission denied [EACCES] (...)"
  * ```
@@ -182,7 +182,7 @@ export class SystemError extends VfioError {
  * A generic remedy for a failed call, by errno; specific layers pass their own remedy in the context.
  *
  * ```ts
- * import { remedyFor } from "./errors.ts";
+ * import { remedyFor } from "@vfio-ts/vfio";
  * console.log(remedyFor("open", "EACCES", "/dev/vfio/3"));
  * ```
  */
@@ -228,7 +228,7 @@ export function remedyFor(syscall: string, code: string, target?: string): strin
  * with the errno read before anything else runs.
  *
  * ```ts
- * import { throwErrno } from "./errors.ts";
+ * import { throwErrno } from "@vfio-ts/vfio";
  * try { throwErrno("close", 9, { target: "fd 42" }); } catch (e) { console.log((e as Error).message); }
  * ```
  */
@@ -240,7 +240,7 @@ export function throwErrno(syscall: string, errno: number, context?: SyscallCont
  * A PCI address that does not parse, or names no device on this machine.
  *
  * ```ts
- * import { InvalidAddressError } from "./errors.ts";
+ * import { InvalidAddressError } from "@vfio-ts/vfio";
  * throw new InvalidAddressError("0000:zz:00.0", "bus must be two hex digits");
  * ```
  */
@@ -263,7 +263,7 @@ export class InvalidAddressError extends VfioError {
  * The device exists but is not bound to vfio-pci (or has no IOMMU group at all).
  *
  * ```ts
- * import { NotBoundError } from "./errors.ts";
+ * import { NotBoundError } from "@vfio-ts/vfio";
  * throw new NotBoundError("0000:00:03.0", "e1000e");
  * ```
  */
@@ -298,7 +298,7 @@ export interface GroupMember {
  * this error names the members that are not.
  *
  * ```ts
- * import { GroupNotViableError } from "./errors.ts";
+ * import { GroupNotViableError } from "@vfio-ts/vfio";
  * throw new GroupNotViableError(7, [{ address: "0000:01:00.1", driver: "snd_hda_intel" }]);
  * ```
  */
@@ -326,7 +326,7 @@ export class GroupNotViableError extends VfioError {
  * The device is in a no-IOMMU group and the caller did not opt in, or the kernel cannot do no-IOMMU mode.
  *
  * ```ts
- * import { NoIommuError } from "./errors.ts";
+ * import { NoIommuError } from "@vfio-ts/vfio";
  * throw new NoIommuError("0000:00:03.0 is in no-IOMMU group 0", "pass { noiommu: true } to accept the risk");
  * ```
  */
@@ -343,7 +343,7 @@ export class NoIommuError extends VfioError {
  * Access outside a region or buffer, or at a misaligned offset.
  *
  * ```ts
- * import { OutOfRangeError } from "./errors.ts";
+ * import { OutOfRangeError } from "@vfio-ts/vfio";
  * throw new OutOfRangeError("BAR0 read32 at 0x100000: beyond the region's 0x100000 bytes");
  * ```
  */
@@ -356,7 +356,7 @@ export class OutOfRangeError extends VfioError {
  * The device or kernel does not offer the feature asked for (no reset method, no such IRQ index, no MSI-X …).
  *
  * ```ts
- * import { UnsupportedError } from "./errors.ts";
+ * import { UnsupportedError } from "@vfio-ts/vfio";
  * throw new UnsupportedError("0000:00:03.0 has no reset method", { remedy: "power-cycle or hot-reset the slot" });
  * ```
  */
@@ -369,7 +369,7 @@ export class UnsupportedError extends VfioError {
  * A resource was used after `close()`.
  *
  * ```ts
- * import { ClosedError } from "./errors.ts";
+ * import { ClosedError } from "@vfio-ts/vfio";
  * throw new ClosedError("Region BAR0 of 0000:00:03.0");
  * ```
  */
@@ -395,7 +395,7 @@ export interface NodeHolder {
  * bind): names the processes that hold its node, found in `/proc/<pid>/fd`.
  *
  * ```ts
- * import { DeviceBusyError } from "./errors.ts";
+ * import { DeviceBusyError } from "@vfio-ts/vfio";
  * const e = new DeviceBusyError("/dev/vfio/3", "0000:00:03.0", [{ pid: 4242, name: "deno" }]);
  * console.log(e.holders[0].pid); // 4242
  * ```
@@ -431,7 +431,7 @@ export class DeviceBusyError extends VfioError {
  * names no driver this kernel has: it is never joined into a path or handed to `modprobe`.
  *
  * ```ts
- * import { InvalidDriverError } from "./errors.ts";
+ * import { InvalidDriverError } from "@vfio-ts/vfio";
  * throw new InvalidDriverError("../../x", "only letters, digits, '_', '-' and '.' (not first) are allowed");
  * ```
  */
@@ -454,7 +454,7 @@ export class InvalidDriverError extends VfioError {
  * A problem with a driver record or the directory that holds them (`/run/vfio-ts`); see the two subclasses.
  *
  * ```ts
- * import { type DriverRecordError, RecordsDirError } from "./errors.ts";
+ * import { type DriverRecordError, RecordsDirError } from "@vfio-ts/vfio";
  * const e: DriverRecordError = new RecordsDirError("/run/vfio-ts", "/run is read-only [EROFS]");
  * console.log(e.path); // "/run/vfio-ts"
  * ```
@@ -476,7 +476,7 @@ export class DriverRecordError extends VfioError {
  * or others, a symbolic link, not a regular file, or not a record vfio-ts wrote. Nothing in it is used.
  *
  * ```ts
- * import { UntrustedRecordError } from "./errors.ts";
+ * import { UntrustedRecordError } from "@vfio-ts/vfio";
  * throw new UntrustedRecordError("/run/vfio-ts/0000:00:03.0.json", "owned by uid 1000, not root");
  * ```
  */
@@ -496,7 +496,7 @@ export class UntrustedRecordError extends DriverRecordError {
  * only root can write, and does not fall back to a shared directory such as `/tmp`.
  *
  * ```ts
- * import { RecordsDirError } from "./errors.ts";
+ * import { RecordsDirError } from "@vfio-ts/vfio";
  * throw new RecordsDirError("/run/vfio-ts", "/run is read-only [EROFS]");
  * ```
  */
@@ -514,7 +514,7 @@ export class RecordsDirError extends DriverRecordError {
  * Another process is binding, unbinding or restoring the same device and did not finish within the wait.
  *
  * ```ts
- * import { DeviceLockedError } from "./errors.ts";
+ * import { DeviceLockedError } from "@vfio-ts/vfio";
  * throw new DeviceLockedError("0000:00:03.0", 4242, "deno", 10_000);
  * ```
  */
@@ -541,7 +541,7 @@ export class DeviceLockedError extends VfioError {
  * e.g. a typed view longer than the runtime's largest `ArrayBuffer` (4 GiB on Bun).
  *
  * ```ts
- * import { SizeLimitError } from "./errors.ts";
+ * import { SizeLimitError } from "@vfio-ts/vfio";
  * throw new SizeLimitError("a view of 5 GiB", 5 * 2 ** 30, 2 ** 32, { remedy: "take views of at most 4 GiB" });
  * ```
  */
@@ -565,7 +565,7 @@ export class SizeLimitError extends OutOfRangeError {
  * points outside the buffer the kernel filled.
  *
  * ```ts
- * import { MalformedReplyError } from "./errors.ts";
+ * import { MalformedReplyError } from "@vfio-ts/vfio";
  * throw new MalformedReplyError("VFIO_IOMMU_GET_INFO", "asks for a 4294967295-byte buffer");
  * ```
  */

@@ -4,8 +4,8 @@
  * then it hands out device fds.
  *
  * ```ts
- * import { Container } from "./container.ts";
- * import { Group } from "./group.ts";
+ * import { Container } from "@vfio-ts/vfio/iommu";
+ * import { Group } from "@vfio-ts/vfio/iommu";
  * using container = Container.open();
  * using group = Group.open(3);
  * group.assertViable();
@@ -128,7 +128,7 @@ export interface GroupOpenOptions {
  * An open VFIO group.
  *
  * ```ts
- * import { Group } from "./group.ts";
+ * import { Group } from "@vfio-ts/vfio/iommu";
  * using group = Group.open(0, { noiommu: true });
  * console.log(group.path, group.status());
  * ```

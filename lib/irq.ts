@@ -4,7 +4,7 @@
  * loop, or busy-polls them for latency-critical loops.
  *
  * ```ts
- * import { IrqIndex, IrqSet } from "./irq.ts";
+ * import { IrqIndex, IrqSet } from "@vfio-ts/vfio";
  * declare const dev: import("./types.ts").DeviceFd;
  * using irqs = IrqSet.enable(dev, IrqIndex.MSIX, { count: 4 });
  * const n = await irqs.wait(2, { timeoutMs: 1000 }); // interrupts that arrived on vector 2, 0 on timeout
@@ -79,7 +79,7 @@ const LIVE = new WeakMap<DeviceFd, Set<IrqSet>>();
  * idempotent, wakes pending waits (they reject with `ClosedError`), and any later use throws `ClosedError`.
  *
  * ```ts
- * import { IrqIndex, IrqSet } from "./irq.ts";
+ * import { IrqIndex, IrqSet } from "@vfio-ts/vfio";
  * declare const dev: import("./types.ts").DeviceFd;
  * const intx = IrqSet.enable(dev, IrqIndex.INTX, { autoUnmask: true });
  * for await (const n of intx.events()) {

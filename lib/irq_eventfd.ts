@@ -11,7 +11,7 @@
  * 13-24 µs (Deno) after the eventfd is written, median; `spin()` sees it in under 1 µs, like C.
  *
  * ```ts
- * import { IrqEventFd } from "./irq_eventfd.ts";
+ * import { IrqEventFd } from "@vfio-ts/vfio";
  * using efd = new IrqEventFd();
  * setTimeout(() => efd.notify(), 10);
  * const n = await efd.wait({ timeoutMs: 1000 }); // 1
@@ -49,7 +49,7 @@ const DEFAULT_MAX_SPINS = 100_000;
  * concurrent waiters on one eventfd would steal each other's interrupts.
  *
  * ```ts
- * import { IrqEventFd } from "./irq_eventfd.ts";
+ * import { IrqEventFd } from "@vfio-ts/vfio";
  * const efd = new IrqEventFd("MSI-X vector 3");
  * efd.notify(2);
  * console.log(efd.poll()); // 2

@@ -3,7 +3,7 @@
  * signal eventfds, can be masked, are masked by the kernel on every interrupt (INTx), or cannot be resized.
  *
  * ```ts
- * import { irqInfo, IrqIndex } from "./irq_info.ts";
+ * import { irqInfo, IrqIndex } from "@vfio-ts/vfio";
  * declare const dev: import("./types.ts").DeviceFd;
  * const msix = irqInfo(dev, IrqIndex.MSIX);
  * console.log(`${msix.name}: ${msix.count} vectors`);
@@ -33,7 +33,7 @@ import type { DeviceFd } from "./types.ts";
  * The vfio-pci IRQ indexes by name.
  *
  * ```ts
- * import { IrqIndex } from "./irq_info.ts";
+ * import { IrqIndex } from "@vfio-ts/vfio";
  * const index = IrqIndex.MSI; // 1
  * ```
  */
@@ -62,7 +62,7 @@ const NAMES: readonly IrqIndexName[] = ["INTx", "MSI", "MSI-X", "ERR", "REQ"];
  * The readable name of an IRQ index (`2` → `"MSI-X"`).
  *
  * ```ts
- * import { irqIndexName } from "./irq_info.ts";
+ * import { irqIndexName } from "@vfio-ts/vfio";
  * console.log(irqIndexName(0)); // "INTx"
  * ```
  */
@@ -104,7 +104,7 @@ function checkIndex(index: number): IrqIndex {
  * lacks reports `count: 0` (e.g. MSI-X on a device without the capability).
  *
  * ```ts
- * import { irqInfo, IrqIndex } from "./irq_info.ts";
+ * import { irqInfo, IrqIndex } from "@vfio-ts/vfio";
  * declare const dev: import("./types.ts").DeviceFd;
  * const intx = irqInfo(dev, IrqIndex.INTX);
  * if (intx.automasked) console.log("unmask INTx after each interrupt");
@@ -161,7 +161,7 @@ const MAX_VECTORS = 2048;
  * The info of every vfio-pci IRQ index, INTx to REQ.
  *
  * ```ts
- * import { irqInfoAll } from "./irq_info.ts";
+ * import { irqInfoAll } from "@vfio-ts/vfio";
  * declare const dev: import("./types.ts").DeviceFd;
  * for (const i of irqInfoAll(dev)) console.log(i.name, i.count);
  * ```

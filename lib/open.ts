@@ -4,7 +4,7 @@
  * checks viability, sets the IOMMU model and gets the device fd — releasing everything it made if a step fails.
  *
  * ```ts
- * import { openDevice } from "./open.ts";
+ * import { openDevice } from "@vfio-ts/vfio";
  * using dev = openDevice("0000:00:03.0");          // iommufd, else type1 through the IOMMU
  * using dev2 = openDevice("00:04.0", { noiommu: true }); // accept a no-IOMMU group explicitly
  * ```
@@ -85,7 +85,7 @@ const openAddresses = new Set<string>();
  * for one can be handed to another — what a forwarder between two NICs needs.
  *
  * ```ts
- * import { openDevice } from "./open.ts";
+ * import { openDevice } from "@vfio-ts/vfio";
  * using dev = openDevice("0000:00:03.0");
  * console.log(dev.iommu, dev.info());
  * ```

@@ -5,8 +5,8 @@
  * hardware is needed for either path.
  *
  * ```ts
- * import { openMediatedDevice } from "./open_mdev.ts";
- * import { createMdev, removeMdev } from "./sysfs/mdev.ts";
+ * import { openMediatedDevice } from "@vfio-ts/vfio";
+ * import { createMdev, removeMdev } from "@vfio-ts/vfio";
  * const uuid = createMdev("mtty", "mtty-1");
  * {
  *   using dev = openMediatedDevice(uuid); // iommufd cdev when offered, else the group on a type1 container
@@ -53,8 +53,8 @@ export interface OpenMediatedDeviceOptions {
  *   {@linkcode UnsupportedError} when the asked-for path is not offered.
  *
  * ```ts
- * import { IrqIndex } from "./irq.ts";
- * import { openMediatedDevice } from "./open_mdev.ts";
+ * import { IrqIndex } from "@vfio-ts/vfio";
+ * import { openMediatedDevice } from "@vfio-ts/vfio";
  * using dev = openMediatedDevice("83b8f4f2-509f-382f-3c1e-e6bfe0fa1001", { iommu: "type1" });
  * const uart = dev.bar(0); // an I/O BAR: pread/pwrite
  * uart.write8(0, 0x41);

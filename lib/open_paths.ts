@@ -9,7 +9,7 @@
  * the path for a PCI address; these functions are for callers that know theirs (mediated devices, tests).
  *
  * ```ts
- * import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
+ * import { openThroughCdev, openThroughGroup } from "@vfio-ts/vfio/iommu";
  * using a = openThroughGroup("0000:00:03.0", 3, { path: "type1" });
  * using b = openThroughCdev("0000:00:04.0", "/dev/vfio/devices/vfio1");
  * ```

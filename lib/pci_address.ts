@@ -3,7 +3,7 @@
  * becomes an {@linkcode InvalidAddressError} that says which part is wrong, not a missing sysfs file later.
  *
  * ```ts
- * import { parsePciAddress } from "./pci_address.ts";
+ * import { parsePciAddress } from "@vfio-ts/vfio/sysfs";
  * const a = parsePciAddress("00:03.0");
  * console.log(a.domain, a.bus, a.device, a.function, `${a}`); // 0 0 3 0 "0000:00:03.0"
  * ```
@@ -84,7 +84,7 @@ function field(text: string, name: string, value: string, max: number): number {
  * @throws {InvalidAddressError} naming the part that is wrong.
  *
  * ```ts
- * import { parsePciAddress } from "./pci_address.ts";
+ * import { parsePciAddress } from "@vfio-ts/vfio/sysfs";
  * console.log(parsePciAddress("0000:00:1F.7").toString()); // "0000:00:1f.7"
  * try { parsePciAddress("00:20.0"); } catch (e) { console.log((e as Error).message); } // device 0x20 is out of range
  * ```
@@ -118,7 +118,7 @@ export function parsePciAddress(text: string | PciAddress): PciAddress {
  * Whether `text` is a valid PCI address in either accepted form (see {@linkcode parsePciAddress}).
  *
  * ```ts
- * import { isPciAddress } from "./pci_address.ts";
+ * import { isPciAddress } from "@vfio-ts/vfio/sysfs";
  * console.log(isPciAddress("0000:00:03.0"), isPciAddress("1234:11e8")); // true false
  * ```
  */
@@ -136,7 +136,7 @@ export function isPciAddress(text: string): boolean {
  * Builds an address from its numeric parts (range-checked like {@linkcode parsePciAddress}).
  *
  * ```ts
- * import { pciAddress } from "./pci_address.ts";
+ * import { pciAddress } from "@vfio-ts/vfio/sysfs";
  * console.log(`${pciAddress(0, 0, 3, 0)}`); // "0000:00:03.0"
  * ```
  */

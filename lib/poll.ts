@@ -7,8 +7,8 @@
  * then checks only what changes per call (the closed flag, the head, the budget, the spin count).
  *
  * ```ts
- * import { Poller } from "./poll.ts";
- * import type { DmaBuffer } from "./dma/buffer.ts";
+ * import { Poller } from "@vfio-ts/vfio";
+ * import type { DmaBuffer } from "@vfio-ts/vfio";
  * declare const ring: DmaBuffer;
  * const poller = new Poller(ring);
  * const status = poller.spin32(12, 0x1, 0x1, 1_000_000); // descriptor 0's status word, DD bit
@@ -53,8 +53,8 @@ export interface RingLayout {
  * once, so each {@linkcode PolledRing.ready} call checks only the closed flag, the head, the budget and the spins.
  *
  * ```ts
- * import { Poller } from "./poll.ts";
- * import type { DmaBuffer } from "./dma/buffer.ts";
+ * import { Poller } from "@vfio-ts/vfio";
+ * import type { DmaBuffer } from "@vfio-ts/vfio";
  * declare const descriptors: DmaBuffer;
  * const rx = new Poller(descriptors).ring({ offset: 0, stride: 16, size: 256, statusOffset: 12, mask: 1, want: 1 });
  * const done = rx.ready(0, 32); // descriptors completed from head 0, at most 32
@@ -85,8 +85,8 @@ const isU32 = (n: number): boolean => (n >>> 0) === n;
  * Busy-polls fields of one DMA buffer or region. Make one per buffer and keep it: it prepares the pointer once.
  *
  * ```ts
- * import { Poller } from "./poll.ts";
- * import type { Region } from "./region.ts";
+ * import { Poller } from "@vfio-ts/vfio";
+ * import type { Region } from "@vfio-ts/vfio";
  * declare const bar0: Region;
  * const p = new Poller(bar0);
  * p.spin32(0x20, 0x1, 0x0, 10_000); // wait for a busy bit to clear
@@ -313,8 +313,8 @@ const pollers = new WeakMap<PollTarget, Poller>();
  * reads); returns the last value read. Keeps one {@linkcode Poller} per target.
  *
  * ```ts
- * import { spinUntil } from "./poll.ts";
- * import type { Region } from "./region.ts";
+ * import { spinUntil } from "@vfio-ts/vfio";
+ * import type { Region } from "@vfio-ts/vfio";
  * declare const bar0: Region;
  * const v = spinUntil(bar0, 0x20, 0x1, 0x0, 1_000_000);
  * ```
@@ -336,7 +336,7 @@ export function spinUntil(
  * is not (`reason`, null when it is).
  *
  * ```ts
- * import { pollHelperStatus } from "./poll.ts";
+ * import { pollHelperStatus } from "@vfio-ts/vfio";
  * const { native, source, reason } = pollHelperStatus();
  * console.log(native ? `C helper: ${source}` : `pure TypeScript: ${reason}`);
  * ```

@@ -10,8 +10,8 @@
  * throws a {@linkcode ClosedError}.
  *
  * ```ts
- * import { Region } from "./region.ts";
- * import type { DeviceFd } from "./types.ts";
+ * import { Region } from "@vfio-ts/vfio";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * declare const dev: DeviceFd;
  * using bar0 = Region.open(dev, 0);
  * console.log(bar0.read32(0x00).toString(16)); // edu: "10000ed"
@@ -74,8 +74,8 @@ const windowsGone = new FinalizationRegistry<{ set: Set<WeakRef<Region>>; ref: W
  * One region of an open VFIO device, with typed, checked, zero-copy access.
  *
  * ```ts
- * import { Region } from "./region.ts";
- * import type { DeviceFd } from "./types.ts";
+ * import { Region } from "@vfio-ts/vfio";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * declare const dev: DeviceFd;
  * const bar0 = Region.open(dev, 0);
  * let spins = 0;

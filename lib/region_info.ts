@@ -4,8 +4,8 @@
  * device-specific type, whether the MSI-X table may be mmapped).
  *
  * ```ts
- * import { regionInfo } from "./region_info.ts";
- * import type { DeviceFd } from "./types.ts";
+ * import { regionInfo } from "@vfio-ts/vfio";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * declare const dev: DeviceFd;
  * const bar0 = regionInfo(dev, 0);
  * console.log(bar0.name, bar0.size, bar0.mmappable, bar0.sparseAreas);
@@ -85,7 +85,7 @@ export interface RegionInfo {
  * The name of a vfio-pci region index: `"BAR0"` … `"BAR5"`, `"ROM"`, `"config"`, `"VGA"`, else `"region N"`.
  *
  * ```ts
- * import { regionName } from "./region_info.ts";
+ * import { regionName } from "@vfio-ts/vfio";
  * regionName(7); // "config"
  * ```
  */
@@ -103,8 +103,8 @@ export function regionName(index: number): string {
  * Throws a `SystemError` (EINVAL) for an index the device does not have, and a `VfioError` for a malformed chain.
  *
  * ```ts
- * import { regionInfo } from "./region_info.ts";
- * import type { DeviceFd } from "./types.ts";
+ * import { regionInfo } from "@vfio-ts/vfio";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * declare const dev: DeviceFd;
  * const { size, offset, mmappable } = regionInfo(dev, 0);
  * ```
@@ -128,7 +128,7 @@ export function regionInfo(dev: DeviceFd, index: number): RegionInfo {
  * `MalformedReplyError` for a chain or count that leaves the buffer.
  *
  * ```ts
- * import { VfioRegionInfo } from "./abi/vfio.ts";
+ * import { VfioRegionInfo } from "@vfio-ts/vfio/abi";
  * import { decodeRegionInfo } from "./region_info.ts";
  * const raw = VfioRegionInfo.alloc();
  * raw.size = 4096n;

@@ -2,7 +2,7 @@
  * Small shared shapes used across the library.
  *
  * ```ts
- * import type { DeviceFd } from "./types.ts";
+ * import type { DeviceFd } from "@vfio-ts/vfio";
  * function describe(dev: DeviceFd): string { return `${dev.name} on fd ${dev.fd}`; }
  * ```
  * @module

@@ -19,8 +19,11 @@ step() { # name, command...
 step "format (dprint check)" node_modules/.bin/dprint check
 step "format (deno fmt --check agrees)" $DENO fmt --check
 step "lint (deno lint)" $DENO lint
-step "types (deno check, JSDoc examples included)" $DENO check --doc mod.ts lib/ ffi/ tests/ examples/ bench/ cli/
-step "docs (every public export documented: deno doc --lint)" $DENO doc --lint mod.ts
+step "types (deno check, JSDoc examples included)" $DENO check --doc mod.ts sysfs.ts iommu.ts abi.ts cli.ts lib/ ffi/ tests/ examples/ bench/ cli/ tools/
+step "docs (every public export documented: deno doc --lint)" $DENO doc --lint mod.ts sysfs.ts iommu.ts abi.ts cli.ts
+step "docs (JSDoc examples import @vfio-ts/vfio, not relative paths)" $DENO run -A tools/jsdoc-imports.ts
+step "package (deno publish --dry-run: no warning; it and npm pack --dry-run ship only the library)" \
+  $DENO run -A tools/check-package.ts
 step "unit tests (deno + bun)" bash tools/test-unit.sh
 step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
 # pktgen -> fwd -> receiver across two QEMU hubs needs four NICs: its own rig, one boot per mode x runtime

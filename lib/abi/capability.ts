@@ -3,7 +3,7 @@
  * `CAP_X` is held when bit `CAP_X` of the `CapEff` mask in `/proc/self/status` is set.
  *
  * ```ts
- * import { CAP_SYS_RAWIO } from "./capability.ts";
+ * import { CAP_SYS_RAWIO } from "@vfio-ts/vfio/abi";
  * const capEff = 0x000001ffffffffffn; // from /proc/self/status
  * const rawio = (capEff >> BigInt(CAP_SYS_RAWIO) & 1n) === 1n; // true
  * ```

@@ -6,7 +6,7 @@
  * `unsigned long request` argument of `ioctl`.
  *
  * ```ts
- * import { _IO, _IOWR } from "./ioctl.ts";
+ * import { _IO, _IOWR } from "@vfio-ts/vfio/abi";
  * _IO(";", 100);       // VFIO_GET_API_VERSION: 15204
  * _IOWR("x", 1, 16);   // read/write command 1 of type 'x' carrying a 16-byte struct
  * ```
@@ -24,11 +24,11 @@ export const _IOC_DIRBITS = 2;
 /** Shift of the command number field. */
 export const _IOC_NRSHIFT = 0;
 /** Shift of the type field. */
-export const _IOC_TYPESHIFT = _IOC_NRSHIFT + _IOC_NRBITS;
+export const _IOC_TYPESHIFT: number = _IOC_NRSHIFT + _IOC_NRBITS;
 /** Shift of the size field. */
-export const _IOC_SIZESHIFT = _IOC_TYPESHIFT + _IOC_TYPEBITS;
+export const _IOC_SIZESHIFT: number = _IOC_TYPESHIFT + _IOC_TYPEBITS;
 /** Shift of the direction field. */
-export const _IOC_DIRSHIFT = _IOC_SIZESHIFT + _IOC_SIZEBITS;
+export const _IOC_DIRSHIFT: number = _IOC_SIZESHIFT + _IOC_SIZEBITS;
 /** Direction: no data transfer. */
 export const _IOC_NONE = 0;
 /** Direction: user space writes data to the kernel. */
@@ -59,7 +59,7 @@ function typeByte(type: IoctlType): number {
  * does not fit its field.
  *
  * ```ts
- * import { _IOC, _IOC_READ } from "./ioctl.ts";
+ * import { _IOC, _IOC_READ } from "@vfio-ts/vfio/abi";
  * _IOC(_IOC_READ, "x", 2, 8); // 0x80087802
  * ```
  */
@@ -74,7 +74,7 @@ export function _IOC(dir: number, type: IoctlType, nr: number, size: number): nu
  * A request that carries no data (VFIO and iommufd use only these; the struct size travels in `argsz`).
  *
  * ```ts
- * import { _IO } from "./ioctl.ts";
+ * import { _IO } from "@vfio-ts/vfio/abi";
  * _IO(";", 100 + 3); // VFIO_GROUP_GET_STATUS
  * ```
  */
@@ -86,7 +86,7 @@ export function _IO(type: IoctlType, nr: number): number {
  * A request through which the kernel returns `size` bytes to user space.
  *
  * ```ts
- * import { _IOR } from "./ioctl.ts";
+ * import { _IOR } from "@vfio-ts/vfio/abi";
  * _IOR("x", 2, 8);
  * ```
  */
@@ -98,7 +98,7 @@ export function _IOR(type: IoctlType, nr: number, size: number): number {
  * A request through which user space passes `size` bytes to the kernel.
  *
  * ```ts
- * import { _IOW } from "./ioctl.ts";
+ * import { _IOW } from "@vfio-ts/vfio/abi";
  * _IOW("x", 3, 4);
  * ```
  */
@@ -110,7 +110,7 @@ export function _IOW(type: IoctlType, nr: number, size: number): number {
  * A request that passes `size` bytes in and gets them back updated.
  *
  * ```ts
- * import { _IOWR } from "./ioctl.ts";
+ * import { _IOWR } from "@vfio-ts/vfio/abi";
  * _IOWR("x", 4, 32);
  * ```
  */

@@ -7,7 +7,7 @@
  * `tests/unit/abi.test.ts`.
  *
  * ```ts
- * import { IOMMU_IOAS_ALLOC, IommuIoasAlloc } from "./iommufd.ts";
+ * import { IOMMU_IOAS_ALLOC, IommuIoasAlloc } from "@vfio-ts/vfio/abi";
  * const alloc = IommuIoasAlloc.alloc();
  * alloc.size = IommuIoasAlloc.size;
  * // ioctl(iommufd, IOMMU_IOAS_ALLOC, alloc.bytes); then alloc.out_ioas_id names the new address space
@@ -16,7 +16,18 @@
  */
 
 import { _IO } from "./ioctl.ts";
-import { bytes, defineStruct, u16, u32, u64, u8 } from "./struct.ts";
+import {
+  type BigIntField,
+  bytes,
+  type BytesField,
+  defineStruct,
+  type NumberField,
+  type StructDef,
+  u16,
+  u32,
+  u64,
+  u8,
+} from "./struct.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // ioctl numbers
@@ -27,7 +38,7 @@ export const IOMMUFD_TYPE = 0x3b;
 /** First iommufd command number. */
 export const IOMMUFD_CMD_BASE = 0x80;
 /** Command number of IOMMU_DESTROY. */
-export const IOMMUFD_CMD_DESTROY = IOMMUFD_CMD_BASE;
+export const IOMMUFD_CMD_DESTROY: number = IOMMUFD_CMD_BASE;
 /** Command number of IOMMU_IOAS_ALLOC. */
 export const IOMMUFD_CMD_IOAS_ALLOC = 0x81;
 /** Command number of IOMMU_IOAS_ALLOW_IOVAS. */
@@ -50,27 +61,27 @@ export const IOMMUFD_CMD_HWPT_ALLOC = 0x89;
 export const IOMMUFD_CMD_GET_HW_INFO = 0x8a;
 
 /** Destroys any iommufd object (IOAS, page table, device binding) by id (iommu_destroy). */
-export const IOMMU_DESTROY = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY);
+export const IOMMU_DESTROY: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY);
 /** Allocates a new, empty I/O address space and returns its id (iommu_ioas_alloc). */
-export const IOMMU_IOAS_ALLOC = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC);
+export const IOMMU_IOAS_ALLOC: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC);
 /** Lists the IOVA ranges an IOAS can map and the required IOVA alignment (iommu_ioas_iova_ranges). */
-export const IOMMU_IOAS_IOVA_RANGES = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_IOVA_RANGES);
+export const IOMMU_IOAS_IOVA_RANGES: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_IOVA_RANGES);
 /** Restricts the IOVA ranges the kernel may pick for automatic placement (iommu_ioas_allow_iovas). */
-export const IOMMU_IOAS_ALLOW_IOVAS = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOW_IOVAS);
+export const IOMMU_IOAS_ALLOW_IOVAS: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOW_IOVAS);
 /** Maps process memory into an IOAS at a fixed or kernel-chosen IOVA (iommu_ioas_map). */
-export const IOMMU_IOAS_MAP = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP);
+export const IOMMU_IOAS_MAP: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP);
 /** Maps the pages behind a range of one IOAS into another IOAS (iommu_ioas_copy). */
-export const IOMMU_IOAS_COPY = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_COPY);
+export const IOMMU_IOAS_COPY: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_COPY);
 /** Unmaps an IOVA range from an IOAS; the unmapped length is written back (iommu_ioas_unmap). */
-export const IOMMU_IOAS_UNMAP = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_UNMAP);
+export const IOMMU_IOAS_UNMAP: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_UNMAP);
 /** Gets or sets an iommufd-wide or per-object option (iommu_option). */
-export const IOMMU_OPTION = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION);
+export const IOMMU_OPTION: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION);
 /** Gets, sets or clears the IOAS used by the VFIO container compatibility layer (iommu_vfio_ioas). */
-export const IOMMU_VFIO_IOAS = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_VFIO_IOAS);
+export const IOMMU_VFIO_IOAS: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_VFIO_IOAS);
 /** Allocates a hardware page table for a device (iommu_hwpt_alloc). */
-export const IOMMU_HWPT_ALLOC = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC);
+export const IOMMU_HWPT_ALLOC: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC);
 /** Reports the IOMMU hardware behind a bound device (iommu_hw_info). */
-export const IOMMU_GET_HW_INFO = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO);
+export const IOMMU_GET_HW_INFO: number = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Flags and enums
@@ -126,26 +137,40 @@ export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1 << 2;
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Argument of IOMMU_DESTROY. */
-export const IommuDestroy = defineStruct("iommu_destroy", 8, {
+export const IommuDestroy: StructDef<{ size: NumberField; id: NumberField }> = defineStruct("iommu_destroy", 8, {
   size: u32(0),
   id: u32(4),
 });
 
 /** Argument of IOMMU_IOAS_ALLOC: the new IOAS id comes back in out_ioas_id. */
-export const IommuIoasAlloc = defineStruct("iommu_ioas_alloc", 12, {
-  size: u32(0),
-  flags: u32(4),
-  out_ioas_id: u32(8),
-});
+export const IommuIoasAlloc: StructDef<{ size: NumberField; flags: NumberField; out_ioas_id: NumberField }> =
+  defineStruct("iommu_ioas_alloc", 12, {
+    size: u32(0),
+    flags: u32(4),
+    out_ioas_id: u32(8),
+  });
 
 /** One IOVA range, both ends inclusive. */
-export const IommuIovaRange = defineStruct("iommu_iova_range", 16, {
-  start: u64(0),
-  last: u64(8),
-});
+export const IommuIovaRange: StructDef<{ start: BigIntField; last: BigIntField }> = defineStruct(
+  "iommu_iova_range",
+  16,
+  {
+    start: u64(0),
+    last: u64(8),
+  },
+);
 
 /** Argument of IOMMU_IOAS_IOVA_RANGES: allowed_iovas points to num_iovas iommu_iova_range entries. */
-export const IommuIoasIovaRanges = defineStruct("iommu_ioas_iova_ranges", 32, {
+export const IommuIoasIovaRanges: StructDef<
+  {
+    size: NumberField;
+    ioas_id: NumberField;
+    num_iovas: NumberField;
+    __reserved: NumberField;
+    allowed_iovas: BigIntField;
+    out_iova_alignment: BigIntField;
+  }
+> = defineStruct("iommu_ioas_iova_ranges", 32, {
   size: u32(0),
   ioas_id: u32(4),
   num_iovas: u32(8),
@@ -155,7 +180,15 @@ export const IommuIoasIovaRanges = defineStruct("iommu_ioas_iova_ranges", 32, {
 });
 
 /** Argument of IOMMU_IOAS_ALLOW_IOVAS: allowed_iovas points to num_iovas iommu_iova_range entries. */
-export const IommuIoasAllowIovas = defineStruct("iommu_ioas_allow_iovas", 24, {
+export const IommuIoasAllowIovas: StructDef<
+  {
+    size: NumberField;
+    ioas_id: NumberField;
+    num_iovas: NumberField;
+    __reserved: NumberField;
+    allowed_iovas: BigIntField;
+  }
+> = defineStruct("iommu_ioas_allow_iovas", 24, {
   size: u32(0),
   ioas_id: u32(4),
   num_iovas: u32(8),
@@ -164,7 +197,17 @@ export const IommuIoasAllowIovas = defineStruct("iommu_ioas_allow_iovas", 24, {
 });
 
 /** Argument of IOMMU_IOAS_MAP: map length bytes at user_va; iova in (if FIXED_IOVA) or out. */
-export const IommuIoasMap = defineStruct("iommu_ioas_map", 40, {
+export const IommuIoasMap: StructDef<
+  {
+    size: NumberField;
+    flags: NumberField;
+    ioas_id: NumberField;
+    __reserved: NumberField;
+    user_va: BigIntField;
+    length: BigIntField;
+    iova: BigIntField;
+  }
+> = defineStruct("iommu_ioas_map", 40, {
   size: u32(0),
   flags: u32(4),
   ioas_id: u32(8),
@@ -175,7 +218,17 @@ export const IommuIoasMap = defineStruct("iommu_ioas_map", 40, {
 });
 
 /** Argument of IOMMU_IOAS_COPY: map the pages at src_iova in src_ioas_id into dst_ioas_id. */
-export const IommuIoasCopy = defineStruct("iommu_ioas_copy", 40, {
+export const IommuIoasCopy: StructDef<
+  {
+    size: NumberField;
+    flags: NumberField;
+    dst_ioas_id: NumberField;
+    src_ioas_id: NumberField;
+    length: BigIntField;
+    dst_iova: BigIntField;
+    src_iova: BigIntField;
+  }
+> = defineStruct("iommu_ioas_copy", 40, {
   size: u32(0),
   flags: u32(4),
   dst_ioas_id: u32(8),
@@ -186,7 +239,9 @@ export const IommuIoasCopy = defineStruct("iommu_ioas_copy", 40, {
 });
 
 /** Argument of IOMMU_IOAS_UNMAP: unmap length bytes at iova (iova 0, length ~0 unmaps all). */
-export const IommuIoasUnmap = defineStruct("iommu_ioas_unmap", 24, {
+export const IommuIoasUnmap: StructDef<
+  { size: NumberField; ioas_id: NumberField; iova: BigIntField; length: BigIntField }
+> = defineStruct("iommu_ioas_unmap", 24, {
   size: u32(0),
   ioas_id: u32(4),
   iova: u64(8),
@@ -194,7 +249,16 @@ export const IommuIoasUnmap = defineStruct("iommu_ioas_unmap", 24, {
 });
 
 /** Argument of IOMMU_OPTION. */
-export const IommuOption = defineStruct("iommu_option", 24, {
+export const IommuOption: StructDef<
+  {
+    size: NumberField;
+    option_id: NumberField;
+    op: NumberField;
+    __reserved: NumberField;
+    object_id: NumberField;
+    val64: BigIntField;
+  }
+> = defineStruct("iommu_option", 24, {
   size: u32(0),
   option_id: u32(4),
   op: u16(8),
@@ -204,7 +268,9 @@ export const IommuOption = defineStruct("iommu_option", 24, {
 });
 
 /** Argument of IOMMU_VFIO_IOAS. */
-export const IommuVfioIoas = defineStruct("iommu_vfio_ioas", 12, {
+export const IommuVfioIoas: StructDef<
+  { size: NumberField; ioas_id: NumberField; op: NumberField; __reserved: NumberField }
+> = defineStruct("iommu_vfio_ioas", 12, {
   size: u32(0),
   ioas_id: u32(4),
   op: u16(8),
@@ -212,7 +278,21 @@ export const IommuVfioIoas = defineStruct("iommu_vfio_ioas", 12, {
 });
 
 /** Argument of IOMMU_HWPT_ALLOC: the new page table id comes back in out_hwpt_id. */
-export const IommuHwptAlloc = defineStruct("iommu_hwpt_alloc", 48, {
+export const IommuHwptAlloc: StructDef<
+  {
+    size: NumberField;
+    flags: NumberField;
+    dev_id: NumberField;
+    pt_id: NumberField;
+    out_hwpt_id: NumberField;
+    __reserved: NumberField;
+    data_type: NumberField;
+    data_len: NumberField;
+    data_uptr: BigIntField;
+    fault_id: NumberField;
+    __reserved2: NumberField;
+  }
+> = defineStruct("iommu_hwpt_alloc", 48, {
   size: u32(0),
   flags: u32(4),
   dev_id: u32(8),
@@ -227,7 +307,19 @@ export const IommuHwptAlloc = defineStruct("iommu_hwpt_alloc", 48, {
 });
 
 /** Argument of IOMMU_GET_HW_INFO: driver data is written to data_uptr (data_len bytes). */
-export const IommuHwInfo = defineStruct("iommu_hw_info", 40, {
+export const IommuHwInfo: StructDef<
+  {
+    size: NumberField;
+    flags: NumberField;
+    dev_id: NumberField;
+    data_len: NumberField;
+    data_uptr: BigIntField;
+    out_data_type: NumberField;
+    out_max_pasid_log2: NumberField;
+    __reserved: BytesField;
+    out_capabilities: BigIntField;
+  }
+> = defineStruct("iommu_hw_info", 40, {
   size: u32(0),
   flags: u32(4),
   dev_id: u32(8),
@@ -240,7 +332,9 @@ export const IommuHwInfo = defineStruct("iommu_hw_info", 40, {
 });
 
 /** Intel VT-d hardware info returned by IOMMU_GET_HW_INFO (capability and extended capability registers). */
-export const IommuHwInfoVtd = defineStruct("iommu_hw_info_vtd", 24, {
+export const IommuHwInfoVtd: StructDef<
+  { flags: NumberField; __reserved: NumberField; cap_reg: BigIntField; ecap_reg: BigIntField }
+> = defineStruct("iommu_hw_info_vtd", 24, {
   flags: u32(0),
   __reserved: u32(4),
   cap_reg: u64(8),

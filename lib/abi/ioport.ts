@@ -3,7 +3,7 @@
  * what the third column of `/sys/bus/pci/devices/<address>/resource` prints, one line per resource).
  *
  * ```ts
- * import { IORESOURCE_MEM, IORESOURCE_MEM_64, IORESOURCE_PREFETCH } from "./ioport.ts";
+ * import { IORESOURCE_MEM, IORESOURCE_MEM_64, IORESOURCE_PREFETCH } from "@vfio-ts/vfio/abi";
  * const flags = 0x140204; // a BAR line "0x...4000000000 0x...400007ffff 0x0000000000140204"
  * const is64BitMemory = (flags & IORESOURCE_MEM) !== 0 && (flags & IORESOURCE_MEM_64) !== 0; // true
  * const prefetchable = (flags & IORESOURCE_PREFETCH) !== 0; // false

@@ -3,7 +3,7 @@
  * config-space facts, capability numbers, sysfs resource flags, the ioctl encoders and the struct-view facility.
  *
  * ```ts
- * import { VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_STATUS, VfioGroupStatus } from "./mod.ts";
+ * import { VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_STATUS, VfioGroupStatus } from "@vfio-ts/vfio/abi";
  * const status = VfioGroupStatus.alloc();
  * status.argsz = VfioGroupStatus.size;
  * // ioctl(groupFd, VFIO_GROUP_GET_STATUS, status.bytes);

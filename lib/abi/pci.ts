@@ -8,7 +8,7 @@
  * offset (20-31). Every value here is checked against the real header by `tests/unit/abi.test.ts`.
  *
  * ```ts
- * import { PCI_BASE_ADDRESS_MEM_TYPE_64, PCI_BASE_ADDRESS_SPACE_IO, PCI_COMMAND_MASTER } from "./pci.ts";
+ * import { PCI_BASE_ADDRESS_MEM_TYPE_64, PCI_BASE_ADDRESS_SPACE_IO, PCI_COMMAND_MASTER } from "@vfio-ts/vfio/abi";
  * const bar0 = 0xfebd000c;
  * const isIo = (bar0 & PCI_BASE_ADDRESS_SPACE_IO) !== 0; // false
  * const is64 = (bar0 & 0x6) === PCI_BASE_ADDRESS_MEM_TYPE_64; // true
@@ -184,7 +184,7 @@ export const PCI_CAP_ID_AF = 0x13;
 /** Capability id: enhanced allocation. */
 export const PCI_CAP_ID_EA = 0x14;
 /** Highest capability id the header knows. */
-export const PCI_CAP_ID_MAX = PCI_CAP_ID_EA;
+export const PCI_CAP_ID_MAX: number = PCI_CAP_ID_EA;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Power management capability
@@ -259,7 +259,7 @@ export const PCI_MSIX_PBA_BIR = 0x00000007;
 /** MSI-X PBA register bits: the PBA's offset within its BAR. */
 export const PCI_MSIX_PBA_OFFSET = 0xfffffff8;
 /** MSI-X BIR mask (the kernel's deprecated alias of PCI_MSIX_PBA_BIR). */
-export const PCI_MSIX_FLAGS_BIRMASK = PCI_MSIX_PBA_BIR;
+export const PCI_MSIX_FLAGS_BIRMASK: number = PCI_MSIX_PBA_BIR;
 /** Size of the MSI-X capability registers. */
 export const PCI_CAP_MSIX_SIZEOF = 12;
 /** Size of one MSI-X table entry. */
@@ -435,7 +435,7 @@ export const PCI_EXT_CAP_ID_PL_32GT = 0x2a;
 /** Extended capability id: data object exchange. */
 export const PCI_EXT_CAP_ID_DOE = 0x2e;
 /** Highest extended capability id the header knows. */
-export const PCI_EXT_CAP_ID_MAX = PCI_EXT_CAP_ID_DOE;
+export const PCI_EXT_CAP_ID_MAX: number = PCI_EXT_CAP_ID_DOE;
 /** Size of the device serial number capability. */
 export const PCI_EXT_CAP_DSN_SIZEOF = 12;
 /** Size of the SR-IOV capability. */

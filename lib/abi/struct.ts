@@ -11,7 +11,7 @@
  * trailing arrays read as `Uint8Array` windows onto the same memory, and nested structs as views.
  *
  * ```ts
- * import { defineStruct, u32, u64 } from "./struct.ts";
+ * import { defineStruct, u32, u64 } from "@vfio-ts/vfio/abi";
  * const Pair = defineStruct("pair", 16, { id: u32(0), pad: u32(4), value: u64(8) });
  * const p = Pair.alloc();
  * p.id = 7;
@@ -89,8 +89,12 @@ export type FieldValue<T extends Field> = T extends NumberField ? number
   : T extends StructField<infer F> ? StructView<F>
   : Uint8Array;
 
-type WritableKeys<F extends Fields> = { [K in keyof F]: F[K] extends NumberField | BigIntField ? K : never }[keyof F];
-type ReadonlyKeys<F extends Fields> = Exclude<keyof F, WritableKeys<F>>;
+/** The fields of `F` a view can assign: the integer ones. */
+export type WritableKeys<F extends Fields> = {
+  [K in keyof F]: F[K] extends NumberField | BigIntField ? K : never;
+}[keyof F];
+/** The fields of `F` a view only reads: byte arrays, flexible arrays and nested structs. */
+export type ReadonlyKeys<F extends Fields> = Exclude<keyof F, WritableKeys<F>>;
 
 /** A live view of one struct: integer fields are read/write properties, arrays and nested structs read-only. */
 export type StructView<F extends Fields> =
@@ -138,7 +142,7 @@ const DEFINED = new WeakSet<object>();
  * Whether `value` is a struct description made by {@linkcode defineStruct}.
  *
  * ```ts
- * import { defineStruct, isStructDef, u32 } from "./struct.ts";
+ * import { defineStruct, isStructDef, u32 } from "@vfio-ts/vfio/abi";
  * isStructDef(defineStruct("s", 4, { a: u32(0) })); // true
  * isStructDef({ cName: "s", size: 4 }); // false
  * ```
@@ -158,7 +162,7 @@ function offsetOk(offset: number): number {
  * An unsigned 8-bit field (`__u8`) at `offset`.
  *
  * ```ts
- * import { defineStruct, u8 } from "./struct.ts";
+ * import { defineStruct, u8 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 1, { bus: u8(0) });
  * ```
  */
@@ -170,7 +174,7 @@ export function u8(offset: number): NumberField {
  * An unsigned 16-bit field (`__u16`) at `offset`.
  *
  * ```ts
- * import { defineStruct, u16 } from "./struct.ts";
+ * import { defineStruct, u16 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 2, { id: u16(0) });
  * ```
  */
@@ -182,7 +186,7 @@ export function u16(offset: number): NumberField {
  * An unsigned 32-bit field (`__u32`) at `offset`.
  *
  * ```ts
- * import { defineStruct, u32 } from "./struct.ts";
+ * import { defineStruct, u32 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 4, { argsz: u32(0) });
  * ```
  */
@@ -194,7 +198,7 @@ export function u32(offset: number): NumberField {
  * A signed 32-bit field (`__s32`, e.g. a file descriptor) at `offset`.
  *
  * ```ts
- * import { defineStruct, i32 } from "./struct.ts";
+ * import { defineStruct, i32 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 4, { fd: i32(0) });
  * ```
  */
@@ -206,7 +210,7 @@ export function i32(offset: number): NumberField {
  * An unsigned 64-bit field (`__u64` or `__aligned_u64`) at `offset`, read as `bigint`.
  *
  * ```ts
- * import { defineStruct, u64 } from "./struct.ts";
+ * import { defineStruct, u64 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 8, { iova: u64(0) });
  * ```
  */
@@ -218,7 +222,7 @@ export function u64(offset: number): BigIntField {
  * A signed 64-bit field (`__s64`) at `offset`, read as `bigint`.
  *
  * ```ts
- * import { defineStruct, i64 } from "./struct.ts";
+ * import { defineStruct, i64 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 8, { delta: i64(0) });
  * ```
  */
@@ -230,7 +234,7 @@ export function i64(offset: number): BigIntField {
  * A fixed byte array (`__u8 name[length]`) at `offset`, read as a `Uint8Array` window.
  *
  * ```ts
- * import { bytes, defineStruct } from "./struct.ts";
+ * import { bytes, defineStruct } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 4, { reserved: bytes(1, 3) });
  * ```
  */
@@ -244,7 +248,7 @@ export function bytes(offset: number, length: number): BytesField {
  * `Uint8Array` from `offset` to the end of the viewed memory.
  *
  * ```ts
- * import { defineStruct, tail, u32 } from "./struct.ts";
+ * import { defineStruct, tail, u32 } from "@vfio-ts/vfio/abi";
  * const S = defineStruct("s", 4, { count: u32(0), data: tail(4, 1) });
  * const s = S.alloc(8);
  * s.data.length; // 8
@@ -259,7 +263,7 @@ export function tail(offset: number, elementSize: number): TailField {
  * A member that is itself a struct (e.g. a capability's `struct vfio_info_cap_header header`) at `offset`.
  *
  * ```ts
- * import { defineStruct, struct, u16, u32 } from "./struct.ts";
+ * import { defineStruct, struct, u16, u32 } from "@vfio-ts/vfio/abi";
  * const Header = defineStruct("hdr", 8, { id: u16(0), version: u16(2), next: u32(4) });
  * const Cap = defineStruct("cap", 12, { header: struct(Header, 0), value: u32(8) });
  * Cap.alloc().header.id; // 0
@@ -393,7 +397,7 @@ function accessor(qualified: string, field: Field): PropertyDescriptor {
  * fit (only a flexible array may start at `size`) or a field is named `bytes` (reserved for the view's memory).
  *
  * ```ts
- * import { defineStruct, u32, u64 } from "./struct.ts";
+ * import { defineStruct, u32, u64 } from "@vfio-ts/vfio/abi";
  * const Info = defineStruct("vfio_region_info", 32, {
  *   argsz: u32(0), flags: u32(4), index: u32(8), cap_offset: u32(12), size: u64(16), offset: u64(24),
  * });

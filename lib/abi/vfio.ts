@@ -7,7 +7,7 @@
  * against the real header by `tests/unit/abi.test.ts`.
  *
  * ```ts
- * import { VFIO_DEVICE_GET_REGION_INFO, VFIO_PCI_BAR0_REGION_INDEX, VfioRegionInfo } from "./vfio.ts";
+ * import { VFIO_DEVICE_GET_REGION_INFO, VFIO_PCI_BAR0_REGION_INDEX, VfioRegionInfo } from "@vfio-ts/vfio/abi";
  * const info = VfioRegionInfo.alloc();
  * info.argsz = VfioRegionInfo.size;
  * info.index = VFIO_PCI_BAR0_REGION_INDEX;
@@ -17,7 +17,21 @@
  */
 
 import { _IO } from "./ioctl.ts";
-import { defineStruct, i32, struct, tail, u16, u32, u64, u8 } from "./struct.ts";
+import {
+  type BigIntField,
+  defineStruct,
+  i32,
+  type NumberField,
+  struct,
+  type StructDef,
+  type StructField,
+  tail,
+  type TailField,
+  u16,
+  u32,
+  u64,
+  u8,
+} from "./struct.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // API version and extensions (arguments of VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU)
@@ -56,57 +70,57 @@ export const VFIO_TYPE = 0x3b;
 export const VFIO_BASE = 100;
 
 /** Container: returns the API version (compare with VFIO_API_VERSION). */
-export const VFIO_GET_API_VERSION = _IO(VFIO_TYPE, VFIO_BASE + 0);
+export const VFIO_GET_API_VERSION: number = _IO(VFIO_TYPE, VFIO_BASE + 0);
 /** Container: returns > 0 if the extension passed as the argument is supported. */
-export const VFIO_CHECK_EXTENSION = _IO(VFIO_TYPE, VFIO_BASE + 1);
+export const VFIO_CHECK_EXTENSION: number = _IO(VFIO_TYPE, VFIO_BASE + 1);
 /** Container: selects the IOMMU model passed as the argument (after a group is attached). */
-export const VFIO_SET_IOMMU = _IO(VFIO_TYPE, VFIO_BASE + 2);
+export const VFIO_SET_IOMMU: number = _IO(VFIO_TYPE, VFIO_BASE + 2);
 /** Group: fills a vfio_group_status (is the group viable, is a container set). */
-export const VFIO_GROUP_GET_STATUS = _IO(VFIO_TYPE, VFIO_BASE + 3);
+export const VFIO_GROUP_GET_STATUS: number = _IO(VFIO_TYPE, VFIO_BASE + 3);
 /** Group: attaches the group to the container whose fd is pointed to by the argument. */
-export const VFIO_GROUP_SET_CONTAINER = _IO(VFIO_TYPE, VFIO_BASE + 4);
+export const VFIO_GROUP_SET_CONTAINER: number = _IO(VFIO_TYPE, VFIO_BASE + 4);
 /** Group: detaches the group from its container. */
-export const VFIO_GROUP_UNSET_CONTAINER = _IO(VFIO_TYPE, VFIO_BASE + 5);
+export const VFIO_GROUP_UNSET_CONTAINER: number = _IO(VFIO_TYPE, VFIO_BASE + 5);
 /** Group: returns a device fd for the NUL-terminated device name (e.g. "0000:00:03.0") passed as the argument. */
-export const VFIO_GROUP_GET_DEVICE_FD = _IO(VFIO_TYPE, VFIO_BASE + 6);
+export const VFIO_GROUP_GET_DEVICE_FD: number = _IO(VFIO_TYPE, VFIO_BASE + 6);
 /** Device: fills a vfio_device_info (flags, number of regions and IRQ indexes, capabilities). */
-export const VFIO_DEVICE_GET_INFO = _IO(VFIO_TYPE, VFIO_BASE + 7);
+export const VFIO_DEVICE_GET_INFO: number = _IO(VFIO_TYPE, VFIO_BASE + 7);
 /** Device: fills a vfio_region_info for the region index given in it (size, fd offset, flags, caps). */
-export const VFIO_DEVICE_GET_REGION_INFO = _IO(VFIO_TYPE, VFIO_BASE + 8);
+export const VFIO_DEVICE_GET_REGION_INFO: number = _IO(VFIO_TYPE, VFIO_BASE + 8);
 /** Device: fills a vfio_irq_info for the IRQ index given in it (vector count, flags). */
-export const VFIO_DEVICE_GET_IRQ_INFO = _IO(VFIO_TYPE, VFIO_BASE + 9);
+export const VFIO_DEVICE_GET_IRQ_INFO: number = _IO(VFIO_TYPE, VFIO_BASE + 9);
 /** Device: sets up, triggers, masks or unmasks interrupts as described by a vfio_irq_set. */
-export const VFIO_DEVICE_SET_IRQS = _IO(VFIO_TYPE, VFIO_BASE + 10);
+export const VFIO_DEVICE_SET_IRQS: number = _IO(VFIO_TYPE, VFIO_BASE + 10);
 /** Device: resets the device (function-level reset or equivalent). */
-export const VFIO_DEVICE_RESET = _IO(VFIO_TYPE, VFIO_BASE + 11);
+export const VFIO_DEVICE_RESET: number = _IO(VFIO_TYPE, VFIO_BASE + 11);
 /** Device: lists, in a vfio_pci_hot_reset_info, the devices a bus/slot hot reset would affect. */
-export const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO = _IO(VFIO_TYPE, VFIO_BASE + 12);
+export const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: number = _IO(VFIO_TYPE, VFIO_BASE + 12);
 /** Device: performs a PCI bus/slot hot reset, proving ownership of the affected groups (vfio_pci_hot_reset). */
-export const VFIO_DEVICE_PCI_HOT_RESET = _IO(VFIO_TYPE, VFIO_BASE + 13);
+export const VFIO_DEVICE_PCI_HOT_RESET: number = _IO(VFIO_TYPE, VFIO_BASE + 13);
 /** Device: queries a mediated graphics device's plane (vfio_device_gfx_plane_info). */
-export const VFIO_DEVICE_QUERY_GFX_PLANE = _IO(VFIO_TYPE, VFIO_BASE + 14);
+export const VFIO_DEVICE_QUERY_GFX_PLANE: number = _IO(VFIO_TYPE, VFIO_BASE + 14);
 /** Device: returns a dma-buf fd for a graphics plane id. */
-export const VFIO_DEVICE_GET_GFX_DMABUF = _IO(VFIO_TYPE, VFIO_BASE + 15);
+export const VFIO_DEVICE_GET_GFX_DMABUF: number = _IO(VFIO_TYPE, VFIO_BASE + 15);
 /** Device: makes writes of a value to a device-fd offset happen when an eventfd fires (vfio_device_ioeventfd). */
-export const VFIO_DEVICE_IOEVENTFD = _IO(VFIO_TYPE, VFIO_BASE + 16);
+export const VFIO_DEVICE_IOEVENTFD: number = _IO(VFIO_TYPE, VFIO_BASE + 16);
 /** Device: gets, sets or probes a device feature (vfio_device_feature plus feature data). */
-export const VFIO_DEVICE_FEATURE = _IO(VFIO_TYPE, VFIO_BASE + 17);
+export const VFIO_DEVICE_FEATURE: number = _IO(VFIO_TYPE, VFIO_BASE + 17);
 /** Device (cdev): binds the device to an iommufd (vfio_device_bind_iommufd), returning its device id. */
-export const VFIO_DEVICE_BIND_IOMMUFD = _IO(VFIO_TYPE, VFIO_BASE + 18);
+export const VFIO_DEVICE_BIND_IOMMUFD: number = _IO(VFIO_TYPE, VFIO_BASE + 18);
 /** Device (cdev): attaches the device to an iommufd IOAS or page table (vfio_device_attach_iommufd_pt). */
-export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = _IO(VFIO_TYPE, VFIO_BASE + 19);
+export const VFIO_DEVICE_ATTACH_IOMMUFD_PT: number = _IO(VFIO_TYPE, VFIO_BASE + 19);
 /** Device (cdev): detaches the device from its iommufd IOAS or page table (vfio_device_detach_iommufd_pt). */
-export const VFIO_DEVICE_DETACH_IOMMUFD_PT = _IO(VFIO_TYPE, VFIO_BASE + 20);
+export const VFIO_DEVICE_DETACH_IOMMUFD_PT: number = _IO(VFIO_TYPE, VFIO_BASE + 20);
 /** Container (type1): fills a vfio_iommu_type1_info (page sizes, IOVA ranges and other caps). */
-export const VFIO_IOMMU_GET_INFO = _IO(VFIO_TYPE, VFIO_BASE + 12);
+export const VFIO_IOMMU_GET_INFO: number = _IO(VFIO_TYPE, VFIO_BASE + 12);
 /** Container (type1): maps process memory for device DMA at an IOVA (vfio_iommu_type1_dma_map). */
-export const VFIO_IOMMU_MAP_DMA = _IO(VFIO_TYPE, VFIO_BASE + 13);
+export const VFIO_IOMMU_MAP_DMA: number = _IO(VFIO_TYPE, VFIO_BASE + 13);
 /** Container (type1): unmaps an IOVA range (vfio_iommu_type1_dma_unmap); the unmapped size is written back. */
-export const VFIO_IOMMU_UNMAP_DMA = _IO(VFIO_TYPE, VFIO_BASE + 14);
+export const VFIO_IOMMU_UNMAP_DMA: number = _IO(VFIO_TYPE, VFIO_BASE + 14);
 /** Container (sPAPR only): enables the IOMMU. */
-export const VFIO_IOMMU_ENABLE = _IO(VFIO_TYPE, VFIO_BASE + 15);
+export const VFIO_IOMMU_ENABLE: number = _IO(VFIO_TYPE, VFIO_BASE + 15);
 /** Container (sPAPR only): disables the IOMMU. */
-export const VFIO_IOMMU_DISABLE = _IO(VFIO_TYPE, VFIO_BASE + 16);
+export const VFIO_IOMMU_DISABLE: number = _IO(VFIO_TYPE, VFIO_BASE + 16);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Capability chains
@@ -114,11 +128,15 @@ export const VFIO_IOMMU_DISABLE = _IO(VFIO_TYPE, VFIO_BASE + 16);
 
 /** Header of every capability in an info struct's chain; `next` is the offset of the next one from the start
  * of the info struct, 0 at the end. */
-export const VfioInfoCapHeader = defineStruct("vfio_info_cap_header", 8, {
-  id: u16(0),
-  version: u16(2),
-  next: u32(4),
-});
+export const VfioInfoCapHeader: StructDef<{ id: NumberField; version: NumberField; next: NumberField }> = defineStruct(
+  "vfio_info_cap_header",
+  8,
+  {
+    id: u16(0),
+    version: u16(2),
+    next: u32(4),
+  },
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Group status
@@ -130,10 +148,14 @@ export const VFIO_GROUP_FLAGS_VIABLE = 1 << 0;
 export const VFIO_GROUP_FLAGS_CONTAINER_SET = 1 << 1;
 
 /** Argument of VFIO_GROUP_GET_STATUS. */
-export const VfioGroupStatus = defineStruct("vfio_group_status", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-});
+export const VfioGroupStatus: StructDef<{ argsz: NumberField; flags: NumberField }> = defineStruct(
+  "vfio_group_status",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+  },
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Device info
@@ -176,7 +198,16 @@ export const VFIO_PCI_ATOMIC_COMP64 = 1 << 1;
 export const VFIO_PCI_ATOMIC_COMP128 = 1 << 2;
 
 /** Argument of VFIO_DEVICE_GET_INFO; set argsz larger than size to receive the capability chain. */
-export const VfioDeviceInfo = defineStruct("vfio_device_info", 24, {
+export const VfioDeviceInfo: StructDef<
+  {
+    argsz: NumberField;
+    flags: NumberField;
+    num_regions: NumberField;
+    num_irqs: NumberField;
+    cap_offset: NumberField;
+    pad: NumberField;
+  }
+> = defineStruct("vfio_device_info", 24, {
   argsz: u32(0),
   flags: u32(4),
   num_regions: u32(8),
@@ -186,7 +217,9 @@ export const VfioDeviceInfo = defineStruct("vfio_device_info", 24, {
 });
 
 /** Device info capability: which PCIe AtomicOp sizes the device can complete. */
-export const VfioDeviceInfoCapPciAtomicComp = defineStruct("vfio_device_info_cap_pci_atomic_comp", 16, {
+export const VfioDeviceInfoCapPciAtomicComp: StructDef<
+  { header: StructField<typeof VfioInfoCapHeader.layout>; flags: NumberField; reserved: NumberField }
+> = defineStruct("vfio_device_info_cap_pci_atomic_comp", 16, {
   header: struct(VfioInfoCapHeader, 0),
   flags: u32(8),
   reserved: u32(12),
@@ -236,7 +269,16 @@ export const VFIO_REGION_SUBTYPE_INTEL_IGD_LPC_CFG = 3;
 export const VFIO_REGION_SUBTYPE_GFX_EDID = 1;
 
 /** Argument of VFIO_DEVICE_GET_REGION_INFO; set argsz larger than size to receive the capability chain. */
-export const VfioRegionInfo = defineStruct("vfio_region_info", 32, {
+export const VfioRegionInfo: StructDef<
+  {
+    argsz: NumberField;
+    flags: NumberField;
+    index: NumberField;
+    cap_offset: NumberField;
+    size: BigIntField;
+    offset: BigIntField;
+  }
+> = defineStruct("vfio_region_info", 32, {
   argsz: u32(0),
   flags: u32(4),
   index: u32(8),
@@ -246,13 +288,24 @@ export const VfioRegionInfo = defineStruct("vfio_region_info", 32, {
 });
 
 /** One mmap'able area of a region, relative to the region's start. */
-export const VfioRegionSparseMmapArea = defineStruct("vfio_region_sparse_mmap_area", 16, {
-  offset: u64(0),
-  size: u64(8),
-});
+export const VfioRegionSparseMmapArea: StructDef<{ offset: BigIntField; size: BigIntField }> = defineStruct(
+  "vfio_region_sparse_mmap_area",
+  16,
+  {
+    offset: u64(0),
+    size: u64(8),
+  },
+);
 
 /** Region capability: the header of the list of mmap'able areas; `areas` holds nr_areas area structs. */
-export const VfioRegionInfoCapSparseMmap = defineStruct("vfio_region_info_cap_sparse_mmap", 16, {
+export const VfioRegionInfoCapSparseMmap: StructDef<
+  {
+    header: StructField<typeof VfioInfoCapHeader.layout>;
+    nr_areas: NumberField;
+    reserved: NumberField;
+    areas: TailField;
+  }
+> = defineStruct("vfio_region_info_cap_sparse_mmap", 16, {
   header: struct(VfioInfoCapHeader, 0),
   nr_areas: u32(8),
   reserved: u32(12),
@@ -260,7 +313,9 @@ export const VfioRegionInfoCapSparseMmap = defineStruct("vfio_region_info_cap_sp
 });
 
 /** Region capability: the type and subtype of a device-specific region. */
-export const VfioRegionInfoCapType = defineStruct("vfio_region_info_cap_type", 16, {
+export const VfioRegionInfoCapType: StructDef<
+  { header: StructField<typeof VfioInfoCapHeader.layout>; type: NumberField; subtype: NumberField }
+> = defineStruct("vfio_region_info_cap_type", 16, {
   header: struct(VfioInfoCapHeader, 0),
   type: u32(8),
   subtype: u32(12),
@@ -298,7 +353,9 @@ export const VFIO_IRQ_SET_ACTION_TYPE_MASK = VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ
   VFIO_IRQ_SET_ACTION_TRIGGER;
 
 /** Argument of VFIO_DEVICE_GET_IRQ_INFO. */
-export const VfioIrqInfo = defineStruct("vfio_irq_info", 16, {
+export const VfioIrqInfo: StructDef<
+  { argsz: NumberField; flags: NumberField; index: NumberField; count: NumberField }
+> = defineStruct("vfio_irq_info", 16, {
   argsz: u32(0),
   flags: u32(4),
   index: u32(8),
@@ -306,7 +363,16 @@ export const VfioIrqInfo = defineStruct("vfio_irq_info", 16, {
 });
 
 /** Argument of VFIO_DEVICE_SET_IRQS; `data` holds count bools or eventfds per the DATA flag (argsz covers it). */
-export const VfioIrqSet = defineStruct("vfio_irq_set", 20, {
+export const VfioIrqSet: StructDef<
+  {
+    argsz: NumberField;
+    flags: NumberField;
+    index: NumberField;
+    start: NumberField;
+    count: NumberField;
+    data: TailField;
+  }
+> = defineStruct("vfio_irq_set", 20, {
   argsz: u32(0),
   flags: u32(4),
   index: u32(8),
@@ -367,7 +433,9 @@ export const VFIO_PCI_DEVID_OWNED = 0;
 export const VFIO_PCI_DEVID_NOT_OWNED = 0xffffffff;
 
 /** One device a hot reset would affect: group id (or iommufd device id) and PCI address. */
-export const VfioPciDependentDevice = defineStruct("vfio_pci_dependent_device", 8, {
+export const VfioPciDependentDevice: StructDef<
+  { group_id: NumberField; devid: NumberField; segment: NumberField; bus: NumberField; devfn: NumberField }
+> = defineStruct("vfio_pci_dependent_device", 8, {
   group_id: u32(0),
   devid: u32(0),
   segment: u16(4),
@@ -376,7 +444,9 @@ export const VfioPciDependentDevice = defineStruct("vfio_pci_dependent_device", 
 });
 
 /** Argument of VFIO_DEVICE_GET_PCI_HOT_RESET_INFO; `devices` receives count dependent-device entries. */
-export const VfioPciHotResetInfo = defineStruct("vfio_pci_hot_reset_info", 12, {
+export const VfioPciHotResetInfo: StructDef<
+  { argsz: NumberField; flags: NumberField; count: NumberField; devices: TailField }
+> = defineStruct("vfio_pci_hot_reset_info", 12, {
   argsz: u32(0),
   flags: u32(4),
   count: u32(8),
@@ -384,7 +454,9 @@ export const VfioPciHotResetInfo = defineStruct("vfio_pci_hot_reset_info", 12, {
 });
 
 /** Argument of VFIO_DEVICE_PCI_HOT_RESET; `group_fds` holds count s32 group fds. */
-export const VfioPciHotReset = defineStruct("vfio_pci_hot_reset", 12, {
+export const VfioPciHotReset: StructDef<
+  { argsz: NumberField; flags: NumberField; count: NumberField; group_fds: TailField }
+> = defineStruct("vfio_pci_hot_reset", 12, {
   argsz: u32(0),
   flags: u32(4),
   count: u32(8),
@@ -407,7 +479,16 @@ export const VFIO_DEVICE_IOEVENTFD_64 = 1 << 3;
 export const VFIO_DEVICE_IOEVENTFD_SIZE_MASK = 0xf;
 
 /** Argument of VFIO_DEVICE_IOEVENTFD: write `data` at device-fd `offset` whenever eventfd `fd` fires. */
-export const VfioDeviceIoeventfd = defineStruct("vfio_device_ioeventfd", 32, {
+export const VfioDeviceIoeventfd: StructDef<
+  {
+    argsz: NumberField;
+    flags: NumberField;
+    offset: BigIntField;
+    data: BigIntField;
+    fd: NumberField;
+    reserved: NumberField;
+  }
+> = defineStruct("vfio_device_ioeventfd", 32, {
   argsz: u32(0),
   flags: u32(4),
   offset: u64(8),
@@ -456,23 +537,33 @@ export const VFIO_DEVICE_FEATURE_CLEAR_MASTER = 0;
 export const VFIO_DEVICE_FEATURE_SET_MASTER = 1;
 
 /** Argument of VFIO_DEVICE_FEATURE; the feature's own struct follows in `data`. */
-export const VfioDeviceFeature = defineStruct("vfio_device_feature", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-  data: tail(8, 1),
-});
+export const VfioDeviceFeature: StructDef<{ argsz: NumberField; flags: NumberField; data: TailField }> = defineStruct(
+  "vfio_device_feature",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+    data: tail(8, 1),
+  },
+);
 
 /** Data of the bus-master feature: the op to perform. */
-export const VfioDeviceFeatureBusMaster = defineStruct("vfio_device_feature_bus_master", 4, {
-  op: u32(0),
-});
+export const VfioDeviceFeatureBusMaster: StructDef<{ op: NumberField }> = defineStruct(
+  "vfio_device_feature_bus_master",
+  4,
+  {
+    op: u32(0),
+  },
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // iommufd binding of device cdevs (/dev/vfio/devices/vfioN)
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Argument of VFIO_DEVICE_BIND_IOMMUFD: the iommufd in, the device id within it out. */
-export const VfioDeviceBindIommufd = defineStruct("vfio_device_bind_iommufd", 16, {
+export const VfioDeviceBindIommufd: StructDef<
+  { argsz: NumberField; flags: NumberField; iommufd: NumberField; out_devid: NumberField }
+> = defineStruct("vfio_device_bind_iommufd", 16, {
   argsz: u32(0),
   flags: u32(4),
   iommufd: i32(8),
@@ -480,17 +571,22 @@ export const VfioDeviceBindIommufd = defineStruct("vfio_device_bind_iommufd", 16
 });
 
 /** Argument of VFIO_DEVICE_ATTACH_IOMMUFD_PT: the IOAS or page-table id to attach to (the attached id out). */
-export const VfioDeviceAttachIommufdPt = defineStruct("vfio_device_attach_iommufd_pt", 12, {
-  argsz: u32(0),
-  flags: u32(4),
-  pt_id: u32(8),
-});
+export const VfioDeviceAttachIommufdPt: StructDef<{ argsz: NumberField; flags: NumberField; pt_id: NumberField }> =
+  defineStruct("vfio_device_attach_iommufd_pt", 12, {
+    argsz: u32(0),
+    flags: u32(4),
+    pt_id: u32(8),
+  });
 
 /** Argument of VFIO_DEVICE_DETACH_IOMMUFD_PT. */
-export const VfioDeviceDetachIommufdPt = defineStruct("vfio_device_detach_iommufd_pt", 8, {
-  argsz: u32(0),
-  flags: u32(4),
-});
+export const VfioDeviceDetachIommufdPt: StructDef<{ argsz: NumberField; flags: NumberField }> = defineStruct(
+  "vfio_device_detach_iommufd_pt",
+  8,
+  {
+    argsz: u32(0),
+    flags: u32(4),
+  },
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Type1 IOMMU (container) info and DMA mapping
@@ -521,7 +617,9 @@ export const VFIO_DMA_UNMAP_FLAG_ALL = 1 << 1;
 export const VFIO_DMA_UNMAP_FLAG_VADDR = 1 << 2;
 
 /** Argument of VFIO_IOMMU_GET_INFO; set argsz larger than size to receive the capability chain. */
-export const VfioIommuType1Info = defineStruct("vfio_iommu_type1_info", 24, {
+export const VfioIommuType1Info: StructDef<
+  { argsz: NumberField; flags: NumberField; iova_pgsizes: BigIntField; cap_offset: NumberField; pad: NumberField }
+> = defineStruct("vfio_iommu_type1_info", 24, {
   argsz: u32(0),
   flags: u32(4),
   iova_pgsizes: u64(8),
@@ -530,13 +628,20 @@ export const VfioIommuType1Info = defineStruct("vfio_iommu_type1_info", 24, {
 });
 
 /** One usable IOVA range, both ends inclusive. */
-export const VfioIovaRange = defineStruct("vfio_iova_range", 16, {
+export const VfioIovaRange: StructDef<{ start: BigIntField; end: BigIntField }> = defineStruct("vfio_iova_range", 16, {
   start: u64(0),
   end: u64(8),
 });
 
 /** IOMMU info capability: header of the usable IOVA ranges; `iova_ranges` holds nr_iovas range structs. */
-export const VfioIommuType1InfoCapIovaRange = defineStruct("vfio_iommu_type1_info_cap_iova_range", 16, {
+export const VfioIommuType1InfoCapIovaRange: StructDef<
+  {
+    header: StructField<typeof VfioInfoCapHeader.layout>;
+    nr_iovas: NumberField;
+    reserved: NumberField;
+    iova_ranges: TailField;
+  }
+> = defineStruct("vfio_iommu_type1_info_cap_iova_range", 16, {
   header: struct(VfioInfoCapHeader, 0),
   nr_iovas: u32(8),
   reserved: u32(12),
@@ -544,7 +649,14 @@ export const VfioIommuType1InfoCapIovaRange = defineStruct("vfio_iommu_type1_inf
 });
 
 /** IOMMU info capability: dirty-page tracking page sizes and maximum bitmap size. */
-export const VfioIommuType1InfoCapMigration = defineStruct("vfio_iommu_type1_info_cap_migration", 32, {
+export const VfioIommuType1InfoCapMigration: StructDef<
+  {
+    header: StructField<typeof VfioInfoCapHeader.layout>;
+    flags: NumberField;
+    pgsize_bitmap: BigIntField;
+    max_dirty_bitmap_size: BigIntField;
+  }
+> = defineStruct("vfio_iommu_type1_info_cap_migration", 32, {
   header: struct(VfioInfoCapHeader, 0),
   flags: u32(8),
   pgsize_bitmap: u64(16),
@@ -552,13 +664,17 @@ export const VfioIommuType1InfoCapMigration = defineStruct("vfio_iommu_type1_inf
 });
 
 /** IOMMU info capability: the number of DMA mappings still allowed. */
-export const VfioIommuType1InfoDmaAvail = defineStruct("vfio_iommu_type1_info_dma_avail", 12, {
+export const VfioIommuType1InfoDmaAvail: StructDef<
+  { header: StructField<typeof VfioInfoCapHeader.layout>; avail: NumberField }
+> = defineStruct("vfio_iommu_type1_info_dma_avail", 12, {
   header: struct(VfioInfoCapHeader, 0),
   avail: u32(8),
 });
 
 /** Argument of VFIO_IOMMU_MAP_DMA: map size bytes at process address vaddr to device address iova. */
-export const VfioIommuType1DmaMap = defineStruct("vfio_iommu_type1_dma_map", 32, {
+export const VfioIommuType1DmaMap: StructDef<
+  { argsz: NumberField; flags: NumberField; vaddr: BigIntField; iova: BigIntField; size: BigIntField }
+> = defineStruct("vfio_iommu_type1_dma_map", 32, {
   argsz: u32(0),
   flags: u32(4),
   vaddr: u64(8),
@@ -567,7 +683,9 @@ export const VfioIommuType1DmaMap = defineStruct("vfio_iommu_type1_dma_map", 32,
 });
 
 /** Argument of VFIO_IOMMU_UNMAP_DMA: unmap size bytes at iova (size is updated to what was unmapped). */
-export const VfioIommuType1DmaUnmap = defineStruct("vfio_iommu_type1_dma_unmap", 24, {
+export const VfioIommuType1DmaUnmap: StructDef<
+  { argsz: NumberField; flags: NumberField; iova: BigIntField; size: BigIntField; data: TailField }
+> = defineStruct("vfio_iommu_type1_dma_unmap", 24, {
   argsz: u32(0),
   flags: u32(4),
   iova: u64(8),

@@ -5,8 +5,8 @@
  * program uses the typed views.
  *
  * ```ts
- * import { allocDma } from "./buffer.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDma } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper; // device.dma
  * using buf = allocDma(mapper, 4096);
  * buf.u32[0] = 0xdeadbeef;
@@ -58,8 +58,8 @@ export interface DmaView {
  * they read `undefined` instead of touching unmapped memory.
  *
  * ```ts
- * import { allocDma } from "./buffer.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDma } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * const buf = allocDma(mapper, 2 << 20, { hugepages: "require" });
  * buf.fill(0xa5);
@@ -338,8 +338,8 @@ export class DmaBuffer {
  * Allocates a DMA buffer of at least `sizeBytes` and maps it through `mapper`.
  *
  * ```ts
- * import { allocDma } from "./buffer.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDma } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * using ring = allocDma(mapper, 16 * 256, { contiguous: true });
  * console.log(ring.busAddress(0).toString(16));

@@ -5,7 +5,7 @@
  * one large page. The first 64 KiB are never handed out, so a stray zero or small pointer is never a valid IOVA.
  *
  * ```ts
- * import { IovaAllocator } from "./iova_allocator.ts";
+ * import { IovaAllocator } from "@vfio-ts/vfio/iommu";
  * const iovas = new IovaAllocator([{ start: 0n, end: (1n << 39n) - 1n }]);
  * const a = iovas.alloc(4096);       // 0x10000
  * const b = iovas.alloc(2 << 20);    // 0x200000
@@ -42,7 +42,7 @@ function hex(n: bigint): string {
  * A first-fit IOVA allocator over a set of usable ranges.
  *
  * ```ts
- * import { IovaAllocator } from "./iova_allocator.ts";
+ * import { IovaAllocator } from "@vfio-ts/vfio/iommu";
  * const iovas = new IovaAllocator([{ start: 0n, end: 0xfedfffffn }], { maxIova: (1n << 28n) - 1n });
  * const iova = iovas.alloc(8192);
  * iovas.free(iova);

@@ -6,7 +6,7 @@
  * which does both).
  *
  * ```ts
- * import { DmaMemory } from "./memory.ts";
+ * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(64 * 1024, { hugepages: "never" });
  * console.log(mem.vaddr, mem.sizeBytes, mem.hugepage); // 0x7f.., 65536, false
  * ```
@@ -93,7 +93,7 @@ function roundUp(n: number, to: number): number {
  * so this only matters in no-IOMMU mode, where hugepages (never migrated) are the safe choice.
  *
  * ```ts
- * import { DmaMemory } from "./memory.ts";
+ * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(5000, { hugepages: "never" });
  * console.log(mem.sizeBytes); // 8192: rounded up to the page size
  * ```

@@ -7,8 +7,8 @@
  * reports as an error rather than handing a device address 0.
  *
  * ```ts
- * import { translatePages } from "./pagemap.ts";
- * import { DmaMemory } from "./memory.ts";
+ * import { translatePages } from "@vfio-ts/vfio";
+ * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(8192, { hugepages: "never" });
  * const phys = translatePages(mem.vaddr, mem.sizeBytes); // one physical address per base page
  * console.log(phys[0].toString(16));
@@ -70,7 +70,7 @@ function openPagemap(): number {
  * hugetlb pages are not migrated, so no-IOMMU DMA should use hugepages.
  *
  * ```ts
- * import { translatePages } from "./pagemap.ts";
+ * import { translatePages } from "@vfio-ts/vfio";
  * declare const vaddr: bigint;
  * const pages = translatePages(vaddr, 2 * 1024 * 1024);
  * console.log(pages.length); // 512 entries of 4 KiB
@@ -102,7 +102,7 @@ export function translatePages(vaddr: bigint, sizeBytes: number): BigUint64Array
  * it per packet.
  *
  * ```ts
- * import { physicalAddressOf } from "./pagemap.ts";
+ * import { physicalAddressOf } from "@vfio-ts/vfio";
  * declare const vaddr: bigint;
  * console.log(physicalAddressOf(vaddr + 100n).toString(16));
  * ```

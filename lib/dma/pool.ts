@@ -8,8 +8,8 @@
  * happens to be contiguous.
  *
  * ```ts
- * import { allocDmaPool } from "./pool.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDmaPool } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * using pool = allocDmaPool(mapper, { entrySize: 2048, count: 1024 });
  * const i = pool.alloc()!;
@@ -38,8 +38,8 @@ export interface DmaPoolOptions {
  * Fixed-size DMA entries with O(1) alloc/free by index.
  *
  * ```ts
- * import { allocDmaPool } from "./pool.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDmaPool } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * const pool = allocDmaPool(mapper, { entrySize: 2048, count: 512 });
  * const batch = new Uint32Array(32);
@@ -205,8 +205,8 @@ export class DmaPool {
  * Allocates one DMA buffer for `count` entries of `entrySize` bytes and makes a pool of it.
  *
  * ```ts
- * import { allocDmaPool } from "./pool.ts";
- * import type { DmaMapper } from "../iommu/types.ts";
+ * import { allocDmaPool } from "@vfio-ts/vfio";
+ * import type { DmaMapper } from "@vfio-ts/vfio";
  * declare const mapper: DmaMapper;
  * using pool = allocDmaPool(mapper, { entrySize: 2048, count: 4096, hugepages: "require" });
  * console.log(pool.available); // 4096

@@ -4,7 +4,7 @@
  * {@linkcode IoAddressSpace}, so DMA buffers map through it exactly as through a type1 container.
  *
  * ```ts
- * import { Iommufd } from "./iommufd.ts";
+ * import { Iommufd } from "@vfio-ts/vfio/iommu";
  * using iommufd = Iommufd.open();
  * const ioas = iommufd.allocIoas();
  * console.log(ioas.iovaRanges);
@@ -61,7 +61,7 @@ export interface IommuHwInfoResult {
  * An open `/dev/iommu`.
  *
  * ```ts
- * import { Iommufd } from "./iommufd.ts";
+ * import { Iommufd } from "@vfio-ts/vfio/iommu";
  * const fd = Iommufd.open();
  * fd.close();
  * ```
@@ -176,7 +176,7 @@ export class Iommufd {
  * An iommufd I/O address space: IOVA ranges, and `IOMMU_IOAS_MAP`/`UNMAP` at fixed IOVAs.
  *
  * ```ts
- * import { Iommufd } from "./iommufd.ts";
+ * import { Iommufd } from "@vfio-ts/vfio/iommu";
  * using iommufd = Iommufd.open();
  * using ioas = iommufd.allocIoas();
  * console.log(ioas.id, ioas.iovaRanges);

@@ -4,8 +4,8 @@
  * the IOVA back on unmap. The kernel pins the pages for as long as they are mapped.
  *
  * ```ts
- * import { IovaMapper } from "./iova_mapper.ts";
- * import type { IoAddressSpace } from "./types.ts";
+ * import { IovaMapper } from "@vfio-ts/vfio/iommu";
+ * import type { IoAddressSpace } from "@vfio-ts/vfio/iommu";
  * declare const container: IoAddressSpace; // e.g. a type1 Container
  * declare const vaddr: bigint;
  * using mapper = new IovaMapper(container, { kind: "type1" });
@@ -50,7 +50,7 @@ function smallestPage(pageSizes: bigint): number {
  * One IOVA mapping: the device sees `[iova, iova + sizeBytes)`, always contiguous.
  *
  * ```ts
- * import type { IovaMapping } from "./iova_mapper.ts";
+ * import type { IovaMapping } from "@vfio-ts/vfio/iommu";
  * declare const m: IovaMapping;
  * console.log(m.iova === m.busAddress(0)); // true
  * ```
@@ -112,8 +112,8 @@ export class IovaMapping implements DmaMapping {
  * is left on close.
  *
  * ```ts
- * import { IovaMapper } from "./iova_mapper.ts";
- * import type { IoAddressSpace } from "./types.ts";
+ * import { IovaMapper } from "@vfio-ts/vfio/iommu";
+ * import type { IoAddressSpace } from "@vfio-ts/vfio/iommu";
  * declare const space: IoAddressSpace;
  * declare const vaddr: bigint;
  * const mapper = new IovaMapper(space, { maxIova: (1n << 28n) - 1n });

@@ -10,8 +10,8 @@
  * CAP_SYS_ADMIN.
  *
  * ```ts
- * import { NoIommuMapper } from "./noiommu.ts";
- * import { DmaMemory } from "../dma/memory.ts";
+ * import { NoIommuMapper } from "@vfio-ts/vfio/iommu";
+ * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(1 << 21, { hugepages: "require" });
  * const mapper = new NoIommuMapper();
  * const m = mapper.map(mem.vaddr, mem.sizeBytes);
@@ -29,7 +29,7 @@ import type { DmaMapper, DmaMapping, IommuKind } from "./types.ts";
  * One no-IOMMU mapping: the physical address of each base page of the range, looked up at map time.
  *
  * ```ts
- * import { NoIommuMapper } from "./noiommu.ts";
+ * import { NoIommuMapper } from "@vfio-ts/vfio/iommu";
  * declare const vaddr: bigint;
  * const m = new NoIommuMapper().map(vaddr, 8192);
  * console.log(m.busAddress(4096 + 16) === m.busAddress(4096) + 16n); // true
@@ -94,7 +94,7 @@ export class PhysicalMapping implements DmaMapping {
  * The no-IOMMU {@linkcode DmaMapper}: bus addresses are physical addresses (needs CAP_SYS_ADMIN to read them).
  *
  * ```ts
- * import { NoIommuMapper } from "./noiommu.ts";
+ * import { NoIommuMapper } from "@vfio-ts/vfio/iommu";
  * declare const vaddr: bigint;
  * using mapper = new NoIommuMapper();
  * const m = mapper.map(vaddr, 4096);

@@ -4,7 +4,7 @@
  * a device can use; everything above it (DMA buffers, pools, drivers) is the same in every mode.
  *
  * ```ts
- * import type { DmaMapper } from "./types.ts";
+ * import type { DmaMapper } from "@vfio-ts/vfio/iommu";
  * function busAddressOf(mapper: DmaMapper, vaddr: bigint, size: number): bigint {
  *   const m = mapper.map(vaddr, size);
  *   return m.busAddress(0);

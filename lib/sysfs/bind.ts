@@ -8,7 +8,7 @@
  * A `dryRun` returns the writes instead of doing them, for people who want to see (or script) them.
  *
  * ```ts
- * import { bindToVfio, describeStep, restoreDriver } from "./bind.ts";
+ * import { bindToVfio, describeStep, restoreDriver } from "@vfio-ts/vfio/sysfs";
  * const plan = bindToVfio("0000:00:03.0", { dryRun: true });
  * plan.steps.forEach((s) => console.log(describeStep(s)));
  * const done = bindToVfio("0000:00:03.0"); // done.previousDriver === "e1000e"
@@ -49,7 +49,7 @@ export type SysfsStep =
  * A step as the shell command that does the same thing, every word quoted for `sh` where needed.
  *
  * ```ts
- * import { describeStep } from "./bind.ts";
+ * import { describeStep } from "@vfio-ts/vfio/sysfs";
  * console.log(describeStep({ kind: "write", path: "/sys/bus/pci/drivers_probe", value: "0000:00:03.0", purpose: "" }));
  * // echo 0000:00:03.0 > /sys/bus/pci/drivers_probe
  * ```
@@ -130,7 +130,7 @@ export interface VfioHolder {
  * while this list is not empty. A process that kept only a device fd (and closed the group) is not seen.
  *
  * ```ts
- * import { vfioHolders } from "./bind.ts";
+ * import { vfioHolders } from "@vfio-ts/vfio/sysfs";
  * for (const h of vfioHolders("0000:00:03.0")) console.log(`${h.pid} (${h.command}) has ${h.path} open`);
  * ```
  */
@@ -223,7 +223,7 @@ function probeStep(address: string, options: SysfsOptions): SysfsStep {
  * @throws {VfioError} not root ("run as root"), modprobe missing or failing, or vfio-pci refused the device.
  *
  * ```ts
- * import { bindToVfio } from "./bind.ts";
+ * import { bindToVfio } from "@vfio-ts/vfio/sysfs";
  * const r = bindToVfio("0000:00:03.0");
  * console.log(`was on ${r.previousDriver ?? "no driver"}, IOMMU group ${r.device.iommuGroup}`);
  * ```
@@ -323,7 +323,7 @@ export interface UnbindResult {
  * process holds the device's VFIO group or cdev open; see {@linkcode vfioHolders}.
  *
  * ```ts
- * import { unbind } from "./bind.ts";
+ * import { unbind } from "@vfio-ts/vfio/sysfs";
  * console.log(unbind("0000:00:03.0").previousDriver); // "vfio-pci"
  * ```
  */
@@ -371,7 +371,7 @@ export interface RestoreResult {
  * @throws {DeviceLockedError} another process kept the device's lock for the whole `lockTimeoutMs`.
  *
  * ```ts
- * import { restoreDriver } from "./bind.ts";
+ * import { restoreDriver } from "@vfio-ts/vfio/sysfs";
  * const r = restoreDriver("0000:00:03.0");
  * console.log(`now on ${r.driver ?? "no driver"}`);
  * ```

@@ -10,7 +10,7 @@
  * {@linkcode RecordsDirError} says so.
  *
  * ```ts
- * import { recordedDriver } from "./driver_record.ts";
+ * import { recordedDriver } from "@vfio-ts/vfio/sysfs";
  * console.log(recordedDriver("0000:00:03.0")?.driver); // "e1000e"
  * ```
  * @module
@@ -84,7 +84,7 @@ function trust(path: string, st: Stats, kind: "directory" | "file"): void {
  * @throws {RecordsDirError} it cannot be created (read-only `/run`, not root).
  *
  * ```ts
- * import { recordsDirectory } from "./driver_record.ts";
+ * import { recordsDirectory } from "@vfio-ts/vfio/sysfs";
  * console.log(recordsDirectory({}, false)); // "/run/vfio-ts" or null
  * ```
  */
@@ -151,7 +151,7 @@ function parseRecord(path: string, text: string, address: string): DriverRecord 
  * something other than plain driver names ({@linkcode InvalidDriverError}).
  *
  * ```ts
- * import { recordedDriver } from "./driver_record.ts";
+ * import { recordedDriver } from "@vfio-ts/vfio/sysfs";
  * const r = recordedDriver("0000:00:03.0");
  * if (r) console.log(`was on ${r.driver ?? "no driver"}`);
  * ```

@@ -4,7 +4,7 @@
  * IOMMU mappings.
  *
  * ```ts
- * import { hugepageStatus, reserveHugepages } from "./hugepages.ts";
+ * import { hugepageStatus, reserveHugepages } from "@vfio-ts/vfio/sysfs";
  * console.log(hugepageStatus().defaultSizeKiB); // 2048
  * reserveHugepages(64); // make sure 64 free 2 MiB pages exist
  * ```
@@ -68,7 +68,7 @@ function readPool(sizeKiB: number, options: SysfsOptions): HugepagePool | null {
  * Reads the hugepage pools.
  *
  * ```ts
- * import { hugepageStatus } from "./hugepages.ts";
+ * import { hugepageStatus } from "@vfio-ts/vfio/sysfs";
  * for (const p of hugepageStatus().pools) console.log(`${p.sizeKiB} kB: ${p.free}/${p.total} free`);
  * ```
  */
@@ -100,7 +100,7 @@ export function hugepageStatus(options: SysfsOptions = {}): HugepageStatus {
  * @throws {VfioError} when not root, or when the kernel could not find enough contiguous free memory.
  *
  * ```ts
- * import { reserveHugepages } from "./hugepages.ts";
+ * import { reserveHugepages } from "@vfio-ts/vfio/sysfs";
  * const pool = reserveHugepages(16); // 16 free 2 MiB pages = 32 MiB
  * console.log(pool.free >= 16); // true
  * ```

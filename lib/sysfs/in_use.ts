@@ -5,7 +5,7 @@
  * unless told otherwise.
  *
  * ```ts
- * import { deviceUsers } from "./in_use.ts";
+ * import { deviceUsers } from "@vfio-ts/vfio/sysfs";
  * for (const u of deviceUsers("0000:00:05.0")) console.log(u.description); // "network interface ens5 is up"
  * ```
  * @module
@@ -48,7 +48,7 @@ function real(path: string): string | null {
  * The network interfaces of a device (`/sys/bus/pci/devices/<address>/net/*`).
  *
  * ```ts
- * import { networkInterfaces } from "./in_use.ts";
+ * import { networkInterfaces } from "@vfio-ts/vfio/sysfs";
  * console.log(networkInterfaces("0000:00:05.0")); // ["ens5"]
  * ```
  */
@@ -61,7 +61,7 @@ export function networkInterfaces(address: string | PciAddress, options: SysfsOp
  * controller's disks): the entries of `/sys/class/block` whose sysfs directory lies under the device's.
  *
  * ```ts
- * import { blockDevices } from "./in_use.ts";
+ * import { blockDevices } from "@vfio-ts/vfio/sysfs";
  * console.log(blockDevices("0000:00:04.0")); // ["nvme0n1", "nvme0n1p1"]
  * ```
  */
@@ -88,7 +88,7 @@ function blockName(source: string, options: SysfsOptions): string | null {
  * Devices on vfio-pci report nothing here (see `vfioHolders` for processes holding them through VFIO).
  *
  * ```ts
- * import { deviceUsers } from "./in_use.ts";
+ * import { deviceUsers } from "@vfio-ts/vfio/sysfs";
  * const uses = deviceUsers("0000:00:04.0");
  * if (uses.length > 0) throw new Error(`in use: ${uses.map((u) => u.description).join("; ")}`);
  * ```

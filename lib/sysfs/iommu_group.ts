@@ -3,8 +3,8 @@
  * `/dev/vfio/noiommu-N`), and which members keep it from being viable.
  *
  * ```ts
- * import { GroupNotViableError } from "../errors.ts";
- * import { groupViabilityBlockers, iommuGroup } from "./iommu_group.ts";
+ * import { GroupNotViableError } from "@vfio-ts/vfio";
+ * import { groupViabilityBlockers, iommuGroup } from "@vfio-ts/vfio/sysfs";
  * const group = iommuGroup(7);
  * const blockers = groupViabilityBlockers(group.number);
  * if (blockers.length) throw new GroupNotViableError(group.number, blockers);
@@ -70,7 +70,7 @@ function groupDir(n: number, options: SysfsOptions): string {
  * Lists the IOMMU group numbers, ascending. Empty when the machine has no IOMMU and no no-IOMMU group yet.
  *
  * ```ts
- * import { listIommuGroups } from "./iommu_group.ts";
+ * import { listIommuGroups } from "@vfio-ts/vfio/sysfs";
  * console.log(listIommuGroups()); // [0, 1, 2, …]
  * ```
  */
@@ -91,7 +91,7 @@ export function listIommuGroups(options: SysfsOptions = {}): number[] {
  * @throws {VfioError} when there is no such group.
  *
  * ```ts
- * import { iommuGroupMembers } from "./iommu_group.ts";
+ * import { iommuGroupMembers } from "@vfio-ts/vfio/sysfs";
  * for (const m of iommuGroupMembers(7)) console.log(m.address, m.driver ?? "no driver");
  * ```
  */
@@ -113,7 +113,7 @@ export function iommuGroupMembers(n: number, options: SysfsOptions = {}): GroupM
  * Reads everything about group `n`: members, type, whether it is a no-IOMMU group and its VFIO node.
  *
  * ```ts
- * import { iommuGroup } from "./iommu_group.ts";
+ * import { iommuGroup } from "@vfio-ts/vfio/sysfs";
  * const g = iommuGroup(0);
  * if (g.noIommu) console.log(`${g.vfioPath}: no DMA isolation`);
  * ```
@@ -155,7 +155,7 @@ function groupTypeOf(n: number, name: string | null, members: GroupMember[], opt
  * `mlx5_vfio_pci`), `pcieport` (bridges) or `pci-stub`.
  *
  * ```ts
- * import { driverKeepsGroupViable } from "./iommu_group.ts";
+ * import { driverKeepsGroupViable } from "@vfio-ts/vfio/sysfs";
  * console.log(driverKeepsGroupViable("pcieport"), driverKeepsGroupViable("snd_hda_intel")); // true false
  * ```
  */
@@ -169,8 +169,8 @@ export function driverKeepsGroupViable(driver: string | null): boolean {
  * `pcieport`, `pci-stub` or none. Feed them to `GroupNotViableError`.
  *
  * ```ts
- * import { GroupNotViableError } from "../errors.ts";
- * import { groupViabilityBlockers } from "./iommu_group.ts";
+ * import { GroupNotViableError } from "@vfio-ts/vfio";
+ * import { groupViabilityBlockers } from "@vfio-ts/vfio/sysfs";
  * const blockers = groupViabilityBlockers(7);
  * if (blockers.length > 0) throw new GroupNotViableError(7, blockers);
  * ```

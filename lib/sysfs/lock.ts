@@ -5,7 +5,7 @@
  * exits.
  *
  * ```ts
- * import { lockDevice } from "./lock.ts";
+ * import { lockDevice } from "@vfio-ts/vfio/sysfs";
  * using lock = lockDevice("0000:00:03.0", { lockTimeoutMs: 5000 });
  * // … change the device's driver …
  * ```
@@ -103,7 +103,7 @@ function holder(fd: number, options: RecordOptions): { pid: number | null; comma
  * @throws {RecordsDirError} the records directory cannot be created.
  *
  * ```ts
- * import { lockDevice } from "./lock.ts";
+ * import { lockDevice } from "@vfio-ts/vfio/sysfs";
  * const lock = lockDevice("0000:00:03.0");
  * try {
  *   // … change the device's driver …

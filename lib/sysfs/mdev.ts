@@ -6,7 +6,7 @@
  * accelerator's virtual function, the kernel's `mtty` sample UART); it sits in an emulated-IOMMU group.
  *
  * ```ts
- * import { createMdev, mdevTypes, removeMdev } from "./mdev.ts";
+ * import { createMdev, mdevTypes, removeMdev } from "@vfio-ts/vfio/sysfs";
  * console.log(mdevTypes("mtty").map((t) => `${t.id}: ${t.availableInstances} available`));
  * const uuid = createMdev("mtty", "mtty-2");
  * removeMdev(uuid);
@@ -81,7 +81,7 @@ export interface CreateMdevOptions extends SysfsOptions {
  * Whether `s` is a UUID as the kernel writes them (lower-case, 8-4-4-4-12 hex digits).
  *
  * ```ts
- * import { isMdevUuid } from "./mdev.ts";
+ * import { isMdevUuid } from "@vfio-ts/vfio/sysfs";
  * console.log(isMdevUuid("83b8f4f2-509f-382f-3c1e-e6bfe0fa1001")); // true
  * ```
  */
@@ -115,7 +115,7 @@ function parentDir(name: string, options: SysfsOptions): string {
  * The names of the devices that offer mediated devices (`/sys/class/mdev_bus`); empty when mdev is not loaded.
  *
  * ```ts
- * import { listMdevParentNames } from "./mdev.ts";
+ * import { listMdevParentNames } from "@vfio-ts/vfio/sysfs";
  * console.log(listMdevParentNames()); // ["mtty"]
  * ```
  */
@@ -151,7 +151,7 @@ function readType(parent: string, typesDir: string, id: string): MdevType {
  * @throws {VfioError} when there is no such parent.
  *
  * ```ts
- * import { mdevTypes } from "./mdev.ts";
+ * import { mdevTypes } from "@vfio-ts/vfio/sysfs";
  * for (const t of mdevTypes("mtty")) console.log(t.id, t.name, t.availableInstances); // mtty-1 Single port serial 24
  * ```
  */
@@ -166,7 +166,7 @@ export function mdevTypes(parent: string, options: SysfsOptions = {}): MdevType[
  * Every device that offers mediated devices, with its types.
  *
  * ```ts
- * import { listMdevParents } from "./mdev.ts";
+ * import { listMdevParents } from "@vfio-ts/vfio/sysfs";
  * for (const p of listMdevParents()) console.log(p.name, p.types.map((t) => t.id));
  * ```
  */
@@ -209,7 +209,7 @@ function readMediated(uuid: string, link: string, options: SysfsOptions): Mediat
  * The UUIDs of the mediated devices that exist now (`/sys/bus/mdev/devices`).
  *
  * ```ts
- * import { listMediatedDeviceUuids } from "./mdev.ts";
+ * import { listMediatedDeviceUuids } from "@vfio-ts/vfio/sysfs";
  * console.log(listMediatedDeviceUuids());
  * ```
  */
@@ -221,7 +221,7 @@ export function listMediatedDeviceUuids(options: SysfsOptions = {}): string[] {
  * Every mediated device with its parent, type and IOMMU group.
  *
  * ```ts
- * import { listMediatedDevices } from "./mdev.ts";
+ * import { listMediatedDevices } from "@vfio-ts/vfio/sysfs";
  * for (const m of listMediatedDevices()) console.log(m.uuid, m.parent, m.type, `group ${m.iommuGroup}`);
  * ```
  */
@@ -235,7 +235,7 @@ export function listMediatedDevices(options: SysfsOptions = {}): MediatedDeviceI
  * @throws {VfioError} when `uuid` is not a UUID or no such mediated device exists.
  *
  * ```ts
- * import { mediatedDevice } from "./mdev.ts";
+ * import { mediatedDevice } from "@vfio-ts/vfio/sysfs";
  * const m = mediatedDevice("83b8f4f2-509f-382f-3c1e-e6bfe0fa1001");
  * console.log(m.parent, m.type, m.iommuGroup, m.vfioDevicePath);
  * ```
@@ -262,7 +262,7 @@ export function mediatedDevice(uuid: string, options: SysfsOptions = {}): Mediat
  *   UUID is taken, or when the kernel refuses.
  *
  * ```ts
- * import { createMdev } from "./mdev.ts";
+ * import { createMdev } from "@vfio-ts/vfio/sysfs";
  * const uuid = createMdev("mtty", "mtty-1");
  * const fixed = createMdev("mtty", "mtty-2", { uuid: "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001" });
  * ```
@@ -320,7 +320,7 @@ export function markMdevOpen(uuid: string, open: boolean): void {
  * Whether this process has mediated device `uuid` open (through `openMediatedDevice()`).
  *
  * ```ts
- * import { isMdevOpen } from "./mdev.ts";
+ * import { isMdevOpen } from "@vfio-ts/vfio/sysfs";
  * console.log(isMdevOpen("83b8f4f2-509f-382f-3c1e-e6bfe0fa1001"));
  * ```
  */
@@ -335,7 +335,7 @@ export function isMdevOpen(uuid: string): boolean {
  * @throws {VfioError} when there is no such device, it is open in this process, or the kernel refuses.
  *
  * ```ts
- * import { createMdev, removeMdev } from "./mdev.ts";
+ * import { createMdev, removeMdev } from "@vfio-ts/vfio/sysfs";
  * removeMdev(createMdev("mtty", "mtty-1"));
  * ```
  */

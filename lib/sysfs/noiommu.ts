@@ -7,7 +7,7 @@
  * device and the program are trusted. Enabling it takes an explicit opt-in.
  *
  * ```ts
- * import { enableNoIommu, noIommuStatus } from "./noiommu.ts";
+ * import { enableNoIommu, noIommuStatus } from "@vfio-ts/vfio/sysfs";
  * if (!noIommuStatus().enabled) enableNoIommu({ iUnderstandTheRisk: true });
  * ```
  * @module
@@ -47,7 +47,7 @@ export interface NoIommuStatus {
  * Reads the no-IOMMU mode state.
  *
  * ```ts
- * import { noIommuStatus } from "./noiommu.ts";
+ * import { noIommuStatus } from "@vfio-ts/vfio/sysfs";
  * const s = noIommuStatus();
  * console.log(s.supported, s.enabled, s.summary);
  * ```
@@ -91,7 +91,7 @@ export interface EnableNoIommuOptions extends SysfsOptions {
  * @throws {VfioError} when not root ("run as root") or modprobe fails.
  *
  * ```ts
- * import { enableNoIommu } from "./noiommu.ts";
+ * import { enableNoIommu } from "@vfio-ts/vfio/sysfs";
  * const status = enableNoIommu({ iUnderstandTheRisk: true });
  * console.log(status.summary);
  * ```
@@ -132,7 +132,7 @@ export function enableNoIommu(options: EnableNoIommuOptions): NoIommuStatus {
  * A no-op when vfio is not loaded or has no such mode.
  *
  * ```ts
- * import { disableNoIommu } from "./noiommu.ts";
+ * import { disableNoIommu } from "@vfio-ts/vfio/sysfs";
  * disableNoIommu();
  * ```
  */

@@ -3,7 +3,7 @@
  * device cdev. Pure file reads; no device is opened.
  *
  * ```ts
- * import { findPciDevices, pciDevice } from "./pci.ts";
+ * import { findPciDevices, pciDevice } from "@vfio-ts/vfio/sysfs";
  * const [edu] = findPciDevices("1234:11e8");
  * const info = pciDevice(edu.address);
  * console.log(info.driver, info.iommuGroup, info.bars.map((b) => `BAR${b.index} ${b.size} bytes`));
@@ -187,7 +187,7 @@ function readDevice(address: string, dir: string, options: SysfsOptions): PciDev
  * @throws {InvalidAddressError} when the address does not parse or no such device exists.
  *
  * ```ts
- * import { pciDevice } from "./pci.ts";
+ * import { pciDevice } from "@vfio-ts/vfio/sysfs";
  * const info = pciDevice("0000:00:03.0");
  * console.log(info.vendor.toString(16), info.driver, info.iommuGroup);
  * ```
@@ -207,7 +207,7 @@ export function pciDevice(address: string | PciAddress, options: SysfsOptions = 
  * Lists every PCI device, sorted by address.
  *
  * ```ts
- * import { listPciDevices } from "./pci.ts";
+ * import { listPciDevices } from "@vfio-ts/vfio/sysfs";
  * for (const d of listPciDevices()) console.log(d.address, d.vendor.toString(16), d.device.toString(16), d.driver);
  * ```
  */
@@ -252,7 +252,7 @@ export interface PciMatch {
  * Parses a `vendor:device` id pair as `lspci -n` prints it (`1234:11e8`; either half may be `*`).
  *
  * ```ts
- * import { parsePciId } from "./pci.ts";
+ * import { parsePciId } from "@vfio-ts/vfio/sysfs";
  * console.log(parsePciId("8086:*")); // { vendor: 0x8086 }
  * ```
  */
@@ -273,7 +273,7 @@ export function parsePciId(text: string): PciMatch {
  * Finds devices by `vendor:device` text or by a {@linkcode PciMatch}.
  *
  * ```ts
- * import { findPciDevices } from "./pci.ts";
+ * import { findPciDevices } from "@vfio-ts/vfio/sysfs";
  * const nvmes = findPciDevices({ class: 0x010802 });
  * const nics = findPciDevices({ class: 0x020000, classMask: 0xff0000 });
  * const edus = findPciDevices("1234:11e8");

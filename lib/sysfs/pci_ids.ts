@@ -3,7 +3,7 @@
  * reads). Without the file every lookup returns `null` and callers print the numeric ids.
  *
  * ```ts
- * import { loadPciIds } from "./pci_ids.ts";
+ * import { loadPciIds } from "@vfio-ts/vfio/sysfs";
  * const ids = loadPciIds();
  * console.log(ids.vendorName(0x8086), ids.deviceName(0x8086, 0x10d3), ids.className(0x020000));
  * // "Intel Corporation" "82574L Gigabit Network Connection" "Ethernet controller"
@@ -110,7 +110,7 @@ export interface PciIdsOptions extends SysfsOptions {
  * gives an empty database (every name `null`, `source` `null`), never an error.
  *
  * ```ts
- * import { loadPciIds } from "./pci_ids.ts";
+ * import { loadPciIds } from "@vfio-ts/vfio/sysfs";
  * const ids = loadPciIds();
  * if (ids.source === null) console.log("no pci.ids: apt-get install pci.ids");
  * ```

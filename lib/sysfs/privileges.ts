@@ -4,7 +4,7 @@
  * EPERM deep inside an ioctl.
  *
  * ```ts
- * import { checkNoIommuPrivileges, hasCapability } from "./privileges.ts";
+ * import { checkNoIommuPrivileges, hasCapability } from "@vfio-ts/vfio/sysfs";
  * console.log(hasCapability("CAP_SYS_RAWIO"));
  * checkNoIommuPrivileges({ lockedBytes: 64 * 1024 * 1024 }); // throws a VfioError naming what is missing
  * ```
@@ -66,7 +66,7 @@ function limitValue(text: string): number | null {
  * Reads this process's privileges from `/proc/self/status` and `/proc/self/limits`.
  *
  * ```ts
- * import { processPrivileges } from "./privileges.ts";
+ * import { processPrivileges } from "@vfio-ts/vfio/sysfs";
  * const p = processPrivileges();
  * console.log(p.euid, p.effective.toString(16), p.memlockSoft);
  * ```
@@ -103,7 +103,7 @@ export function processPrivileges(options: SysfsOptions = {}): ProcessPrivileges
  * Whether the process holds a capability in its effective set, by name or number.
  *
  * ```ts
- * import { hasCapability } from "./privileges.ts";
+ * import { hasCapability } from "@vfio-ts/vfio/sysfs";
  * if (!hasCapability("CAP_SYS_ADMIN")) console.log("pagemap will show physical frame 0");
  * ```
  */
@@ -132,7 +132,7 @@ export interface NoIommuPrivilegeOptions extends SysfsOptions {
  * @throws {VfioError} naming every missing capability and what it is for.
  *
  * ```ts
- * import { checkNoIommuPrivileges } from "./privileges.ts";
+ * import { checkNoIommuPrivileges } from "@vfio-ts/vfio/sysfs";
  * checkNoIommuPrivileges({ lockedBytes: 16 * 1024 * 1024 });
  * ```
  */
