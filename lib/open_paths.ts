@@ -39,12 +39,16 @@ export interface GroupPathOptions {
   devDir?: string;
   /** The group's kind, reported by `Device.groupType` (default: `noiommu` on that path, else `iommu`). */
   groupType?: GroupType;
+  /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; ignored on the no-IOMMU path). */
+  iovaBase?: bigint;
 }
 
 /** Options of {@linkcode openThroughCdev}. */
 export interface CdevPathOptions {
   /** The device's group kind, reported by `Device.groupType` (default `iommu`). */
   groupType?: GroupType;
+  /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`). */
+  iovaBase?: bigint;
 }
 
 /** A process-wide shared object with a reference count. */
@@ -70,23 +74,33 @@ interface Context extends Owned {
   container?: Container;
   iommufd?: Iommufd;
   ioas?: Ioas;
+  iovaBase?: bigint;
 }
 
 const contexts = new Map<string, Shared<Context>>();
 const groups = new Map<number, Shared<Group>>();
 
-function acquire(key: string, make: () => Context): Shared<Context> {
+function acquire(key: string, make: () => Context, iovaBase?: bigint): Shared<Context> {
   const existing = contexts.get(key);
+  if (existing && existing.value.iovaBase !== iovaBase) {
+    const show = (b?: bigint): string => (b === undefined ? "the default" : `0x${b.toString(16)}`);
+    throw new VfioError(
+      `the ${key} IOVA space this device would share was opened with IOVA base ${show(existing.value.iovaBase)}, ` +
+        `not ${show(iovaBase)}`,
+      { remedy: "open every device of the process with the same iovaBase (their DMA buffers are shared)" },
+    );
+  }
   if (existing) return existing.ref();
   const shared = new Shared(make(), () => contexts.delete(key));
   contexts.set(key, shared);
   return shared;
 }
 
-function legacyContext(path: "type1" | "noiommu", devDir: string): Context {
+function legacyContext(path: "type1" | "noiommu", devDir: string, iovaBase?: bigint): Context {
   const container = Container.open(`${devDir}/vfio`);
-  const mapper = path === "noiommu" ? new NoIommuMapper() : new IovaMapper(container);
+  const mapper = path === "noiommu" ? new NoIommuMapper() : new IovaMapper(container, { iovaBase });
   return {
+    iovaBase,
     container,
     mapper,
     close(): void {
@@ -99,7 +113,7 @@ function legacyContext(path: "type1" | "noiommu", devDir: string): Context {
   };
 }
 
-function iommufdContext(): Context {
+function iommufdContext(iovaBase?: bigint): Context {
   const iommufd = Iommufd.open();
   let ioas: Ioas;
   try {
@@ -108,8 +122,9 @@ function iommufdContext(): Context {
     iommufd.close();
     throw e;
   }
-  const mapper = new IovaMapper(ioas, { kind: "iommufd" });
+  const mapper = new IovaMapper(ioas, { kind: "iommufd", iovaBase });
   return {
+    iovaBase,
     iommufd,
     ioas,
     mapper,
@@ -124,13 +139,14 @@ function iommufdContext(): Context {
 }
 
 /** The compat form: the iommufd whose compat IOAS the groups share (the IOAS exists once a group is attached). */
-function compatContext(): Context {
+function compatContext(iovaBase?: bigint): Context {
   const iommufd = Iommufd.open();
   let mapper: IovaMapper | null = null;
   const ctx: Context = {
+    iovaBase,
     iommufd,
     get mapper(): DmaMapper {
-      mapper ??= new IovaMapper(iommufd.compatIoas(), { kind: "iommufd" });
+      mapper ??= new IovaMapper(iommufd.compatIoas(), { kind: "iommufd", iovaBase });
       return mapper;
     },
     close(): void {
@@ -142,6 +158,11 @@ function compatContext(): Context {
     },
   };
   return ctx;
+}
+
+/** A chosen IOVA base is checked against the space's ranges when the device opens, not at its first DMA map. */
+function checkIovaBase(ctx: Context): void {
+  if (ctx.iovaBase !== undefined && ctx.mapper instanceof IovaMapper) void ctx.mapper.allocator;
 }
 
 function acquireGroup(n: number, noiommu: boolean, devDir: string): Shared<Group> {
@@ -169,7 +190,10 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   const path = options.path;
   const cleanup: Owned[] = [];
   try {
-    const ctx = path === "compat" ? acquire("compat", compatContext) : acquire(path, () => legacyContext(path, devDir));
+    const base = path === "noiommu" ? undefined : options.iovaBase;
+    const ctx = path === "compat"
+      ? acquire("compat", () => compatContext(base), base)
+      : acquire(path, () => legacyContext(path, devDir, base), base);
     cleanup.unshift(ctx);
     const g = acquireGroup(group, path === "noiommu", devDir);
     cleanup.unshift(g);
@@ -179,6 +203,7 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
       g.value.setContainer(ctx.value.container!);
       ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
     }
+    checkIovaBase(ctx.value);
     const fd = g.value.openDeviceFd(name);
     const iommu = path === "compat" ? "iommufd" : path;
     const groupType = options.groupType;
@@ -193,7 +218,7 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
 export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
   const cleanup: Owned[] = [];
   try {
-    const ctx = acquire("iommufd", iommufdContext);
+    const ctx = acquire("iommufd", () => iommufdContext(options.iovaBase), options.iovaBase);
     cleanup.unshift(ctx);
     let fd: number;
     try {
@@ -210,6 +235,7 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
     cleanup.unshift({ close: () => libc.close(fd, cdevPath) });
     bindIommufd(fd, ctx.value.iommufd!, name);
     attachIoas(fd, ctx.value.ioas!, name);
+    checkIovaBase(ctx.value);
     cleanup.shift(); // the Device owns the fd now
     const groupType = options.groupType;
     return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, groupType, after: cleanup });
