@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const link = await waitForLink(nic);
     console.log(
       `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
-        `rings ${nic.rxRingSize}/${nic.txRingSize}`,
+        `rings ${nic.rxRingSize}/${nic.txRingSize}, buffers at bus address 0x${nic.pool.busAddress.toString(16)}`,
     );
   }
   const dst = values["dst-mac"] ? parseMac(values["dst-mac"]) : rx ? parseMac(rx.mac) : new Uint8Array(6).fill(0xff);
@@ -140,6 +140,7 @@ async function main(): Promise<void> {
       break;
     }
   }
+  checker.finish(seq); // what never arrived is lost, not just the gaps before a later frame
   const pending = drainTx(tx);
   const ms = performance.now() - t0;
   console.log(`sent ${seq} frames in ${(ms / 1000).toFixed(2)} s: ${rate(seq, ms)}`);
