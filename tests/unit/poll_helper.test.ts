@@ -34,6 +34,7 @@ import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { Poller, type RingLayout, spinUntil } from "../../lib/poll.ts";
 import { Region, regionName } from "../../lib/region.ts";
 import type { DeviceFd } from "../../lib/types.ts";
+import { skipBecause } from "../skip.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const EXPORTS = ["vfio_ts_io_wmb", "vfio_ts_poll_abi", "vfio_ts_ring_ready", "vfio_ts_spin32", "vfio_ts_spin64"];
@@ -67,7 +68,10 @@ describe("prebuilt poll helper objects", () => {
       assert.doesNotMatch(run("readelf", ["-d", so]), /NEEDED/);
     });
     it(`${arch}: rebuilding with the build script's flags gives the committed object`, {
-      skip: !has(cc) && `${cc} not installed (deno task build:helper installs it); checked with readelf above`,
+      skip: skipBecause(
+        !has(cc) && `${cc} not installed (deno task build:helper installs it); checked with readelf above`,
+        `${arch}: rebuilding with the build script's flags`,
+      ),
     }, () => {
       const dir = mkdtempSync(join(tmpdir(), "vfio-ts-helper-"));
       try {
