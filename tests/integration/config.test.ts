@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { readFileSync } from "node:fs";
+import { afterEach, test } from "node:test";
 
 import {
   PCI_CAP_ID_EXP,
@@ -31,10 +32,11 @@ import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { irqInfo } from "../../lib/irq_info.ts";
 import { regionInfo } from "../../lib/region.ts";
 
-import { guest, openInGuest, skipIf } from "./guest.ts";
+import { FOUR_GIB, guest, openInGuest, releaseDevices, skipIf } from "./guest.ts";
 
 const { edu: EDU, nvme: NVME, e1000e: E1000E, virtioNet: VIRTIO_NET } = guest;
 const open = openInGuest;
+afterEach(releaseDevices); // a failed test must not leave a device open for the next
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -121,6 +123,40 @@ for (
   });
 }
 
+/** Start and size of BAR `i` as the kernel has it (`/sys/bus/pci/devices/<addr>/resource`, line i). */
+function sysfsBar(address: string, i: number): { start: bigint; size: bigint; flags: bigint } {
+  const line = readFileSync(`/sys/bus/pci/devices/${address}/resource`, "utf8").split("\n")[i];
+  const [start, end, flags] = line.trim().split(/\s+/).map((x) => BigInt(x));
+  return { start, size: end - start + 1n, flags };
+}
+
+test(
+  "nvme: BAR0/BAR1 is one 64-bit memory BAR at the address and size the kernel has",
+  { skip: skipIf(NVME, "nvme") },
+  () => {
+    using dev = open(NVME!);
+    using cfg = ConfigSpace.open(dev);
+    const bar0 = cfg.bar(0), bar1 = cfg.bar(1);
+    const kernel = sysfsBar(NVME!, 0);
+    assert.deepEqual([bar0.kind, bar0.is64, bar1.kind], ["memory", true, "upper"]);
+    assert.equal(
+      bar0.address,
+      kernel.start,
+      `BAR0 decodes to 0x${bar0.address.toString(16)}, sysfs has 0x${kernel.start.toString(16)} (upper half 0x${
+        bar1.raw.toString(16)
+      })`,
+    );
+    assert.equal(BigInt(regionInfo(dev, 0).size), kernel.size, "region 0's size is the BAR's size");
+    assert.equal(regionInfo(dev, 1).size, 0, "region 1 is the upper half: empty");
+    assert.equal(sysfsBar(NVME!, 1).size, 1n, "sysfs: no BAR1 of its own"); // an all-zero line: end - start + 1 = 1
+    // The firmware puts 64-bit BARs above 4 GiB once RAM reaches there (--high-dma): then the upper half is non-zero.
+    if (guest.highDma) {
+      assert.ok(kernel.start >= FOUR_GIB, `with RAM above 4 GiB, BAR0 at 0x${kernel.start.toString(16)}`);
+      assert.notEqual(bar1.raw, 0);
+    }
+  },
+);
+
 test("virtio-net legacy: ids, I/O BAR0, enable I/O decoding", { skip: skipIf(VIRTIO_NET, "virtio-net") }, () => {
   using dev = open(VIRTIO_NET!);
   using cfg = ConfigSpace.open(dev);
@@ -133,7 +169,7 @@ test("virtio-net legacy: ids, I/O BAR0, enable I/O decoding", { skip: skipIf(VIR
 });
 
 test("config space: ClosedError after close, and after the device closes", { skip: skipIf(EDU, "edu") }, () => {
-  const dev = open(EDU!);
+  using dev = open(EDU!); // closed below on purpose; `using` closes it when an assertion fails first
   const cfg = ConfigSpace.open(dev);
   const other = ConfigSpace.open(dev);
   cfg.close();
