@@ -42,7 +42,7 @@ export interface OpenDeviceOptions {
   /**
    * The lowest IOVA DMA buffers get (default 64 KiB; or the `VFIO_TS_IOVA_BASE` environment variable, hex or
    * decimal), e.g. `0x1_0000_0000n` so every bus address has non-zero upper 32 bits. It must lie inside the IOVA
-   * ranges the kernel reports, else the first DMA mapping throws `OutOfRangeError`. Devices sharing an IOVA space
+   * ranges the kernel reports, else the open throws `OutOfRangeError` naming them. Devices sharing an IOVA space
    * must agree on it. Ignored in no-IOMMU mode (bus addresses are physical addresses there).
    */
   iovaBase?: bigint;
@@ -57,16 +57,6 @@ function environmentChoice(): IommuChoice | undefined {
   if (v === undefined || v === "") return undefined;
   if (CHOICES.includes(v as IommuChoice)) return v as IommuChoice;
   throw new VfioError(`VFIO_TS_IOMMU=${v} is not an IOMMU path`, { remedy: `use one of ${CHOICES.join(", ")}` });
-}
-
-function environmentIovaBase(): bigint | undefined {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VFIO_TS_IOVA_BASE;
-  if (v === undefined || v === "") return undefined;
-  const text = v.replaceAll("_", "");
-  if (/^(0x[0-9a-f]+|[0-9]+)$/i.test(text)) return BigInt(text);
-  throw new VfioError(`VFIO_TS_IOVA_BASE=${v} is not an address`, {
-    remedy: "give it in hex (0x100000000) or decimal",
-  });
 }
 
 /** Addresses of the devices this process has open: the kernel's answers to a second open differ by path. */
@@ -108,7 +98,6 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
   }
   const group = sysfs.iommuGroup;
   const choice = options.iommu ?? environmentChoice() ?? "auto";
-  const iovaBase = options.iovaBase ?? environmentIovaBase();
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
   const haveIommufd = existsSync("/dev/iommu");
@@ -128,7 +117,7 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     // The kernel answers a bind in a non-viable group with a bare EPERM: name the members instead.
     const blockers = groupViabilityBlockers(group, { root: options.sysfsRoot });
     if (blockers.length) throw new GroupNotViableError(group, blockers);
-    return openThroughCdev(canonical, cdev, { iovaBase });
+    return openThroughCdev(canonical, cdev, { iovaBase: options.iovaBase });
   }
   if (!where) {
     throw new VfioError(`${canonical} is bound to vfio-pci but ${devDir} has no node for group ${group}`, {
@@ -161,9 +150,6 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
       remedy: "modprobe iommufd, or use iommu: type1",
     });
   }
-  return openThroughGroup(canonical, group, {
-    path: choice === "iommufd-compat" ? "compat" : "type1",
-    devDir,
-    iovaBase,
-  });
+  const path = choice === "iommufd-compat" ? "compat" : "type1";
+  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase });
 }

@@ -39,7 +39,10 @@ export interface GroupPathOptions {
   devDir?: string;
   /** The group's kind, reported by `Device.groupType` (default: `noiommu` on that path, else `iommu`). */
   groupType?: GroupType;
-  /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; ignored on the no-IOMMU path). */
+  /**
+   * The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; default: `VFIO_TS_IOVA_BASE`;
+   * ignored on the no-IOMMU path).
+   */
   iovaBase?: bigint;
 }
 
@@ -47,7 +50,7 @@ export interface GroupPathOptions {
 export interface CdevPathOptions {
   /** The device's group kind, reported by `Device.groupType` (default `iommu`). */
   groupType?: GroupType;
-  /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`). */
+  /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; default: `VFIO_TS_IOVA_BASE`). */
   iovaBase?: bigint;
 }
 
@@ -160,6 +163,17 @@ function compatContext(iovaBase?: bigint): Context {
   return ctx;
 }
 
+/** `VFIO_TS_IOVA_BASE` (hex or decimal, `_` allowed): the IOVA base when the caller gives none. */
+function environmentIovaBase(): bigint | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VFIO_TS_IOVA_BASE;
+  if (v === undefined || v === "") return undefined;
+  const text = v.replaceAll("_", "");
+  if (/^(0x[0-9a-f]+|[0-9]+)$/i.test(text)) return BigInt(text);
+  throw new VfioError(`VFIO_TS_IOVA_BASE=${v} is not an address`, {
+    remedy: "give it in hex (0x100000000) or decimal",
+  });
+}
+
 /** A chosen IOVA base is checked against the space's ranges when the device opens, not at its first DMA map. */
 function checkIovaBase(ctx: Context): void {
   if (ctx.iovaBase !== undefined && ctx.mapper instanceof IovaMapper) void ctx.mapper.allocator;
@@ -190,7 +204,7 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   const path = options.path;
   const cleanup: Owned[] = [];
   try {
-    const base = path === "noiommu" ? undefined : options.iovaBase;
+    const base = path === "noiommu" ? undefined : options.iovaBase ?? environmentIovaBase();
     const ctx = path === "compat"
       ? acquire("compat", () => compatContext(base), base)
       : acquire(path, () => legacyContext(path, devDir, base), base);
@@ -218,7 +232,8 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
 export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
   const cleanup: Owned[] = [];
   try {
-    const ctx = acquire("iommufd", () => iommufdContext(options.iovaBase), options.iovaBase);
+    const base = options.iovaBase ?? environmentIovaBase();
+    const ctx = acquire("iommufd", () => iommufdContext(base), base);
     cleanup.unshift(ctx);
     let fd: number;
     try {
