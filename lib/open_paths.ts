@@ -217,8 +217,13 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
       g.value.setContainer(ctx.value.container!);
       ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
     }
-    checkIovaBase(ctx.value);
     const fd = g.value.openDeviceFd(name);
+    try {
+      checkIovaBase(ctx.value); // after the open: a compat IOAS has the device's ranges only once it is attached
+    } catch (e) {
+      libc.close(fd, name);
+      throw e;
+    }
     const iommu = path === "compat" ? "iommufd" : path;
     const groupType = options.groupType;
     return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: cleanup });
