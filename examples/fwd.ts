@@ -17,7 +17,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
 import { Backoff, type Nic, type Packet } from "./nic/nic.ts";
-import { drainTx, openNic, waitForLink } from "./nic/open.ts";
+import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
 import { Checks, intOption } from "./nic/program.ts";
 
 const USAGE = `usage: fwd.ts <port-a> <port-b> [options]
@@ -88,11 +88,7 @@ async function main(): Promise<void> {
   // Disposed first (declared last): both ports stop before either closes, since each sends the other's buffers.
   using _stop = { [Symbol.dispose]: (): void => [a, b].forEach((nic) => nic.stop()) };
   for (const nic of [a, b]) {
-    const link = await waitForLink(nic);
-    console.log(
-      `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
-        `rings ${nic.rxRingSize}/${nic.txRingSize}`,
-    );
+    console.log(portSummary(nic, await waitForLink(nic)));
   }
   const ab = new Path(a, b, batch), ba = new Path(b, a, batch);
   console.log(`forwarding ${a.address} <-> ${b.address} in batches of ${batch}${count ? `, ${count} frames` : ""}`);

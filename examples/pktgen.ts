@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
 import { FrameWriter, SequenceChecker } from "./nic/frame.ts";
 import { Backoff, type Packet, parseMac } from "./nic/nic.ts";
-import { drainTx, openNic, waitForLink } from "./nic/open.ts";
+import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
 import { Checks, intOption } from "./nic/program.ts";
 
 const USAGE = `usage: pktgen.ts <tx-port> [--verify <rx-port>] [options]
@@ -77,11 +77,7 @@ async function main(): Promise<void> {
   // Disposed first (declared last): every port stops before any closes, as buffers may sit in another port's ring.
   using _stop = { [Symbol.dispose]: (): void => ports.forEach((nic) => nic.stop()) };
   for (const nic of ports) {
-    const link = await waitForLink(nic);
-    console.log(
-      `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
-        `rings ${nic.rxRingSize}/${nic.txRingSize}`,
-    );
+    console.log(portSummary(nic, await waitForLink(nic)));
   }
   const dst = values["dst-mac"] ? parseMac(values["dst-mac"]) : rx ? parseMac(rx.mac) : new Uint8Array(6).fill(0xff);
   const writer = new FrameWriter({ size, src: parseMac(tx.mac), dst });
@@ -140,6 +136,7 @@ async function main(): Promise<void> {
       break;
     }
   }
+  checker.finish(seq); // what never arrived is lost, not just the gaps before a later frame
   const pending = drainTx(tx);
   const ms = performance.now() - t0;
   console.log(`sent ${seq} frames in ${(ms / 1000).toFixed(2)} s: ${rate(seq, ms)}`);

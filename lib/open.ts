@@ -46,6 +46,13 @@ export interface OpenDeviceOptions {
    * `vfio` command line's `--noiommu`) is the one opt-in; neither `iommu: "noiommu"` nor the environment replaces it.
    */
   noiommu?: boolean;
+  /**
+   * The lowest IOVA DMA buffers get (default 64 KiB; or the `VFIO_TS_IOVA_BASE` environment variable, hex or
+   * decimal), e.g. `0x1_0000_0000n` so every bus address has non-zero upper 32 bits. It must lie inside the IOVA
+   * ranges the kernel reports, else the open throws `OutOfRangeError` naming them. Devices sharing an IOVA space
+   * must agree on it. Ignored in no-IOMMU mode (bus addresses are physical addresses there).
+   */
+  iovaBase?: bigint;
   /** The sysfs root (tests). */
   sysfsRoot?: string;
   /** The VFIO device node directory (tests). */
@@ -135,7 +142,7 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     // The kernel answers a bind in a non-viable group with a bare EPERM: name the members instead.
     const blockers = groupViabilityBlockers(group, { root: options.sysfsRoot });
     if (blockers.length) throw new GroupNotViableError(group, blockers);
-    return openThroughCdev(canonical, cdev);
+    return openThroughCdev(canonical, cdev, { iovaBase: options.iovaBase });
   }
   if (!where) {
     throw new VfioError(`${canonical} is bound to vfio-pci but ${devDir} has no node for group ${group}`, {
@@ -168,5 +175,6 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
       remedy: "modprobe iommufd, or use iommu: type1",
     });
   }
-  return openThroughGroup(canonical, group, { path: choice === "iommufd-compat" ? "compat" : "type1", devDir });
+  const path = choice === "iommufd-compat" ? "compat" : "type1";
+  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase });
 }

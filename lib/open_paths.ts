@@ -45,12 +45,19 @@ export interface GroupPathOptions {
   devDir?: string;
   /** The group's kind, reported by `Device.groupType` (default: `noiommu` on that path, else `iommu`). */
   groupType?: GroupType;
+  /**
+   * The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; default: `VFIO_TS_IOVA_BASE`;
+   * ignored on the no-IOMMU path).
+   */
+  iovaBase?: bigint;
 }
 
 /** Options of {@linkcode openThroughCdev}. */
 export interface CdevPathOptions {
   /** The device's group kind, reported by `Device.groupType` (default `iommu`). */
   groupType?: GroupType;
+  /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; default: `VFIO_TS_IOVA_BASE`). */
+  iovaBase?: bigint;
 }
 
 /** A process-wide shared object with a reference count. */
@@ -76,23 +83,33 @@ interface Context extends Owned {
   container?: Container;
   iommufd?: Iommufd;
   ioas?: Ioas;
+  iovaBase?: bigint;
 }
 
 const contexts = new Map<string, Shared<Context>>();
 const groups = new Map<number, Shared<Group>>();
 
-function acquire(key: string, make: () => Context): Shared<Context> {
+function acquire(key: string, make: () => Context, iovaBase?: bigint): Shared<Context> {
   const existing = contexts.get(key);
+  if (existing && existing.value.iovaBase !== iovaBase) {
+    const show = (b?: bigint): string => (b === undefined ? "the default" : `0x${b.toString(16)}`);
+    throw new VfioError(
+      `the ${key} IOVA space this device would share was opened with IOVA base ${show(existing.value.iovaBase)}, ` +
+        `not ${show(iovaBase)}`,
+      { remedy: "open every device of the process with the same iovaBase (their DMA buffers are shared)" },
+    );
+  }
   if (existing) return existing.ref();
   const shared = new Shared(make(), () => contexts.delete(key));
   contexts.set(key, shared);
   return shared;
 }
 
-function legacyContext(path: "type1" | "noiommu", devDir: string): Context {
+function legacyContext(path: "type1" | "noiommu", devDir: string, iovaBase?: bigint): Context {
   const container = Container.open(`${devDir}/vfio`);
-  const mapper = path === "noiommu" ? new NoIommuMapper() : new IovaMapper(container);
+  const mapper = path === "noiommu" ? new NoIommuMapper() : new IovaMapper(container, { iovaBase });
   return {
+    iovaBase,
     container,
     mapper,
     close(): void {
@@ -105,7 +122,7 @@ function legacyContext(path: "type1" | "noiommu", devDir: string): Context {
   };
 }
 
-function iommufdContext(): Context {
+function iommufdContext(iovaBase?: bigint): Context {
   const iommufd = Iommufd.open();
   let ioas: Ioas;
   try {
@@ -114,8 +131,9 @@ function iommufdContext(): Context {
     iommufd.close();
     throw e;
   }
-  const mapper = new IovaMapper(ioas, { kind: "iommufd" });
+  const mapper = new IovaMapper(ioas, { kind: "iommufd", iovaBase });
   return {
+    iovaBase,
     iommufd,
     ioas,
     mapper,
@@ -130,13 +148,14 @@ function iommufdContext(): Context {
 }
 
 /** The compat form: the iommufd whose compat IOAS the groups share (the IOAS exists once a group is attached). */
-function compatContext(): Context {
+function compatContext(iovaBase?: bigint): Context {
   const iommufd = Iommufd.open();
   let mapper: IovaMapper | null = null;
   const ctx: Context = {
+    iovaBase,
     iommufd,
     get mapper(): DmaMapper {
-      mapper ??= new IovaMapper(iommufd.compatIoas(), { kind: "iommufd" });
+      mapper ??= new IovaMapper(iommufd.compatIoas(), { kind: "iommufd", iovaBase });
       return mapper;
     },
     close(): void {
@@ -148,6 +167,22 @@ function compatContext(): Context {
     },
   };
   return ctx;
+}
+
+/** `VFIO_TS_IOVA_BASE` (hex or decimal, `_` allowed): the IOVA base when the caller gives none. */
+function environmentIovaBase(): bigint | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VFIO_TS_IOVA_BASE;
+  if (v === undefined || v === "") return undefined;
+  const text = v.replaceAll("_", "");
+  if (/^(0x[0-9a-f]+|[0-9]+)$/i.test(text)) return BigInt(text);
+  throw new VfioError(`VFIO_TS_IOVA_BASE=${v} is not an address`, {
+    remedy: "give it in hex (0x100000000) or decimal",
+  });
+}
+
+/** A chosen IOVA base is checked against the space's ranges when the device opens, not at its first DMA map. */
+function checkIovaBase(ctx: Context): void {
+  if (ctx.iovaBase !== undefined && ctx.mapper instanceof IovaMapper) void ctx.mapper.allocator;
 }
 
 function acquireGroup(n: number, noiommu: boolean, devDir: string): Shared<Group> {
@@ -175,7 +210,10 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   const path = options.path;
   const cleanup: Owned[] = [];
   try {
-    const ctx = path === "compat" ? acquire("compat", compatContext) : acquire(path, () => legacyContext(path, devDir));
+    const base = path === "noiommu" ? undefined : options.iovaBase ?? environmentIovaBase();
+    const ctx = path === "compat"
+      ? acquire("compat", () => compatContext(base), base)
+      : acquire(path, () => legacyContext(path, devDir, base), base);
     cleanup.unshift(ctx);
     const g = acquireGroup(group, path === "noiommu", devDir);
     cleanup.unshift(g);
@@ -186,6 +224,12 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
       ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
     }
     const fd = g.value.openDeviceFd(name);
+    try {
+      checkIovaBase(ctx.value); // after the open: a compat IOAS has the device's ranges only once it is attached
+    } catch (e) {
+      libc.close(fd, name);
+      throw e;
+    }
     const iommu = path === "compat" ? "iommufd" : path;
     const groupType = options.groupType;
     return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: cleanup });
@@ -217,7 +261,8 @@ function busyBecauseHeld(name: string, cdevPath: string, error: unknown, holding
 export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
   const cleanup: Owned[] = [];
   try {
-    const ctx = acquire("iommufd", iommufdContext);
+    const base = options.iovaBase ?? environmentIovaBase();
+    const ctx = acquire("iommufd", () => iommufdContext(base), base);
     cleanup.unshift(ctx);
     let fd: number;
     try {
@@ -234,6 +279,7 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
       throw busyBecauseHeld(name, cdevPath, e, true) ?? e;
     }
     attachIoas(fd, ctx.value.ioas!, name);
+    checkIovaBase(ctx.value);
     cleanup.shift(); // the Device owns the fd now
     const groupType = options.groupType;
     return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, groupType, after: cleanup });

@@ -161,6 +161,17 @@ export class SequenceChecker {
     this.#writer.write(this.#ref, 0);
   }
 
+  /**
+   * Ends the count once `sent` frames have been sent and no more will arrive: the ones after the last that arrived
+   * never did, and count as lost too (a gap is only seen when a later frame arrives).
+   */
+  finish(sent: number): void {
+    if (sent <= this.expected) return;
+    this.#error(`frames ${this.expected}..${sent - 1} never arrived`);
+    this.lost += sent - this.expected;
+    this.expected = sent;
+  }
+
   /** Frames accounted for (good + lost + late + corrupt). */
   get seen(): number {
     return this.good + this.lost + this.late + this.corrupt;

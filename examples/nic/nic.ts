@@ -88,6 +88,11 @@ export class PacketPool {
     }
   }
 
+  /** The bus address of the first buffer's entry (an IOVA, or a physical address without an IOMMU). */
+  get busAddress(): bigint {
+    return this.#pool.busAddress(0);
+  }
+
   /** Number of buffers. */
   get size(): number {
     return this.#packets.length;

@@ -74,6 +74,12 @@ export async function waitForLink(nic: Nic, timeoutMs = 10_000): Promise<LinkSta
   }
 }
 
+/** One line about a port that is up: driver, address, MAC, link speed, ring sizes, and where its buffers are. */
+export function portSummary(nic: Nic, link: LinkStatus): string {
+  return `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
+    `rings ${nic.rxRingSize}/${nic.txRingSize}, buffers at bus address 0x${nic.pool.busAddress.toString(16)}`;
+}
+
 /** Waits (busy, up to `timeoutMs`) until every frame queued on `nic` has left. Returns the frames still queued. */
 export function drainTx(nic: Nic, timeoutMs = 1000): number {
   const t0 = performance.now();

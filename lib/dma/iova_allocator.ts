@@ -21,6 +21,12 @@ import type { IovaRange } from "../iommu/types.ts";
 export interface IovaAllocatorOptions {
   /** IOVAs below this are never used (default 64 KiB). */
   reserveBelow?: bigint;
+  /**
+   * The lowest IOVA to hand out, instead of `reserveBelow`: it must lie inside one of the ranges (and not above
+   * `maxIova`), else the constructor throws `OutOfRangeError` naming the ranges. E.g. `0x1_0000_0000n` puts every
+   * mapping above 4 GiB, so a device or driver that drops the upper 32 bits of an address is caught.
+   */
+  base?: bigint;
   /** Highest IOVA to use, inclusive, e.g. a device's DMA mask (`(1n << 28n) - 1n` for QEMU's edu). */
   maxIova?: bigint;
   /** Smallest unit and alignment: the IOMMU's smallest page size (default 4096). */
@@ -36,6 +42,24 @@ interface Hole {
 
 function hex(n: bigint): string {
   return `0x${n.toString(16)}`;
+}
+
+function listRanges(ranges: readonly IovaRange[]): string {
+  return ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(", ") || "none";
+}
+
+/** Throws unless `base` is page-aligned, inside one of `ranges` and not above `maxIova`. */
+function checkBase(base: bigint, ranges: readonly IovaRange[], maxIova: bigint | undefined, align: number): void {
+  if (base < 0n || base % BigInt(align) !== 0n) {
+    throw new OutOfRangeError(`IOVA base ${hex(base)} is not a multiple of the IOMMU page size ${align}`);
+  }
+  if (!ranges.some((r) => base >= r.start && base <= r.end) || (maxIova !== undefined && base > maxIova)) {
+    throw new OutOfRangeError(
+      `IOVA base ${hex(base)} is outside the IOVA ranges the kernel reports (${listRanges(ranges)})` +
+        (maxIova !== undefined ? ` or above the device's limit ${hex(maxIova)}` : ""),
+      { remedy: "pick an iovaBase inside one of those ranges" },
+    );
+  }
 }
 
 /**
@@ -58,8 +82,9 @@ export class IovaAllocator {
 
   /** Builds an allocator over `ranges` (inclusive ends, as the kernel reports them). */
   constructor(ranges: readonly IovaRange[], options: IovaAllocatorOptions = {}) {
-    const reserveBelow = options.reserveBelow ?? 0x10000n;
     this.#minAlign = options.minAlign ?? 4096;
+    const reserveBelow = options.base ?? options.reserveBelow ?? 0x10000n;
+    if (options.base !== undefined) checkBase(options.base, ranges, options.maxIova, this.#minAlign);
     this.#maxAlign = Math.max(options.maxAlign ?? 2 * 1024 * 1024, this.#minAlign);
     const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     const align = BigInt(this.#minAlign);
@@ -80,7 +105,7 @@ export class IovaAllocator {
     for (const r of this.#ranges) this.#holes.push({ ...r });
     if (this.#ranges.length === 0) {
       throw new OutOfRangeError(
-        `no usable IOVA range: ${ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(", ") || "none"} ` +
+        `no usable IOVA range: ${listRanges(ranges)} ` +
           `above ${hex(reserveBelow)}${options.maxIova !== undefined ? ` and below ${hex(options.maxIova)}` : ""}`,
       );
     }

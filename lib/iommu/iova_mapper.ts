@@ -32,6 +32,11 @@ export interface IovaMapperOptions {
   maxIova?: bigint;
   /** IOVAs below this are never used (default 64 KiB). */
   reserveBelow?: bigint;
+  /**
+   * The lowest IOVA to hand out, e.g. `0x1_0000_0000n` to put every mapping above 4 GiB. It must lie inside the
+   * space's IOVA ranges: else the first {@linkcode IovaMapper.map} throws `OutOfRangeError` naming them.
+   */
+  iovaBase?: bigint;
 }
 
 const DMA_ENTRY_LIMIT_REMEDY = "the type1 IOMMU allows at most `dma_entry_limit` mappings (65535 by default): " +
@@ -149,9 +154,15 @@ export class IovaMapper implements DmaMapper {
         minAlign: Math.max(this.#minPage, 4096),
         maxIova: this.#options.maxIova,
         reserveBelow: this.#options.reserveBelow,
+        base: this.#options.iovaBase,
       });
     }
     return this.#iovas;
+  }
+
+  /** The lowest IOVA this mapper hands out when one was chosen ({@linkcode IovaMapperOptions.iovaBase}). */
+  get iovaBase(): bigint | undefined {
+    return this.#options.iovaBase;
   }
 
   /** Number of live mappings. */

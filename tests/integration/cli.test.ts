@@ -12,13 +12,11 @@ import process from "node:process";
 import { describe, it } from "node:test";
 import { main } from "../../cli/vfio.ts";
 import { readableCopy } from "./fixtures/world_readable.ts";
+import { guest, skipBecause, skipIf } from "./guest.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
-const mode = env.VFIO_TS_MODE ?? "";
-const first = (name: string): string => (env[name] ?? "").split(",").filter(Boolean)[0] ?? "";
-const EDU = first("VFIO_TS_EDU");
-const NVME = first("VFIO_TS_NVME");
+const { inVm, mode } = guest;
+const EDU = guest.edu ?? "";
+const NVME = guest.nvme ?? "";
 const sysfs = (addr: string, attr: string): string => `/sys/bus/pci/devices/${addr}/${attr}`;
 const driverOf = (addr: string): string | null => {
   try {
@@ -27,9 +25,7 @@ const driverOf = (addr: string): string | null => {
     return null;
   }
 };
-const NIC = inVm
-  ? (env.VFIO_TS_KERNEL_DEVICES ?? "").split(",").filter(Boolean).find((a) => driverOf(a) === "e1000e") ?? ""
-  : "";
+const NIC = inVm ? guest.kernelDevices.find((a) => driverOf(a) === "e1000e") ?? "" : "";
 const OPEN = mode === "noiommu" ? ["--noiommu"] : [];
 const IOMMU_PATH: Record<string, string> = { noiommu: "noiommu", iommu: "type1", iommufd: "iommufd" };
 /** Per test: a Deno start in the TCG guest takes seconds, and some tests run a dozen commands. */
@@ -43,8 +39,8 @@ interface Run {
 }
 
 function command(args: readonly string[]): string[] {
-  if (env.VFIO_TS_RUNTIME === "bun") return [env.VFIO_TS_BUN ?? "bun", ENTRY, ...args];
-  return [env.VFIO_TS_DENO ?? "deno", "run", "-A", "--no-check", ENTRY, ...args];
+  if (guest.runtime === "bun") return [guest.bins.bun, ENTRY, ...args];
+  return [guest.bins.deno, "run", "-A", "--no-check", ENTRY, ...args];
 }
 
 /** Runs the CLI as users do: a child process of the runtime under test (seconds per start in the TCG guest). */
@@ -120,7 +116,7 @@ interface StatusJson {
   pciIds: string | null;
 }
 
-describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFIO_TS_IN_VM unset)" : false }, () => {
+describe("vfio CLI in the guest", { skip: skipIf(guest.edu, "edu", "vfio CLI in the guest") }, () => {
   it("status --json matches sysfs for every device; text groups devices by driver", { timeout: LONG }, () => {
     const child = spawned("status", "--json");
     assert.equal(child.code, 0, child.stderr);
@@ -158,8 +154,9 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
     assert.match(ok("groups"), new RegExp(`group ${group.number}  viable`));
   });
 
-  it("bind refuses the e1000e while its interface is up; bind/restore round trip; --force", {
-    skip: !NIC,
+  const bindNic = "bind refuses the e1000e while its interface is up; bind/restore round trip; --force";
+  it(bindNic, {
+    skip: inVm && skipBecause(!NIC && "no e1000e left on its kernel driver in the guest", bindNic),
     timeout: LONG,
   }, () => {
     const name = iface(NIC);
@@ -228,9 +225,10 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
     assert.deepEqual([r64.value, r64.width], ["0x0000000000001000", 64]);
   });
 
+  const nvmeInfo = "info and config on nvme: BAR0 as sysfs sizes it, MSI-X matching the kernel's vector count";
   it(
-    "info and config on nvme: BAR0 as sysfs sizes it, MSI-X matching the kernel's vector count",
-    { skip: !NVME, timeout: LONG },
+    nvmeInfo,
+    { skip: inVm && skipBecause(!NVME && "no nvme on vfio-pci in the guest", nvmeInfo), timeout: LONG },
     () => {
       type Info = {
         regions: { index: number; size: number }[];
@@ -263,7 +261,7 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
     if (NIC) fails(1, /is bound to e1000e, not to vfio-pci \(bind it first: vfio bind/, "info", NIC);
     if (mode === "noiommu") fails(1, /no-IOMMU group.*--noiommu/, "info", EDU);
     // the rig's bridged group: a second edu on vfio-pci beside the e1000e kept on its driver (one IOMMU group)
-    const bridgedEdu = (env.VFIO_TS_EDU ?? "").split(",").find((a) => a.startsWith("0000:01:"));
+    const bridgedEdu = guest.devices.edu.find((a) => a.startsWith("0000:01:"));
     if (bridgedEdu && NIC.startsWith("0000:01:") && mode !== "noiommu") {
       fails(
         1,
@@ -280,7 +278,7 @@ describe("vfio CLI in the guest", { skip: !inVm || !EDU ? "not in the guest (VFI
     const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", copy.runtime, ...args], {
       cwd: copy.dir,
       encoding: "utf8",
-      env: { ...env, HOME: copy.home, DENO_DIR: copy.home, BUN_INSTALL_CACHE_DIR: copy.home },
+      env: { ...process.env, HOME: copy.home, DENO_DIR: copy.home, BUN_INSTALL_CACHE_DIR: copy.home },
     });
     assert.equal(r.status, 1, `not root: ${r.stderr}`);
     assert.match(r.stderr.trim(), /^vfio: vfio bind needs root \(run it as root, e\.g\. with sudo\)$/);

@@ -9,8 +9,7 @@
 // January 2024) with a hw_error that kills the VM, so transfers here stay at 2 KiB.
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
-import process from "node:process";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from "../../lib/abi/pci.ts";
@@ -22,17 +21,18 @@ import { ClosedError } from "../../lib/errors.ts";
 import { attachIoas, bindIommufd, Iommufd } from "../../lib/iommu/iommufd.ts";
 import { IovaMapper } from "../../lib/iommu/iova_mapper.ts";
 import type { DmaMapper } from "../../lib/iommu/types.ts";
-import { openDevice } from "../../lib/open.ts";
 import { Region } from "../../lib/region.ts";
 import { reserveHugepages } from "../../lib/sysfs/hugepages.ts";
 import type { DeviceFd } from "../../lib/types.ts";
+import { FOUR_GIB, guest, openInGuest, releaseDevices, skipBecause, skipIf, skipUnless } from "./guest.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
-const mode = env.VFIO_TS_MODE ?? "";
-const edu = (env.VFIO_TS_EDU ?? "").split(",").filter(Boolean)[0];
-const skipEdu = !inVm ? "outside the VM rig (VFIO_TS_IN_VM unset)" : edu ? false : "no edu device in the guest";
-const skipIommu = skipEdu || (mode === "noiommu" ? "no IOMMU in noiommu mode" : false);
+const { mode } = guest;
+const edu = guest.edu ?? "";
+const skipEdu = skipIf(guest.edu, "edu");
+const skipIommu = skipEdu ||
+  skipBecause(mode === "noiommu" && "no IOMMU in noiommu mode", "edu DMA to an unmapped IOVA leaves memory untouched");
+const skipHigh = skipEdu || skipUnless(!guest.highDma && "the rig was not asked for --high-dma", "high DMA addresses");
+afterEach(releaseDevices); // a failed test must not leave a device open for the next
 
 const DMA_SRC = 0x80, DMA_DST = 0x88, DMA_COUNT = 0x90, DMA_CMD = 0x98;
 const CMD_START = 1, CMD_TO_RAM = 2;
@@ -60,7 +60,7 @@ function openEdu(): Edu {
       bindIommufd(fd, iommufd, edu);
       const ioas = iommufd.allocIoas();
       attachIoas(fd, ioas, edu);
-      iovaMapper = new IovaMapper(ioas, { kind: "iommufd" });
+      iovaMapper = new IovaMapper(ioas, { kind: "iommufd", iovaBase: guest.iovaBase });
     } catch (e) {
       libc.close(fd);
       iommufd.close();
@@ -83,15 +83,20 @@ function openEdu(): Edu {
       iommufd.close();
     };
   } else {
-    const device = openDevice(edu, { noiommu: mode === "noiommu" });
+    const device = openInGuest(edu);
     dev = device;
     mapper = device.dmaMapper;
     closeDev = (): void => device.close();
   }
-  const config = Region.open(dev, VFIO_PCI_CONFIG_REGION_INDEX);
-  config.write16(PCI_COMMAND, config.read16(PCI_COMMAND) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-  config.close();
-  const bar0 = Region.open(dev, VFIO_PCI_BAR0_REGION_INDEX);
+  let bar0: Region;
+  try {
+    using config = Region.open(dev, VFIO_PCI_CONFIG_REGION_INDEX);
+    config.write16(PCI_COMMAND, config.read16(PCI_COMMAND) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    bar0 = Region.open(dev, VFIO_PCI_BAR0_REGION_INDEX);
+  } catch (e) {
+    closeDev();
+    throw e;
+  }
   return {
     dev,
     bar0,
@@ -227,3 +232,24 @@ test(`a closed buffer is unmapped and refuses use (${mode})`, { skip: skipEdu },
   assert.throws(() => buf.busAddress(0), ClosedError);
   assert.throws(() => buf.read32(0), ClosedError);
 });
+
+test(
+  `--high-dma: every bus address is at or above 4 GiB, and edu's DMA reaches it (${mode})`,
+  { skip: skipHigh },
+  () => {
+    reserveHugepages(8);
+    using e = openEdu();
+    using page = allocDma(e.mapper, 4096, { hugepages: "never" });
+    using huge = allocDma(e.mapper, 2 * MiB, { hugepages: "require", contiguous: true });
+    using pool = allocDmaPool(e.mapper, { entrySize: 2048, count: 64, hugepages: "prefer" });
+    const floor = mode === "noiommu" ? FOUR_GIB : guest.iovaBase ?? FOUR_GIB;
+    const addresses = [page.busAddress(0), huge.busAddress(0), pool.busAddress(0), pool.busAddress(63)];
+    for (const a of addresses) {
+      assert.ok(a >= floor, `bus address 0x${a.toString(16)} is below 0x${floor.toString(16)} (${mode})`);
+    }
+    pattern(page, 0, 2048, 9);
+    page.fill(0, 2048, 4096);
+    roundTrip(e.bar0, page, 0, 2048, 2048);
+    assertCopied(page, 0, 2048, 2048);
+  },
+);

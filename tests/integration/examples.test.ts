@@ -1,12 +1,12 @@
 // The examples run as users run them: a child process of the same runtime, exit status 0 when every check passed.
+// With the rig's --high-dma the DMA buffer's bus address they print must be at or above 4 GiB.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { assertHighDma, guest, skipIf } from "./guest.ts";
 
-const inVm = process.env.VFIO_TS_IN_VM === "1";
 const isBun = "Bun" in globalThis;
-const edu = (process.env.VFIO_TS_EDU ?? "").split(",")[0];
 
 function run(script: string, ...args: string[]): { status: number | null; out: string } {
   const argv = isBun ? [script, ...args] : ["run", "-A", "--no-check", script, ...args];
@@ -14,11 +14,11 @@ function run(script: string, ...args: string[]): { status: number | null; out: s
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-describe("examples", { skip: !inVm && "needs the VFIO guest (deno task test:vm)" }, () => {
+describe("examples", { skip: skipIf(guest.edu, "edu", "examples") }, () => {
   it("edu.ts passes every check", () => {
-    const extra = process.env.VFIO_TS_MODE === "noiommu" ? ["--noiommu"] : [];
-    const r = run("examples/edu.ts", edu, ...extra);
+    const r = run("examples/edu.ts", guest.edu!, ...guest.noiommuFlag);
     assert.equal(r.status, 0, r.out);
     assert.match(r.out, /all checks passed/);
+    assertHighDma(r.out, /DMA round trip of \d+ bytes \(bus address (0x[0-9a-f]+)\)/);
   });
 });

@@ -2,23 +2,23 @@
 // path on an iommufd kernel, IOVA outside the IOAS's ranges, a double open across paths, and the errors when the
 // kernel offers no cdev.
 import assert from "node:assert/strict";
-import process from "node:process";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import type { Device } from "../../lib/device.ts";
 import { SystemError, UnsupportedError } from "../../lib/errors.ts";
 import { attachIoas, bindIommufd, Iommufd } from "../../lib/iommu/iommufd.ts";
-import { openDevice } from "../../lib/open.ts";
 import { openThroughCdev } from "../../lib/open_paths.ts";
 import { regionInfo } from "../../lib/region.ts";
 import { pciDevice } from "../../lib/sysfs/pci.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
-const mode = env.VFIO_TS_MODE ?? "";
-const edu = (env.VFIO_TS_EDU ?? "").split(",")[0];
-const nvme = (env.VFIO_TS_NVME ?? "").split(",")[0];
+import { guest, openInGuest, releaseDevices, skipUnless } from "./guest.ts";
+
+const { mode } = guest;
+const edu = guest.edu ?? "";
+const nvme = guest.nvme ?? "";
+const openDevice = openInGuest;
+afterEach(releaseDevices); // a failed test must not leave a device open for the next
 
 /** A 2 KiB edu DMA RAM -> device -> RAM through the device's own DMA buffer; true when the data came back. */
 async function eduRoundTrip(dev: Device): Promise<boolean> {
@@ -39,7 +39,9 @@ async function eduRoundTrip(dev: Device): Promise<boolean> {
   return buf.u8.subarray(0, 2048).every((v, i) => buf.u8[4096 + i] === v);
 }
 
-describe("iommufd mode", { skip: (!inVm || mode !== "iommufd") && "needs the guest in iommufd mode" }, () => {
+describe("iommufd mode", {
+  skip: skipUnless(mode !== "iommufd" && `needs the iommufd mode, not ${mode}`, "iommufd mode"),
+}, () => {
   it("auto picks the cdev path", () => {
     using dev = openDevice(edu);
     assert.equal(dev.iommu, "iommufd");
@@ -107,7 +109,7 @@ describe("iommufd mode", { skip: (!inVm || mode !== "iommufd") && "needs the gue
   });
 });
 
-describe("no cdev", { skip: (!inVm || mode === "iommufd") && "needs the guest in iommu or noiommu mode" }, () => {
+describe("no cdev", { skip: skipUnless(mode === "iommufd" && "the iommufd mode has cdevs", "no cdev") }, () => {
   it("forcing iommufd where the kernel gives no cdev says why", () => {
     assert.throws(
       () => openDevice(edu, { iommu: "iommufd", noiommu: mode === "noiommu" }),

@@ -5,21 +5,19 @@
 // edu registers (qemu docs/specs/edu.rst): 0x24 IRQ status, 0x60 raise (ORs into status, fires), 0x64 ack (clears).
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
-import process from "node:process";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import { ClosedError, OutOfRangeError, UnsupportedError, VfioError } from "../../lib/errors.ts";
 import { IrqIndex, irqInfo, irqInfoAll, IrqSet } from "../../lib/irq.ts";
-import { openDevice } from "../../lib/open.ts";
 import type { Region } from "../../lib/region.ts";
 import type { DeviceFd } from "../../lib/types.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
-const skip = inVm ? false : "outside the VM rig (VFIO_TS_IN_VM unset)";
-const edu = (env.VFIO_TS_EDU ?? "").split(",").filter(Boolean)[0];
-const nvme = (env.VFIO_TS_NVME ?? "").split(",").filter(Boolean)[0];
-const skipEdu = skip || (edu ? false : "no edu device in the guest");
-const skipNvme = skip || (nvme ? false : "no nvme device in the guest");
+import { guest, openInGuest, releaseDevices, skipIf } from "./guest.ts";
+
+const edu = guest.edu ?? "";
+const nvme = guest.nvme ?? "";
+const skipEdu = skipIf(guest.edu, "edu", "edu interrupt tests");
+const skipNvme = skipIf(guest.nvme, "nvme", "nvme MSI-X tests");
+afterEach(releaseDevices); // a failed test must not leave a device open for the next
 
 const IRQ_STATUS = 0x24, IRQ_RAISE = 0x60, IRQ_ACK = 0x64;
 const LONG = 3000; // ms: a raised interrupt must arrive well within this, even under TCG
@@ -35,8 +33,7 @@ interface Opened extends Disposable {
 
 /** Opens a device through the mode's path: type1 or no-IOMMU groups, or the cdev bound to an iommufd. */
 function open(address: string): Opened {
-  const mode = env.VFIO_TS_MODE;
-  const dev = openDevice(address, { noiommu: mode === "noiommu", iommu: mode === "iommufd" ? "iommufd" : "auto" });
+  const dev = openInGuest(address, { iommu: guest.mode === "iommufd" ? "iommufd" : "auto" });
   try {
     dev.config.enableMemory();
     dev.config.enableBusMaster();
@@ -233,7 +230,7 @@ test("use after close, close while waiting, and no leaked eventfds", { skip: ski
 
 test("closing the device first still lets the set close cleanly", { skip: skipEdu }, () => {
   const before = openFds();
-  const o = open(edu);
+  using o = open(edu); // disposed below on purpose (idempotent); `using` covers a failure before that
   const msi = IrqSet.enable(o.dev, IrqIndex.MSI, { count: 1 });
   o[Symbol.dispose]();
   msi.close();

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import process from "node:process";
 import { after, describe, it } from "node:test";
 import { VfioError } from "../../lib/errors.ts";
 import { IrqIndex, type IrqSet } from "../../lib/irq.ts";
@@ -26,14 +25,14 @@ import {
   removeMdev,
 } from "../../lib/sysfs/mdev.ts";
 import { pciDevice } from "../../lib/sysfs/pci.ts";
+import { guest, skipBecause, skipUnless } from "./guest.ts";
 
-const env = process.env;
-const mode = env.VFIO_TS_MODE;
-const skip = env.VFIO_TS_IN_VM !== "1"
-  ? "outside the VM rig (VFIO_TS_IN_VM unset)"
-  : mode === "noiommu"
-  ? "the rig's noiommu mode (a machine without an IOMMU) loads no mtty; mediated devices run in iommu and iommufd modes"
-  : false;
+const { mode } = guest;
+const skip = skipUnless(
+  mode === "noiommu" &&
+    "the rig's noiommu mode (a machine without an IOMMU) loads no mtty; mediated devices run in iommu and iommufd modes",
+  "mediated devices (mtty)",
+);
 const isBun = "Bun" in globalThis;
 const PARENT = "mtty";
 const UUID = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
@@ -117,8 +116,9 @@ describe("mediated devices (mtty)", { skip }, () => {
     assert.equal(isMdevUuid(crypto.randomUUID()), true);
   });
 
-  it("PCI devices of the same guest report a real IOMMU group", { skip: !env.VFIO_TS_EDU && "no edu" }, () => {
-    const group = pciDevice(env.VFIO_TS_EDU!.split(",")[0]).iommuGroup!;
+  const realGroup = "PCI devices of the same guest report a real IOMMU group";
+  it(realGroup, { skip: !skip && skipBecause(!guest.edu && "no edu in the guest", realGroup) }, () => {
+    const group = pciDevice(guest.edu!).iommuGroup!;
     assert.equal(iommuGroup(group).groupType, "iommu");
   });
 

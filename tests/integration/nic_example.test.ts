@@ -5,17 +5,13 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { assertHighDma, guest, skipUnless } from "./guest.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
 const isBun = "Bun" in globalThis;
-const noiommu = env.VFIO_TS_MODE === "noiommu" ? ["--noiommu"] : [];
-const list = (v: string | undefined): string[] => (v ?? "").split(",").filter(Boolean);
-const e1000e = list(env.VFIO_TS_E1000E);
-const virtio = list(env.VFIO_TS_VIRTIO_NET);
-// VFIO_TS_HUBS: "0=addr,addr;1=addr": a pair on one hub, one of each kind
-const hubs = (env.VFIO_TS_HUBS ?? "").split(";").filter(Boolean).map((h) => list(h.split("=")[1]));
-const hub = hubs.find((h) => h.some((a) => e1000e.includes(a)) && h.some((a) => virtio.includes(a)));
+const noiommu = guest.noiommuFlag;
+const { e1000e, virtioNet: virtio } = guest.devices;
+// a pair on one hub, one of each kind
+const hub = guest.hubs.find((h) => h.some((a) => e1000e.includes(a)) && h.some((a) => virtio.includes(a)));
 const e = hub?.find((a) => e1000e.includes(a));
 const v = hub?.find((a) => virtio.includes(a));
 
@@ -27,7 +23,8 @@ function pktgen(...args: string[]): { status: number | null; out: string } {
 }
 
 const LONG = { timeout: 180_000 }; // child processes under TCG outlast bun test's 5 s default
-const skip = !inVm ? "needs the VFIO guest (deno task test:vm)" : !hub && "needs an e1000e and a virtio-net on one hub";
+const skip = skipUnless(!hub && "needs an e1000e and a virtio-net on one hub", "examples/pktgen.ts across one hub");
+const BUS = /buffers at bus address (0x[0-9a-f]+)/;
 
 describe("examples/pktgen.ts across one hub", { skip }, () => {
   it("e1000e -> virtio-net: 3000 frames of 60 bytes arrive once, in order, intact", LONG, () => {
@@ -37,6 +34,7 @@ describe("examples/pktgen.ts across one hub", { skip }, () => {
     assert.match(r.out, /ok {3}3000\/3000 frames arrived once, in order, intact/);
     assert.match(r.out, /ok {3}e1000e counted 3000 frames sent/); // the 82574's GPTC register
     assert.match(r.out, /all checks passed/);
+    assertHighDma(r.out, BUS);
   });
 
   it("virtio-net -> e1000e: 2000 frames of 1514 bytes, batches of 64", LONG, () => {
@@ -45,6 +43,7 @@ describe("examples/pktgen.ts across one hub", { skip }, () => {
     assert.equal(r.status, 0, r.out);
     assert.match(r.out, /ok {3}2000\/2000 frames arrived once, in order, intact/);
     assert.match(r.out, /ok {3}e1000e counted 2000 frames received/); // GPRC
+    assertHighDma(r.out, BUS);
   });
 
   it("sends without a receiver and prints pps; rejects bad input with exit 1", LONG, () => {

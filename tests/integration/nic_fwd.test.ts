@@ -1,22 +1,18 @@
 // The ixy chain across real emulated wires: pktgen -> [hub 0] -> fwd -> [hub 1] -> receiver, and back the other way,
 // every frame checked once, in order, intact. Needs two NICs on each of two hubs, so it runs as its own rig:
 //   deno run -A tests/vm/test_vm.ts --filter fwd --devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1
-// (tools/test.sh does). With the default devices it skips.
+// (tools/test.sh does). With the default devices it skips, and says so (SKIP: …).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { assertHighDma, guest, skipUnless } from "./guest.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
 const isBun = "Bun" in globalThis;
-const noiommu = env.VFIO_TS_MODE === "noiommu" ? ["--noiommu"] : [];
-const list = (v: string | undefined): string[] => (v ?? "").split(",").filter(Boolean);
-const vfio = [...list(env.VFIO_TS_E1000E), ...list(env.VFIO_TS_VIRTIO_NET)];
-// VFIO_TS_HUBS: "0=gen,fwdA;1=fwdB,recv" (only NICs bound to vfio-pci count)
-const hubs = (env.VFIO_TS_HUBS ?? "").split(";").filter(Boolean).map((h) =>
-  list(h.split("=")[1]).filter((a) => vfio.includes(a))
-);
+const noiommu = guest.noiommuFlag;
+const vfio = [...guest.devices.e1000e, ...guest.devices.virtioNet];
+// hub 0: gen, fwdA; hub 1: fwdB, recv (only NICs bound to vfio-pci count)
+const hubs = guest.hubs.map((h) => h.filter((a) => vfio.includes(a)));
 const [gen, fwdA] = hubs[0] ?? [];
 const [fwdB, recv] = hubs[1] ?? [];
 const ready = hubs.length === 2 && hubs.every((h) => h.length === 2);
@@ -32,9 +28,10 @@ function pktgen(...args: string[]): { status: number | null; out: string } {
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-const skip = !inVm
-  ? "needs the VFIO guest (deno task test:vm)"
-  : !ready && "needs two vfio NICs on each of hubs 0 and 1 (--devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1)";
+const skip = skipUnless(
+  !ready && "needs two vfio NICs on each of hubs 0 and 1 (--devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1)",
+  "examples/fwd.ts between two hubs",
+);
 
 describe("examples/fwd.ts between two hubs", { skip }, () => {
   it(
@@ -59,6 +56,7 @@ describe("examples/fwd.ts between two hubs", { skip }, () => {
         console.log(there.out);
         assert.equal(there.status, 0, there.out);
         assert.match(there.out, new RegExp(`ok {3}${COUNT}/${COUNT} frames arrived once, in order, intact`));
+        assertHighDma(there.out, /buffers at bus address (0x[0-9a-f]+)/);
         const back = pktgen(recv, "--verify", gen, "--count", `${COUNT}`, "--size", "1000", "--batch", "64");
         console.log(back.out);
         assert.equal(back.status, 0, back.out);
@@ -68,6 +66,7 @@ describe("examples/fwd.ts between two hubs", { skip }, () => {
         assert.equal(code, 0, out);
         assert.match(out, new RegExp(`forwarded ${COUNT} a->b and ${COUNT} b->a frames`));
         assert.match(out, /ok {3}dropped 0 frames/);
+        assertHighDma(out, /buffers at bus address (0x[0-9a-f]+)/);
       } finally {
         if (fwd.exitCode === null) fwd.kill();
       }

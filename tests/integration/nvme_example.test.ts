@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { assertHighDma, guest, skipUnless } from "./guest.ts";
 
-const inVm = process.env.VFIO_TS_IN_VM === "1";
 const isBun = "Bun" in globalThis;
-const nvme = (process.env.VFIO_TS_NVME ?? "").split(",").filter(Boolean)[0];
-const noiommu = process.env.VFIO_TS_MODE === "noiommu" ? ["--noiommu"] : [];
+const nvme = guest.nvme ?? "";
+const noiommu = guest.noiommuFlag;
 
 function nvmeExample(...args: string[]): { status: number | null; out: string } {
   const script = ["examples/nvme.ts", nvme, ...noiommu, ...args];
@@ -18,7 +18,7 @@ function nvmeExample(...args: string[]): { status: number | null; out: string } 
 }
 
 const LONG = { timeout: 180_000 }; // child processes under TCG outlast bun test's 5 s default
-const skip = !inVm ? "needs the VFIO guest (deno task test:vm)" : !nvme && "no nvme bound to vfio-pci in the guest";
+const skip = skipUnless(!nvme && "no nvme bound to vfio-pci in the guest", "examples/nvme.ts");
 
 describe("examples/nvme.ts", { skip }, () => {
   it("identifies the controller and namespace, reads LBA 0..63 holding the image's pattern", LONG, () => {
@@ -31,6 +31,7 @@ describe("examples/nvme.ts", { skip }, () => {
     assert.match(r.out, /read by MSI-X interrupt \([1-9]\d* interrupts/);
     assert.match(r.out, /ok {3}blocks 0\.\.63 hold the pattern with seed 0x0/);
     assert.match(r.out, /all checks passed/);
+    assertHighDma(r.out, /admin queues of \d+ entries at (0x[0-9a-f]+)/);
   });
 
   it("reads the whole patterned MiB on scattered 4 KiB pages: several commands, each with a PRP list", LONG, () => {

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 
 import { PCI_CAP_ID_MSIX } from "../../lib/abi/pci.ts";
 import {
@@ -24,10 +24,11 @@ import { ConfigSpace } from "../../lib/config.ts";
 import { ClosedError, OutOfRangeError, UnsupportedError } from "../../lib/errors.ts";
 import { Region, regionInfo } from "../../lib/region.ts";
 
-import { guest, openInGuest, skipIf } from "./guest.ts";
+import { guest, openInGuest, releaseDevices, skipIf } from "./guest.ts";
 
 const { edu: EDU, nvme: NVME, e1000e: E1000E, virtioNet: VIRTIO_NET } = guest;
 const open = openInGuest;
+afterEach(releaseDevices); // a failed test must not leave a device open for the next
 
 test("edu: region info of every index", { skip: skipIf(EDU, "edu") }, () => {
   using dev = open(EDU!);
@@ -102,7 +103,7 @@ test("edu BAR0 through pread/pwrite gives the same answers", { skip: skipIf(EDU,
 });
 
 test("edu: regions fail with ClosedError once the device is closed", { skip: skipIf(EDU, "edu") }, () => {
-  const dev = open(EDU!);
+  using dev = open(EDU!); // closed below on purpose; `using` closes it when an assertion fails first
   const viaPread = Region.open(dev, VFIO_PCI_BAR0_REGION_INDEX, { mmap: "never" });
   const cfg = ConfigSpace.open(dev);
   const mapped = Region.open(dev, VFIO_PCI_BAR0_REGION_INDEX);

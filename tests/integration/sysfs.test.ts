@@ -3,7 +3,6 @@
 // Runs under `deno test` and `bun test`; skipped outside the VM (VFIO_TS_IN_VM unset).
 import assert from "node:assert/strict";
 import { existsSync, rmSync } from "node:fs";
-import process from "node:process";
 import { test } from "node:test";
 import { InvalidAddressError, NoIommuError } from "../../lib/errors.ts";
 import { bindToVfio, recordedDriver, restoreDriver, unbind, vfioHolders } from "../../lib/sysfs/bind.ts";
@@ -12,13 +11,12 @@ import { groupViabilityBlockers, iommuGroup, iommuGroupMembers, listIommuGroups 
 import { disableNoIommu, enableNoIommu, noIommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { findPciDevices, listPciDevices, pciDevice } from "../../lib/sysfs/pci.ts";
 import { checkNoIommuPrivileges, hasCapability } from "../../lib/sysfs/privileges.ts";
+import { guest, skipIf, skipUnless } from "./guest.ts";
 
-const env = process.env;
-const inVm = env.VFIO_TS_IN_VM === "1";
-const skip = inVm ? false : "outside the VM rig (VFIO_TS_IN_VM unset)";
-const mode = env.VFIO_TS_MODE ?? "";
-const edu = (env.VFIO_TS_EDU ?? "").split(",").filter(Boolean)[0];
-const skipEdu = skip || (edu ? false : "no edu device in the guest");
+const { mode } = guest;
+const skip = skipUnless(false, "sysfs");
+const edu = guest.edu ?? "";
+const skipEdu = skipIf(guest.edu, "edu", "sysfs tests on edu");
 
 test("listPciDevices finds the edu device on vfio-pci with an IOMMU group", { skip: skipEdu }, () => {
   const all = listPciDevices();
@@ -69,7 +67,7 @@ test("the edu group: members, no-IOMMU flag, node, viability", { skip: skipEdu }
 
 test(
   "groups of devices on no driver or other drivers",
-  { skip: skip || (mode === "noiommu" ? "no IOMMU" : false) },
+  { skip: skip || skipUnless(mode === "noiommu" && "no IOMMU groups in noiommu mode", "groups of devices") },
   () => {
     // with the emulated IOMMU every device has a group; the ICH9 functions 00:1f.x share one, none has a driver
     const ich9 = listPciDevices().filter((d) => d.address.startsWith("0000:00:1f."));
@@ -124,10 +122,11 @@ test("unbind and bindToVfio round trip on edu, restored to vfio-pci", { skip: sk
   assert.equal(pciDevice(edu).driverOverride, "vfio-pci");
 });
 
-const e1000e = (env.VFIO_TS_E1000E ?? "").split(",").filter(Boolean)[0];
+const e1000e = guest.e1000e ?? "";
 
-test("no-IOMMU off: binding a device without an IOMMU fails with NoIommuError; on again: it binds", {
-  skip: skip || (mode !== "noiommu" ? "needs the no-IOMMU guest" : e1000e ? false : "no e1000e device"),
+const noIommuOff = "no-IOMMU off: binding a device without an IOMMU fails with NoIommuError; on again: it binds";
+test(noIommuOff, {
+  skip: skip || skipUnless(mode !== "noiommu" ? "needs the no-IOMMU guest" : !e1000e && "no e1000e device", noIommuOff),
 }, () => {
   try {
     assert.equal(unbind(e1000e).previousDriver, "vfio-pci");
@@ -153,8 +152,9 @@ test("no-IOMMU off: binding a device without an IOMMU fails with NoIommuError; o
   }
 });
 
-test("enableNoIommu and disableNoIommu flip the kernel parameter", {
-  skip: skip || (mode === "noiommu" ? "covered above without disturbing the bound devices" : false),
+const flip = "enableNoIommu and disableNoIommu flip the kernel parameter";
+test(flip, {
+  skip: skip || skipUnless(mode === "noiommu" && "covered above without disturbing the bound devices", flip),
 }, () => {
   try {
     assert.equal(enableNoIommu({ iUnderstandTheRisk: true }).enabled, true);

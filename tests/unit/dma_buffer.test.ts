@@ -9,6 +9,7 @@ import { NoIommuMapper } from "../../lib/iommu/noiommu.ts";
 import type { IoAddressSpace } from "../../lib/iommu/types.ts";
 import { hugepageStatus } from "../../lib/sysfs/hugepages.ts";
 import { maxViewBytes, setMaxViewBytesForTesting } from "../../lib/views.ts";
+import { skipBecause } from "../skip.ts";
 
 /** Unused 2 MiB hugepages right now. */
 function free2M(): number {
@@ -93,7 +94,7 @@ describe("DmaBuffer", () => {
     assert.throws(() => allocDma(mapper, 4096, { hugepages: "never" }), ClosedError);
   });
 
-  it("uses physical addresses without an IOMMU (root)", { skip: !root && "needs root" }, () => {
+  it("uses physical addresses without an IOMMU (root)", { skip: skipBecause(!root && "needs root") }, () => {
     using mapper = new NoIommuMapper();
     using buf = allocDma(mapper, 3 * 4096, { hugepages: "never" });
     assert.equal(buf.kind, "noiommu");
@@ -105,7 +106,7 @@ describe("DmaBuffer", () => {
   });
 
   it("a 2 MiB hugepage is one physically contiguous run (root, hugepages free)", {
-    skip: (!root || free2M() === 0) && "needs root and a free hugepage",
+    skip: skipBecause((!root || free2M() === 0) && "needs root and a free hugepage"),
   }, () => {
     using mapper = new NoIommuMapper();
     using buf = allocDma(mapper, 2 << 20, { hugepages: "require", contiguous: true });

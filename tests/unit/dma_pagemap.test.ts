@@ -5,12 +5,13 @@ import { DmaMemory } from "../../lib/dma/memory.ts";
 import { openPagemapFd, physicalAddressOf, readPagemapEntry, translatePages } from "../../lib/dma/pagemap.ts";
 import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { NoIommuMapper, PhysicalMapping } from "../../lib/iommu/noiommu.ts";
+import { skipBecause } from "../skip.ts";
 
 const root = libc.geteuid() === 0;
 const PFN_MASK = (1n << 55n) - 1n;
 
 describe("pagemap translation", () => {
-  it("reads present entries with nonzero frames (root)", { skip: !root && "needs root" }, () => {
+  it("reads present entries with nonzero frames (root)", { skip: skipBecause(!root && "needs root") }, () => {
     using mem = DmaMemory.alloc(4 * libc.pageSize, { hugepages: "never" });
     const fd = openPagemapFd();
     try {
@@ -29,10 +30,14 @@ describe("pagemap translation", () => {
     assert.equal(physicalAddressOf(mem.vaddr + BigInt(libc.pageSize) + 123n), pages[1] + 123n);
   });
 
-  it("reports hidden frame numbers as a CAP_SYS_ADMIN error (non-root)", { skip: root && "runs as root" }, () => {
-    using mem = DmaMemory.alloc(libc.pageSize, { hugepages: "never" });
-    assert.throws(() => translatePages(mem.vaddr, mem.sizeBytes), /CAP_SYS_ADMIN/);
-  });
+  it(
+    "reports hidden frame numbers as a CAP_SYS_ADMIN error (non-root)",
+    { skip: skipBecause(root && "runs as root") },
+    () => {
+      using mem = DmaMemory.alloc(libc.pageSize, { hugepages: "never" });
+      assert.throws(() => translatePages(mem.vaddr, mem.sizeBytes), /CAP_SYS_ADMIN/);
+    },
+  );
 
   it("rejects unaligned ranges", () => {
     assert.throws(() => translatePages(0x1001n, 4096), OutOfRangeError);
@@ -58,7 +63,7 @@ describe("PhysicalMapping", () => {
   });
 });
 
-describe("NoIommuMapper", { skip: !root && "needs root" }, () => {
+describe("NoIommuMapper", { skip: skipBecause(!root && "needs root") }, () => {
   it("maps with one table and forgets on unmap/close", () => {
     using mem = DmaMemory.alloc(8 * libc.pageSize, { hugepages: "never" });
     const mapper = new NoIommuMapper();

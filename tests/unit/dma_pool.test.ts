@@ -8,6 +8,7 @@ import { IovaMapper } from "../../lib/iommu/iova_mapper.ts";
 import { NoIommuMapper } from "../../lib/iommu/noiommu.ts";
 import type { IoAddressSpace } from "../../lib/iommu/types.ts";
 import { hugepageStatus } from "../../lib/sysfs/hugepages.ts";
+import { skipBecause } from "../skip.ts";
 
 /** Unused 2 MiB hugepages right now. */
 function free2M(): number {
@@ -87,7 +88,9 @@ describe("DmaPool", () => {
     assert.equal(mapper.mappingCount, 1);
   });
 
-  it("keeps entries within a page when physical pages are scattered (root)", { skip: !root && "needs root" }, () => {
+  it("keeps entries within a page when physical pages are scattered (root)", {
+    skip: skipBecause(!root && "needs root"),
+  }, () => {
     using mapper = new NoIommuMapper();
     const buf = allocDma(mapper, 32 * 4096, { hugepages: "never" });
     if (buf.contiguous) {
@@ -102,7 +105,7 @@ describe("DmaPool", () => {
   });
 
   it("entry size must divide 2 MiB with hugepages", {
-    skip: free2M() === 0 && "needs a free hugepage",
+    skip: skipBecause(free2M() === 0 && "needs a free hugepage"),
   }, () => {
     using mapper = recordingMapper();
     assert.throws(() => allocDmaPool(mapper, { entrySize: 3000, count: 10, hugepages: "require" }), /2 MiB/);

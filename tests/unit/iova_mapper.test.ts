@@ -81,6 +81,20 @@ describe("IovaMapper over a recording IoAddressSpace", () => {
     assert.throws(() => mapper.map(0x7f0000030000n, 0x10000), /IOVA space exhausted/);
   });
 
+  it("starts at iovaBase inside the space's ranges; a base outside them is refused before anything is mapped", () => {
+    const space = new FakeSpace(RANGES);
+    const high = new IovaMapper(space, { iovaBase: 0x10_0000_0000n });
+    assert.equal(high.iovaBase, 0x10_0000_0000n);
+    assert.equal(high.map(0x7f0000000000n, 4096).busAddress(0), 0x10_0000_0000n);
+    const hole = new IovaMapper(space, { iovaBase: 0xfee00000n });
+    assert.throws(() => hole.map(0x7f0000000000n, 4096), (e: unknown) => {
+      assert.ok(e instanceof OutOfRangeError);
+      assert.match(e.message, /IOVA base 0xfee00000 is outside the IOVA ranges the kernel reports/);
+      return true;
+    });
+    assert.equal(space.mapped.size, 1, "nothing mapped for the refused base");
+  });
+
   it("explains ENOMEM (RLIMIT_MEMLOCK) and ENOSPC (dma_entry_limit), and frees the IOVA", () => {
     const space = new FakeSpace(RANGES);
     const mapper = new IovaMapper(space);

@@ -61,6 +61,20 @@ describe("SequenceChecker", () => {
     assert.equal(c.firstError, "frames 1..2 missing when 3 arrived");
   });
 
+  it("counts the frames that never arrived after the last one as lost once finished", () => {
+    const c = new SequenceChecker(60);
+    for (let s = 0; s < 7; s++) c.check(frame(60, s), 60);
+    assert.deepEqual([c.good, c.lost, c.seen], [7, 0, 7], "before finish: nothing is missing yet");
+    c.finish(10);
+    assert.deepEqual([c.good, c.lost, c.seen, c.expected], [7, 3, 10, 10]);
+    assert.equal(c.firstError, "frames 7..9 never arrived");
+    c.finish(10); // idempotent
+    assert.equal(c.lost, 3);
+    const none = new SequenceChecker(60);
+    none.finish(500); // pktgen's "0 lost" for 500 frames that never came
+    assert.deepEqual([none.good, none.lost], [0, 500]);
+  });
+
   it("finds a flipped payload byte, a wrong length and a bad checksum; ignores foreign frames", () => {
     const c = new SequenceChecker(200);
     const f = frame(200, 0);

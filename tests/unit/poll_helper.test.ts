@@ -5,7 +5,7 @@
  * measured by `bench/`.
  *
  * How the embedded objects are verified, offline: for each architecture whose compiler is installed (gcc for x86_64
- * is, via tools/setup.sh; `aarch64-linux-gnu-gcc` only after `deno task build:helper`), rebuild with the same flags
+ * and `aarch64-linux-gnu-gcc` are, via tools/setup.sh), rebuild with the same flags
  * and require the same bytes as the embedded object when the compiler version equals the one recorded in its
  * `.comment`; a different compiler version legitimately emits other code, so then only the exported ABI is
  * compared. Without the compiler, `readelf` (binutils, always there with gcc) checks the object's class, machine,
@@ -35,6 +35,7 @@ import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { Poller, type RingLayout, spinUntil } from "../../lib/poll.ts";
 import { Region, regionName } from "../../lib/region.ts";
 import type { DeviceFd } from "../../lib/types.ts";
+import { skipBecause } from "../skip.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const EXPORTS = ["vfio_ts_io_wmb", "vfio_ts_poll_abi", "vfio_ts_ring_ready", "vfio_ts_spin32", "vfio_ts_spin64"];
@@ -71,7 +72,10 @@ describe("embedded poll helper objects", () => {
       assert.doesNotMatch(run("readelf", ["-d", so]), /NEEDED/);
     });
     it(`${arch}: rebuilding with the build script's flags gives the embedded object`, {
-      skip: !has(cc) && `${cc} not installed (deno task build:helper installs it); checked with readelf above`,
+      skip: skipBecause(
+        !has(cc) && `${cc} not installed (tools/setup.sh installs it); checked with readelf above`,
+        `${arch}: rebuilding with the build script's flags`,
+      ),
     }, () => {
       const dir = mkdtempSync(join(tmpdir(), "vfio-ts-helper-"));
       try {

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
+import { skipBecause } from "../skip.ts";
 
 const BLOCK = 512;
 const LBA = 20_000;
@@ -23,7 +24,7 @@ function firstMismatch(image: Uint8Array, from: number, bytes: number, seed: num
 
 test(
   "nvme.ts --write in the guest lands in the host's image file",
-  { skip: !("Deno" in globalThis) && "Deno only" },
+  { skip: skipBecause(!("Deno" in globalThis) && "Deno only") },
   () => {
     const dir = mkdtempSync(join(tmpdir(), "vfio-ts-nvme-image-"));
     try {

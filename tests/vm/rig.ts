@@ -240,6 +240,11 @@ export interface VmOptions {
   /** Extra environment for the command. */
   env?: Record<string, string>;
   memory?: string;
+  /**
+   * RAM QEMU puts below 4 GiB (q35 `max-ram-below-4g`, e.g. "512M"); the rest of `memory` lands above 4 GiB, so
+   * the guest's page allocator (which prefers it) hands out physical DMA addresses past 4 GiB.
+   */
+  ramBelow4g?: string;
   /** Whole-run limit in seconds (boot included). */
   timeoutSec?: number;
   /** Interactive: the command runs on the console, attached to this terminal. */
@@ -441,7 +446,7 @@ async function qemuArgs(
     "none",
     "-no-reboot",
     "-machine",
-    iommu ? "q35,kernel-irqchip=split" : "q35",
+    (iommu ? "q35,kernel-irqchip=split" : "q35") + (opts.ramBelow4g ? `,max-ram-below-4g=${opts.ramBelow4g}` : ""),
     "-accel",
     await accelArg(opts.accel ?? "tcg"),
     "-cpu",

@@ -28,6 +28,10 @@ options:
   --devices LIST    device list as for deno task vm (default: the default set)
   --timeout S       time limit per combination in seconds (default: 600)
   --memory SIZE     guest RAM (default: 2G)
+  --iova-base ADDR  IOVA of the first DMA mapping (VFIO_TS_IOVA_BASE in the guest), e.g. 0x1000000000
+  --ram-below-4g SIZE  RAM below 4 GiB (QEMU max-ram-below-4g); the rest is above, e.g. 512M with --memory 3G
+  --high-dma        every DMA address past 4 GiB: --iova-base 0x1000000000 --ram-below-4g 512M --memory 3G, and
+                    the tests check it (VFIO_TS_HIGH_DMA=1)
   --jobs N          combinations run in parallel (default: 1; output is then printed per combination)
   --verbose         echo the guest console (kernel log) to stderr
   --no-intremap     emulated IOMMU without interrupt remapping (VFIO refuses devices: tests that error)`;
@@ -44,6 +48,13 @@ interface ComboResult extends Counts {
   ok: boolean;
   seconds: number;
   note: string;
+  /** The tests' `SKIP: file: what: reason` lines (tests/skip.ts), once each. */
+  skips: string[];
+}
+
+/** The distinct `SKIP: …` lines a run printed (tests/skip.ts prints one per skipped test or suite). */
+export function skipLines(text: string): string[] {
+  return [...new Set([...text.matchAll(/^SKIP: (.+)$/gm)].map((m) => m[1].trim()))];
 }
 
 function fail(msg: string): never {
@@ -89,7 +100,10 @@ async function main(): Promise<number> {
         "filter": { type: "string" },
         "devices": { type: "string" },
         "timeout": { type: "string", default: "600" },
-        "memory": { type: "string", default: "2G" },
+        "memory": { type: "string" },
+        "iova-base": { type: "string" },
+        "ram-below-4g": { type: "string" },
+        "high-dma": { type: "boolean", default: false },
         "jobs": { type: "string", default: "1" },
         "verbose": { type: "boolean", default: false },
         "no-intremap": { type: "boolean", default: false },
@@ -116,6 +130,15 @@ async function main(): Promise<number> {
   } catch (e) {
     fail((e as Error).message);
   }
+
+  const high = v["high-dma"];
+  const iovaBase = v["iova-base"] ?? (high ? "0x1000000000" : undefined);
+  if (iovaBase !== undefined && !/^(0x[0-9a-f_]+|[0-9_]+)$/i.test(iovaBase)) fail(`bad --iova-base ${iovaBase}`);
+  const ramBelow4g = v["ram-below-4g"] ?? (high ? "512M" : undefined);
+  const memory = v.memory ?? (high ? "3G" : "2G");
+  const guestEnv: Record<string, string> = {};
+  if (iovaBase !== undefined) guestEnv.VFIO_TS_IOVA_BASE = iovaBase;
+  if (high) guestEnv.VFIO_TS_HIGH_DMA = "1";
 
   const filter = (v.filter ?? Deno.env.get("VFIO_TS_VM_FILTER") ?? "").split(",").filter(Boolean);
   const files = readdirSync(`${REPO_DIR}/tests/integration`)
@@ -155,7 +178,9 @@ async function main(): Promise<number> {
       command: { sh: cmd },
       cwd: REPO_DIR,
       timeoutSec,
-      memory: v.memory,
+      memory,
+      ramBelow4g,
+      env: guestEnv,
       verbose: v.verbose,
       intremap: !v["no-intremap"],
       kernel,
@@ -176,7 +201,7 @@ async function main(): Promise<number> {
     if (ok && (counts.failed ?? 0) > 0) ok = false;
     if (ok && counts.passed === null) note = "no test summary found";
     if (r.boots > 1) note += `${note ? ", " : ""}booted twice`;
-    return { mode, runtime, ok, seconds: r.wallMs / 1000, note, ...counts };
+    return { mode, runtime, ok, seconds: r.wallMs / 1000, note, skips: skipLines(text), ...counts };
   };
 
   const results: ComboResult[] = new Array(combos.length);
@@ -200,6 +225,16 @@ async function main(): Promise<number> {
         r.note ? `  (${r.note})` : ""
       }`,
     );
+  }
+  const skipped = new Map<string, string[]>();
+  for (const r of results) {
+    for (const line of r.skips) skipped.set(line, [...skipped.get(line) ?? [], `${r.mode}×${r.runtime}`]);
+  }
+  if (skipped.size) {
+    console.log("skipped, and why:");
+    for (const [line, where] of skipped) {
+      console.log(`  ${line}  [${where.length === results.length ? "all" : where.join(" ")}]`);
+    }
   }
   const okCount = results.filter((r) => r.ok).length;
   const sum = (k: keyof Counts): number => results.reduce((s, r) => s + (r[k] ?? 0), 0);
