@@ -21,7 +21,7 @@ import { libc } from "../ffi/libc.ts";
 import { VFIO_NOIOMMU_IOMMU } from "./abi/vfio.ts";
 import { Container } from "./container.ts";
 import { Device, type Owned } from "./device.ts";
-import { DeviceBusyError, SystemError } from "./errors.ts";
+import { DeviceBusyError, SystemError, VfioError } from "./errors.ts";
 import { Group, nodeHolders } from "./group.ts";
 import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
 import { IovaMapper } from "./iommu/iova_mapper.ts";
