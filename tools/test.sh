@@ -26,9 +26,17 @@ step "package (deno publish --dry-run: no warning; it and npm pack --dry-run shi
   $DENO run -A tools/check-package.ts
 step "unit tests (deno + bun)" bash tools/test-unit.sh
 step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
-# pktgen -> fwd -> receiver across two QEMU hubs needs four NICs: its own rig, one boot per mode x runtime
-step "NIC forwarder chain (4 NICs on 2 hubs, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter fwd --jobs 2 \
-  --devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1
+# pktgen -> fwd -> receiver across two QEMU hubs needs four NICs: its own rig, one boot per mode x runtime; with every
+# DMA address past 4 GiB, so a driver that drops a descriptor's upper 32 bits loses frames
+step "NIC forwarder chain (4 NICs on 2 hubs, DMA above 4 GiB, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter fwd --jobs 2 --high-dma --devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1
+# every DMA address past 4 GiB: IOVAs from 0x10_0000_0000 (iommu, iommufd), guest RAM mostly above 4 GiB (noiommu)
+step "DMA above 4 GiB (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --high-dma --jobs 2 \
+  --filter dma,example,config,iova_base
+# a 16 GiB BAR (ivshmem) mapped and written at its last page; it also makes the firmware put nvme's 64-bit BAR0
+# above 4 GiB, where config decoding must read both halves
+step "16 GiB BAR and 64-bit BARs above 4 GiB (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --jobs 2 \
+  --filter large_bar,config --devices default,ivshmem
 # an emulated IOMMU without interrupt remapping: VFIO refuses devices, and the library must say why
 step "no interrupt remapping (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter intremap \
   --mode iommu,iommufd --no-intremap --devices edu
