@@ -92,7 +92,9 @@ function plantRecord(content: object | string, mode = 0o600): void {
 }
 
 /** Runs `f`, expects it to throw `type`, and checks that nothing in the fake tree changed. */
-function refusedUnchanged(type: new(...a: never[]) => Error, f: () => unknown, pattern?: RegExp): void {
+type ErrorClass = new (...a: never[]) => Error;
+
+function refusedUnchanged(type: ErrorClass, f: () => unknown, pattern?: RegExp): void {
   const before = snapshot();
   assert.throws(f, (e: unknown) => {
     assert.ok(e instanceof type, `${type.name} expected, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
