@@ -108,7 +108,17 @@ export {
   vfioHolders,
 } from "./lib/sysfs/bind.ts";
 export { type HugepagePool, type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
-export { blockDevices, type DeviceUse, deviceUsers, networkInterfaces } from "./lib/sysfs/in_use.ts";
+export {
+  blockDevices,
+  type DeviceUse,
+  type DeviceUseKind,
+  deviceUsers,
+  type MountEntry,
+  networkInterfaces,
+  type OpenNode,
+  type ProcessRef,
+  SystemScan,
+} from "./lib/sysfs/in_use.ts";
 export {
   driverKeepsGroupViable,
   type GroupType,
