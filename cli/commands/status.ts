@@ -8,7 +8,7 @@
  * @module
  */
 
-import { deviceUsers } from "../../lib/sysfs/in_use.ts";
+import { deviceUsers, SystemScan } from "../../lib/sysfs/in_use.ts";
 import { listMediatedDevices } from "../../lib/sysfs/mdev.ts";
 import { noIommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { listPciDevices, type PciDeviceInfo } from "../../lib/sysfs/pci.ts";
@@ -37,7 +37,10 @@ grouped as on vfio-pci, on a kernel driver, on no driver. Then whether no-IOMMU 
     expectArgs(positionals, 0, 0, "vfio status [--json]");
     const ids = loadPciIds();
     const devices = listPciDevices();
-    const uses = new Map(devices.map((d) => [d.address, d.driver === "vfio-pci" ? [] : deviceUsers(d.address)]));
+    const scan = new SystemScan();
+    const uses = new Map(
+      devices.map((d) => [d.address, d.driver === "vfio-pci" ? [] : deviceUsers(d.address, {}, scan)]),
+    );
     const noiommu = noIommuStatus();
     const mediated = listMediatedDevices();
     if (values.json) {
