@@ -3,9 +3,8 @@
  * refusal, the root check, and printing the steps.
  *
  * ```ts
- * import { refuseInUse, resolveForBinding } from "./binding.ts";
- * const devices = resolveForBinding(["0000:00:05.0"], {});
- * refuseInUse(devices, "bind", {}); // throws a RefusedError when its interface is up
+ * import { checkedDevices } from "./binding.ts";
+ * const devices = checkedDevices(["0000:00:05.0"], {}, "bind"); // throws a RefusedError when its interface is up
  * ```
  * @module
  */
@@ -37,7 +36,7 @@ export const BINDING_HELP = `  --dry-run         print what would be done (the s
  * device is a usage error unless `--all-matching` (so that `bind '*:*' --force` cannot plan every device of the
  * machine); the devices such a pattern selects are remembered as not named explicitly.
  */
-export function resolveForBinding(args: readonly string[], values: Values): (PciDeviceInfo & { byPattern: boolean })[] {
+function bindingDevices(args: readonly string[], values: Values): (PciDeviceInfo & { byPattern: boolean })[] {
   const out = new Map<string, PciDeviceInfo & { byPattern: boolean }>();
   for (const arg of args) {
     const found = resolveDevices([arg]);
@@ -59,7 +58,7 @@ export function resolveForBinding(args: readonly string[], values: Values): (Pci
  * a critical one (default route, root file system) unless `--force-critical`, and a critical one of a device
  * selected by a pattern always.
  */
-export function refuseInUse(
+function refuseInUse(
   devices: readonly (PciDeviceInfo & { byPattern?: boolean })[],
   verb: string,
   values: Values,
@@ -93,6 +92,16 @@ export function refuseInUse(
         : "stop using it, or pass --force",
     });
   }
+}
+
+/**
+ * The devices of a `bind`/`unbind` command line ({@linkcode bindingDevices}), once none is refused
+ * ({@linkcode refuseInUse}).
+ */
+export function checkedDevices(args: readonly string[], values: Values, verb: string): PciDeviceInfo[] {
+  const devices = bindingDevices(args, values);
+  refuseInUse(devices, verb, values);
+  return devices;
 }
 
 /** The root check, skipped for dry runs. */

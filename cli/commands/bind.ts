@@ -10,14 +10,7 @@
 
 import { bindToVfio } from "../../lib/sysfs/bind.ts";
 import { groupViabilityBlockers } from "../../lib/sysfs/iommu_group.ts";
-import {
-  BINDING_HELP,
-  BINDING_OPTIONS,
-  printSteps,
-  refuseInUse,
-  requireRootUnlessDry,
-  resolveForBinding,
-} from "../binding.ts";
+import { BINDING_HELP, BINDING_OPTIONS, checkedDevices, printSteps, requireRootUnlessDry } from "../binding.ts";
 import { type Command, EXIT, print, UsageError, type Values, warn, writeJson } from "../common.ts";
 
 /** The `bind` command. */
@@ -36,9 +29,8 @@ ${BINDING_HELP}`,
   run(positionals: string[], values: Values): number {
     if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio bind <device…>" });
     const dryRun = values["dry-run"] === true;
-    const devices = resolveForBinding(positionals, values);
+    const devices = checkedDevices(positionals, values, "bind");
     requireRootUnlessDry("bind", dryRun);
-    refuseInUse(devices, "bind", values);
     const results = devices.map((d) => bindToVfio(d.address, { dryRun }));
     if (values.json) {
       writeJson({ results });

@@ -8,14 +8,7 @@
  */
 
 import { unbind as unbindDevice } from "../../lib/sysfs/bind.ts";
-import {
-  BINDING_HELP,
-  BINDING_OPTIONS,
-  printSteps,
-  refuseInUse,
-  requireRootUnlessDry,
-  resolveForBinding,
-} from "../binding.ts";
+import { BINDING_HELP, BINDING_OPTIONS, checkedDevices, printSteps, requireRootUnlessDry } from "../binding.ts";
 import { type Command, EXIT, print, UsageError, type Values, writeJson } from "../common.ts";
 
 /** The `unbind` command. */
@@ -32,9 +25,8 @@ ${BINDING_HELP}`,
   run(positionals: string[], values: Values): number {
     if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio unbind <device…>" });
     const dryRun = values["dry-run"] === true;
-    const devices = resolveForBinding(positionals, values);
+    const devices = checkedDevices(positionals, values, "unbind");
     requireRootUnlessDry("unbind", dryRun);
-    refuseInUse(devices, "unbind", values);
     const results = devices.map((d) => unbindDevice(d.address, { dryRun }));
     if (values.json) {
       writeJson({ results });

@@ -17,6 +17,7 @@ import { basename, join } from "node:path";
 import type { PciAddress } from "../pci_address.ts";
 import { hostPath, readAttr, readLinkName, type SysfsOptions } from "./attr.ts";
 import { pciDevicePath } from "./pci.ts";
+import { quietly } from "./proc_scan.ts";
 
 /** One kernel device below a PCI device (a directory of the sysfs tree with a `subsystem` link). */
 export interface TreeNode {
@@ -51,21 +52,8 @@ const PCI_CHILD = /^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 /** Guards against a malformed tree: the kernel's deepest chains are about ten levels. */
 const MAX_DEPTH = 16;
 
-function entries(dir: string): Dirent[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return [];
-  }
-}
-
-function real(path: string): string | null {
-  try {
-    return realpathSync(path);
-  } catch {
-    return null;
-  }
-}
+const entries = (dir: string): Dirent[] => quietly(() => readdirSync(dir, { withFileTypes: true }), []);
+const real = (path: string): string | null => quietly(() => realpathSync(path), null);
 
 function node(dir: string, via: readonly string[]): TreeNode | null {
   const subsystem = readLinkName(join(dir, "subsystem"));

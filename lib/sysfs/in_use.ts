@@ -23,7 +23,7 @@ import type { PciAddress } from "../pci_address.ts";
 import { hostPath, readAttr, readNumber, type SysfsOptions } from "./attr.ts";
 import { deviceTree, holderKind, type TreeNode } from "./device_tree.ts";
 import { readNetState } from "./net_use.ts";
-import { nodeKeys, type ProcessRef, readTextFile, SystemScan } from "./proc_scan.ts";
+import { nodeKeys, type ProcessRef, quietly, readTextFile, SystemScan } from "./proc_scan.ts";
 
 /** What kind of use. */
 export type DeviceUseKind =
@@ -55,13 +55,7 @@ export interface DeviceUse {
 
 export { type MountEntry, type OpenNode, type ProcessRef, SystemScan } from "./proc_scan.ts";
 
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
-}
+const list = (dir: string): string[] => quietly(() => readdirSync(dir).sort(), []);
 
 function label(n: TreeNode): string {
   return n.via.length === 0 ? n.name : `${n.name} (on ${n.via.join(" > ")})`;
@@ -155,13 +149,7 @@ function blockUses(blocks: readonly TreeNode[], scan: SystemScan): DeviceUse[] {
   for (const b of blocks) {
     const holders = list(join(b.dir, "holders"));
     if (holders.length === 0) continue;
-    const kinds = holders.map((h) => {
-      try {
-        return `${h} (${holderKind(realpathSync(join(b.dir, "holders", h)))})`;
-      } catch {
-        return h;
-      }
-    });
+    const kinds = holders.map((h) => quietly(() => `${h} (${holderKind(realpathSync(join(b.dir, "holders", h)))})`, h));
     out.push({
       kind: "held",
       name: b.name,
@@ -173,12 +161,7 @@ function blockUses(blocks: readonly TreeNode[], scan: SystemScan): DeviceUse[] {
   const dirs = new Map(blocks.map((b) => [b.dir, b]));
   for (const fs of list(btrfs)) {
     for (const dev of list(join(btrfs, fs, "devices"))) {
-      let b: TreeNode | undefined;
-      try {
-        b = dirs.get(realpathSync(join(btrfs, fs, "devices", dev)));
-      } catch {
-        continue;
-      }
+      const b = dirs.get(quietly(() => realpathSync(join(btrfs, fs, "devices", dev)), ""));
       if (b === undefined) continue;
       const name = readAttr(join(btrfs, fs, "label")) || fs;
       out.push({

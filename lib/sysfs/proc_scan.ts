@@ -63,28 +63,29 @@ export interface OpenNode {
  * ```
  */
 export function readTextFile(path: string, options: SysfsOptions = {}): string {
+  return quietly(() => readFileSync(hostPath(options, path), "utf8"), "");
+}
+
+/**
+ * `read()`'s value, or `fallback` when it throws: for procfs and sysfs entries that vanish while they are read
+ * (an exiting process, an unplugged device) or that the caller may not read.
+ *
+ * ```ts
+ * import { quietly } from "./proc_scan.ts";
+ * import { readdirSync } from "node:fs";
+ * const fds = quietly(() => readdirSync("/proc/1/fd"), []);
+ * ```
+ */
+export function quietly<T>(read: () => T, fallback: T): T {
   try {
-    return readFileSync(hostPath(options, path), "utf8");
+    return read();
   } catch {
-    return "";
+    return fallback;
   }
 }
 
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function link(path: string): string | null {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return null;
-  }
-}
+const list = (dir: string): string[] => quietly(() => readdirSync(dir), []);
+const link = (path: string): string | null => quietly(() => readlinkSync(path), null);
 
 /** Undoes the octal escapes of mountinfo and /proc/swaps (`\040` is a space). */
 export function unescapeProc(field: string): string {
