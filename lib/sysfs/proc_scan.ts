@@ -249,8 +249,9 @@ export class SystemScan {
   }
 
   /**
-   * Open device nodes by key. Only fds whose link reads `/dev/…` are looked at (no `stat` of arbitrary files,
-   * which could hang on a stuck network or FUSE mount). On the real `/proc` the fd itself is `stat`ed (the
+   * Open device nodes by key. Only fds whose link reads `…/dev/…` are looked at (no `stat` of arbitrary files,
+   * which could hang on a stuck network or FUSE mount; a process of another mount namespace shows its nodes
+   * as paths from that namespace's root, e.g. `/newroot/dev/nvme0n1`). On the real `/proc` the fd itself is `stat`ed (the
    * kernel follows it to the very node, whatever mount namespace opened it); under a fake root the link's text
    * is resolved there instead.
    */
@@ -263,9 +264,10 @@ export class SystemScan {
       const dir = join(this.#proc, String(pid), "fd");
       for (const fd of list(dir)) {
         const target = link(join(dir, fd));
-        if (target === null || !target.startsWith("/dev/")) continue;
+        // another mount namespace's /dev reads as a path from that namespace's root (`/newroot/dev/nvme0n1`)
+        if (target === null || !/^\/(.*\/)?dev\//.test(target)) continue;
         const keys = fakeRoot ? nodeKeys(target, this.#options) : statKey(join(dir, fd));
-        if (keys.length === 0) keys.push(`n:${target.slice(5)}`);
+        if (keys.length === 0 && target.startsWith("/dev/")) keys.push(`n:${target.slice(5)}`);
         for (const key of new Set(keys)) {
           const users = out.get(key) ?? [];
           if (!users.some((u) => u.process.pid === pid)) users.push({ path: target, process: this.process(pid) });

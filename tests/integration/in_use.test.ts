@@ -148,7 +148,9 @@ describe("in-use detection in the guest", () => {
         uses = deviceUsers(nvme);
       }
       const open = uses.find((u) => u.kind === "open");
-      assert.ok(open, `the opener is found: ${JSON.stringify(uses)}`);
+      const fd = spawnSync("readlink", [`/proc/${holder.pid}/fd/3`], { encoding: "utf8" }).stdout.trim();
+      assert.ok(open, `the opener is found (its fd 3 reads ${fd}): ${JSON.stringify(uses)}`);
+      assert.equal(open.process?.pid, holder.pid, "unshare and sh exec into sleep: one pid");
       assert.equal(open.process?.command, "sleep");
       assert.match(open.description, new RegExp(`^process \\d+ \\(sleep\\) has /dev/${ns} open$`));
       const otherNs = sh(`readlink /proc/${open.process!.pid}/ns/mnt`) !== sh("readlink /proc/self/ns/mnt");
