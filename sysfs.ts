@@ -33,7 +33,17 @@ export {
 } from "./lib/sysfs/bind.ts";
 export { type RecordOptions, RECORDS_DIR, recordsDirectory } from "./lib/sysfs/driver_record.ts";
 export { type HugepagePool, type HugepageStatus, hugepageStatus, reserveHugepages } from "./lib/sysfs/hugepages.ts";
-export { blockDevices, type DeviceUse, deviceUsers, networkInterfaces } from "./lib/sysfs/in_use.ts";
+export {
+  blockDevices,
+  type DeviceUse,
+  type DeviceUseKind,
+  deviceUsers,
+  type MountEntry,
+  networkInterfaces,
+  type OpenNode,
+  type ProcessRef,
+  SystemScan,
+} from "./lib/sysfs/in_use.ts";
 export {
   driverKeepsGroupViable,
   type GroupType,

@@ -1,37 +1,111 @@
 /**
- * What `bind`, `unbind` and `restore` share: the in-use refusal, the root check, printing the steps, keeping
- * SIGINT/SIGTERM from cutting the sysfs steps short, and bad driver names or records as bad input (exit 2).
+ * What `bind`, `unbind` and `restore` share: resolving device arguments (patterns only on request), the in-use
+ * refusal, the root check, printing the steps, keeping SIGINT/SIGTERM from cutting the sysfs steps short, and bad
+ * driver names or records as bad input (exit 2).
  *
  * ```ts
- * import { refuseInUse } from "./binding.ts";
- * refuseInUse("0000:00:05.0", "bind", false); // throws a RefusedError when its interface is up
+ * import { checkedDevices } from "./binding.ts";
+ * const devices = checkedDevices(["0000:00:05.0"], {}, "bind"); // throws a RefusedError when its interface is up
  * ```
  * @module
  */
 
 import process from "node:process";
 import { InvalidDriverError, UntrustedRecordError } from "../lib/errors.ts";
+import { isPciAddress } from "../lib/pci_address.ts";
 import { describeStep, type SysfsStep } from "../lib/sysfs/bind.ts";
-import { deviceUsers } from "../lib/sysfs/in_use.ts";
+import { deviceUsers, SystemScan } from "../lib/sysfs/in_use.ts";
 import { sleepSync } from "../lib/sysfs/lock.ts";
-import { print, RefusedError, requireRoot, UsageError, warn } from "./common.ts";
+import type { PciDeviceInfo } from "../lib/sysfs/pci.ts";
+import { print, RefusedError, requireRoot, resolveDevices, UsageError, type Values, warn } from "./common.ts";
+
+/** Options of `bind` and `unbind`. */
+export const BINDING_OPTIONS = {
+  "dry-run": { type: "boolean" },
+  force: { type: "boolean" },
+  "force-critical": { type: "boolean" },
+  "all-matching": { type: "boolean" },
+} as const;
 
 /** Options of the three commands. */
-export const BINDING_HELP = `  --dry-run    print what would be done (the shell commands), do nothing
-  --force      go on although the system uses the device (interface up, mounted, swap)`;
+export const BINDING_HELP = `  --dry-run         print what would be done (the shell commands), do nothing
+  --force           go on although the system uses the device (interface up, mounted, swap, held, open)
+  --force-critical  go on even when the device carries the default route or the root file system (implies
+                    --force; the machine may lose its network connection or crash)
+  --all-matching    let a vendor:device pattern (with * or matching several devices) select every match; a device
+                    carrying the default route or the root file system is never selected by a pattern`;
 
-/** Throws a {@linkcode RefusedError} naming every use of the device, unless `force`. */
-export function refuseInUse(address: string, verb: string, force: boolean): void {
-  if (force) return;
-  const uses = deviceUsers(address);
-  if (uses.length === 0) return;
-  const up = uses.filter((u) => u.kind === "interface-up").map((u) => `ip link set ${u.name} down`);
-  const fix = up.length > 0
-    ? `take it down first: ${up.join("; ")}; or pass --force`
-    : "stop using it, or pass --force";
-  throw new RefusedError(`refusing to ${verb} ${address}: ${uses.map((u) => u.description).join("; ")}`, {
-    remedy: fix,
-  });
+/**
+ * The devices of a `bind`/`unbind` command line. A `vendor:device` pattern that has a `*` or matches more than one
+ * device is a usage error unless `--all-matching` (so that `bind '*:*' --force` cannot plan every device of the
+ * machine); the devices such a pattern selects are remembered as not named explicitly.
+ */
+function bindingDevices(args: readonly string[], values: Values): (PciDeviceInfo & { byPattern: boolean })[] {
+  const out = new Map<string, PciDeviceInfo & { byPattern: boolean }>();
+  for (const arg of args) {
+    const found = resolveDevices([arg]);
+    const byPattern = !isPciAddress(arg);
+    if (byPattern && (arg.includes("*") || found.length > 1) && values["all-matching"] !== true) {
+      throw new UsageError(`${arg} matches ${found.map((d) => d.address).join(", ")}`, {
+        remedy: "name the addresses you mean, or pass --all-matching to take every match",
+      });
+    }
+    for (const d of found) {
+      out.set(d.address, { ...d, byPattern: byPattern && (out.get(d.address)?.byPattern ?? true) });
+    }
+  }
+  return [...out.values()];
+}
+
+/**
+ * Throws a {@linkcode RefusedError} naming every use of each device not on vfio-pci: any use unless `--force`,
+ * a critical one (default route, root file system) unless `--force-critical`, and a critical one of a device
+ * selected by a pattern always.
+ */
+function refuseInUse(
+  devices: readonly (PciDeviceInfo & { byPattern?: boolean })[],
+  verb: string,
+  values: Values,
+): void {
+  const forceCritical = values["force-critical"] === true;
+  const force = values.force === true || forceCritical;
+  const scan = new SystemScan();
+  for (const d of devices) {
+    if (d.driver === "vfio-pci") continue;
+    const uses = deviceUsers(d.address, {}, scan);
+    const critical = uses.filter((u) => u.critical);
+    if (critical.length > 0 && (!forceCritical || d.byPattern === true)) {
+      const what = critical.map((u) =>
+        u.kind === "default-route" ? "cut this machine off its network" : "pull the root file system from under it"
+      );
+      throw new RefusedError(
+        `refusing to ${verb} ${d.address}: ${uses.map((u) => u.description).join("; ")}; ` +
+          `taking it from its driver would ${[...new Set(what)].join(" and ")}`,
+        {
+          remedy: d.byPattern === true
+            ? `a pattern never selects such a device: name ${d.address} itself, with --force-critical if you really mean it`
+            : "if you really mean it (you have a console or another way in), pass --force-critical",
+        },
+      );
+    }
+    if (uses.length === 0 || force) continue;
+    const up = uses.filter((u) => u.kind === "interface-up").map((u) => `ip link set ${u.name} down`);
+    throw new RefusedError(`refusing to ${verb} ${d.address}: ${uses.map((u) => u.description).join("; ")}`, {
+      remedy: up.length > 0
+        ? `take it down first: ${up.join("; ")}; or pass --force`
+        : "stop using it, or pass --force",
+    });
+  }
+}
+
+/**
+ * The devices of a `bind`/`unbind` command line ({@linkcode bindingDevices}), once none is refused
+ * ({@linkcode refuseInUse}).
+ */
+export function checkedDevices(args: readonly string[], values: Values, verb: string): PciDeviceInfo[] {
+  const devices = bindingDevices(args, values);
+  refuseInUse(devices, verb, values);
+  return devices;
 }
 
 /** The root check, skipped for dry runs. */

@@ -16,6 +16,8 @@ export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 /** open(2): read and write. */
 export const O_RDWR = 2;
+/** open(2) of a block device: fail with EBUSY if it is claimed (mounted, swap, held); create exclusively with O_CREAT. */
+export const O_EXCL = 0o200;
 /** open(2): non-blocking. */
 export const O_NONBLOCK = 0o4000;
 /** open(2): close on exec. */

@@ -30,6 +30,10 @@ step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test
 # DMA address past 4 GiB, so a driver that drops a descriptor's upper 32 bits loses frames
 step "NIC forwarder chain (4 NICs on 2 hubs, DMA above 4 GiB, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
   --filter fwd --jobs 2 --high-dma --devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1
+# in-use detection with an nvme and a virtio-net left on their kernel drivers (swap, a raw opener in another mount
+# namespace, an address, the default route)
+step "in-use detection on kernel-driver devices (noiommu, iommu x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter in_use --mode noiommu,iommu --devices edu,nvme:kernel,virtio-net@0:kernel
 # every DMA address past 4 GiB: IOVAs from 0x10_0000_0000 (iommu, iommufd), guest RAM mostly above 4 GiB (noiommu)
 step "DMA above 4 GiB (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --high-dma --jobs 2 \
   --filter dma,example,config,iova_base

@@ -10,28 +10,28 @@
 
 import { bindToVfio } from "../../lib/sysfs/bind.ts";
 import { groupViabilityBlockers } from "../../lib/sysfs/iommu_group.ts";
-import { BINDING_HELP, printSteps, refuseInUse, requireRootUnlessDry } from "../binding.ts";
+import { BINDING_HELP, BINDING_OPTIONS, checkedDevices, printSteps, requireRootUnlessDry } from "../binding.ts";
 import { testPauseHook, withDriverChange } from "../binding.ts";
-import { type Command, EXIT, print, resolveDevices, UsageError, type Values, warn, writeJson } from "../common.ts";
+import { type Command, EXIT, print, UsageError, type Values, warn, writeJson } from "../common.ts";
 
 /** The `bind` command. */
 export const bind: Command = {
   name: "bind",
   summary: "bind devices to vfio-pci (addresses or vendor:device)",
-  help: `usage: vfio bind <device…> [--dry-run] [--force] [--json]
+  help: `usage: vfio bind <device…> [--dry-run] [--force [--force-critical]] [--all-matching] [--json]
 
 Binds each device to vfio-pci: sets driver_override, unbinds its driver, probes again (loads vfio-pci first if
 needed) and records the driver it had for \`vfio restore\`. Refuses a device the system is using — a network
-interface that is up, a mounted block device, swap — unless --force. Devices are addresses or vendor:device ids
-(every match).
+interface that is up, a mounted block device, swap, an open device node — unless --force; one that carries the
+default route or the root file system needs --force-critical. Devices are addresses or vendor:device ids (a
+pattern with * or matching several devices needs --all-matching).
 ${BINDING_HELP}`,
-  options: { "dry-run": { type: "boolean" }, force: { type: "boolean" } },
+  options: BINDING_OPTIONS,
   run(positionals: string[], values: Values): number {
     if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio bind <device…>" });
     const dryRun = values["dry-run"] === true;
-    const devices = resolveDevices(positionals);
+    const devices = checkedDevices(positionals, values, "bind");
     requireRootUnlessDry("bind", dryRun);
-    for (const d of devices) if (d.driver !== "vfio-pci") refuseInUse(d.address, "bind", values.force === true);
     const onStep = testPauseHook();
     const results = withDriverChange(() => devices.map((d) => bindToVfio(d.address, { dryRun, onStep })));
     if (values.json) {

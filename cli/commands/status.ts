@@ -11,7 +11,7 @@
 import { readdirSync } from "node:fs";
 import { fsErrorCode } from "../../lib/sysfs/attr.ts";
 import { type DriverRecord, recordedDriver, RECORDS_DIR, recordsDirectory } from "../../lib/sysfs/driver_record.ts";
-import { deviceUsers } from "../../lib/sysfs/in_use.ts";
+import { deviceUsers, SystemScan } from "../../lib/sysfs/in_use.ts";
 import { listMediatedDevices } from "../../lib/sysfs/mdev.ts";
 import { noIommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { listPciDevices, type PciDeviceInfo } from "../../lib/sysfs/pci.ts";
@@ -86,7 +86,10 @@ keeps in /run/vfio-ts; \`vfio restore\` clears both. Then whether no-IOMMU mode 
     expectArgs(positionals, 0, 0, "vfio status [--json]");
     const ids = loadPciIds();
     const devices = listPciDevices();
-    const uses = new Map(devices.map((d) => [d.address, d.driver === "vfio-pci" ? [] : deviceUsers(d.address)]));
+    const scan = new SystemScan();
+    const uses = new Map(
+      devices.map((d) => [d.address, d.driver === "vfio-pci" ? [] : deviceUsers(d.address, {}, scan)]),
+    );
     const files = recordFiles();
     const left = new Map(devices.map((d) => [d.address, leftovers(d, files)]));
     const noiommu = noIommuStatus();

@@ -8,27 +8,26 @@
  */
 
 import { unbind as unbindDevice } from "../../lib/sysfs/bind.ts";
-import { BINDING_HELP, printSteps, refuseInUse, requireRootUnlessDry } from "../binding.ts";
+import { BINDING_HELP, BINDING_OPTIONS, checkedDevices, printSteps, requireRootUnlessDry } from "../binding.ts";
 import { testPauseHook, withDriverChange } from "../binding.ts";
-import { type Command, EXIT, print, resolveDevices, UsageError, type Values, writeJson } from "../common.ts";
+import { type Command, EXIT, print, UsageError, type Values, writeJson } from "../common.ts";
 
 /** The `unbind` command. */
 export const unbind: Command = {
   name: "unbind",
   summary: "unbind devices from their driver",
-  help: `usage: vfio unbind <device…> [--dry-run] [--force] [--json]
+  help: `usage: vfio unbind <device…> [--dry-run] [--force [--force-critical]] [--all-matching] [--json]
 
 Unbinds each device from its driver. driver_override stays as it is, so a device bound with \`vfio bind\` returns
 to vfio-pci on the next probe; \`vfio restore\` gives it back to its original driver. Refuses a device the system
 is using (see \`vfio bind\`) unless --force, and a device whose VFIO group a process holds open.
 ${BINDING_HELP}`,
-  options: { "dry-run": { type: "boolean" }, force: { type: "boolean" } },
+  options: BINDING_OPTIONS,
   run(positionals: string[], values: Values): number {
     if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio unbind <device…>" });
     const dryRun = values["dry-run"] === true;
-    const devices = resolveDevices(positionals);
+    const devices = checkedDevices(positionals, values, "unbind");
     requireRootUnlessDry("unbind", dryRun);
-    for (const d of devices) if (d.driver !== "vfio-pci") refuseInUse(d.address, "unbind", values.force === true);
     const onStep = testPauseHook();
     const results = withDriverChange(() => devices.map((d) => unbindDevice(d.address, { dryRun, onStep })));
     if (values.json) {

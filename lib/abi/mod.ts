@@ -18,5 +18,6 @@ export * from "./ioctl.ts";
 export * from "./iommufd.ts";
 export * from "./ioport.ts";
 export * from "./pci.ts";
+export * from "./route.ts";
 export * from "./struct.ts";
 export * from "./vfio.ts";

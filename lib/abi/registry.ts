@@ -21,6 +21,7 @@ import * as ioctl from "./ioctl.ts";
 import * as iommufd from "./iommufd.ts";
 import * as ioport from "./ioport.ts";
 import * as pci from "./pci.ts";
+import * as route from "./route.ts";
 import { isStructDef, type StructDef } from "./struct.ts";
 import * as vfio from "./vfio.ts";
 
@@ -71,6 +72,7 @@ export const ABI_MODULES: readonly AbiModule[] = Object.freeze([
   { file: "capability.ts", header: "linux/capability.h", headerKind: "uapi", exports: capability },
   { file: "ioport.ts", header: "linux/ioport.h", headerKind: "kernel", exports: ioport },
   { file: "if.ts", header: "linux/if.h", headerKind: "uapi", exports: netif },
+  { file: "route.ts", header: "linux/route.h", headerKind: "uapi", exports: route },
 ]);
 
 /**

@@ -174,7 +174,7 @@ describe("vfio CLI in the guest", { skip: skipIf(guest.edu, "edu", "vfio CLI in 
     assert.equal(driverOf(NIC), "vfio-pci");
     const onVfio = json<StatusJson>("status").devices.find((d) => d.address === NIC);
     assert.equal(onVfio?.driver, "vfio-pci");
-    assert.match(ok("bind", "8086:10d3"), new RegExp(`${NIC}: already on vfio-pci`), "vendor:device matches it");
+    assert.match(ok("bind", "8086:10d3", "--all-matching"), new RegExp(`${NIC}: already on vfio-pci`), "vendor:device");
 
     assert.match(ok("restore", NIC), new RegExp(`${NIC}: vfio-pci -> e1000e`));
     assert.equal(driverOf(NIC), "e1000e");
