@@ -120,7 +120,8 @@ export function parseResources(text: string): PciResource[] {
   const lines = text.split("\n").filter((l) => l.trim() !== "");
   lines.forEach((line, index) => {
     const parts = line.trim().split(/\s+/);
-    if (parts.length < 3) return;
+    // the kernel writes three 0x-prefixed hex numbers; anything else (a fake or damaged tree) is no resource
+    if (parts.length < 3 || !parts.slice(0, 3).every((p) => /^0x[0-9a-f]+$/i.test(p))) return;
     const start = BigInt(parts[0]);
     const end = BigInt(parts[1]);
     const flags = Number(BigInt(parts[2]) & 0xffffffffn);

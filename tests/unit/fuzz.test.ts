@@ -78,9 +78,7 @@ const show = (input: unknown): string =>
  * printed with their first input, not failed, until fixed. VFIO_TS_FUZZ_STRICT=1 fails on them too. Remove an entry
  * once its file is fixed.
  */
-const KNOWN: readonly { file: string; error: string; what: string }[] = [
-  { file: "lib/sysfs/pci.ts", error: "SyntaxError", what: "parseResources: BigInt() of a malformed number" },
-];
+const KNOWN: readonly { file: string; error: string; what: string }[] = [];
 const STRICT = process.env.VFIO_TS_FUZZ_STRICT === "1";
 
 function knownCrash(e: unknown): string | null {

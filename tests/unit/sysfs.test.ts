@@ -183,6 +183,13 @@ describe("parseResources", () => {
     assert.equal(r[6].kind, "memory");
   });
 
+  it("passes over malformed lines (a damaged or fake tree) instead of throwing BigInt's SyntaxError", () => {
+    const r = parseResources("-0x1 -0x1 -0x1\n0x 0 0\n" + EDU_RESOURCE);
+    assert.equal(r.length, 13); // the two malformed lines are no resources; edu's 13 lines follow them
+    assert.equal(r[0].index, 2);
+    assert.equal(r[0].kind, "memory");
+  });
+
   it("sees a prefetchable 64-bit BAR above 4 GiB", () => {
     const [bar] = parseResources(PREFETCH64_RESOURCE);
     assert.equal(bar.start, 0x4000000000n);
