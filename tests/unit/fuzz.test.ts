@@ -15,10 +15,20 @@ import { parseNumber } from "../../cli/common.ts";
 import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../../cli/decode.ts";
 import { parseBar, parseOffset, parseValue, parseWidth } from "../../cli/register.ts";
 import { main } from "../../cli/vfio.ts";
+import {
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_REGION_INFO_FLAG_CAPS,
+  VfioIommuType1Info,
+  VfioPciHotResetInfo,
+  VfioRegionInfo,
+} from "../../lib/abi/vfio.ts";
 import * as caps from "../../lib/capabilities.ts";
+import { decodeType1Info } from "../../lib/container.ts";
+import { decodeHotResetInfo } from "../../lib/device.ts";
 import { VfioError } from "../../lib/errors.ts";
 import { decodeIrqInfo } from "../../lib/irq_info.ts";
 import { isPciAddress, parsePciAddress } from "../../lib/pci_address.ts";
+import { decodeRegionInfo } from "../../lib/region_info.ts";
 import { listPciDevices, parsePciId, parseResources, pciDevice } from "../../lib/sysfs/pci.ts";
 import { PciIds } from "../../lib/sysfs/pci_ids.ts";
 
@@ -361,6 +371,31 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       const info = decodeIrqInfo(x.index, x.bytes);
       assert.ok(info.count >= 0 && info.count <= 0xffffffff);
     });
+  });
+
+  it("region info, type1 info and hot-reset info answers (capability chains, counts)", { timeout: TIMEOUT }, () => {
+    // random bytes behind a header that, most of the time, says a capability chain starts somewhere near or past
+    // the buffer: the chain walkers must stay inside it, stop on loops and refuse what leaves it
+    const answer = (r: Rng, fixed: number): Uint8Array => r.bytes(fixed + r.int(r.chance(0.5) ? 64 : 512));
+    fuzz("region info", (r) => {
+      const bytes = answer(r, VfioRegionInfo.size);
+      const info = VfioRegionInfo.view(bytes);
+      if (r.chance(0.8)) info.flags = (info.flags | VFIO_REGION_INFO_FLAG_CAPS) >>> 0;
+      if (r.chance(0.8)) info.cap_offset = r.int(bytes.byteLength + 16);
+      return { index: r.int(12), bytes };
+    }, (x) => void decodeRegionInfo(x.index, x.bytes));
+    fuzz("type1 info", (r) => {
+      const bytes = answer(r, VfioIommuType1Info.size);
+      const info = VfioIommuType1Info.view(bytes);
+      if (r.chance(0.8)) info.flags = (info.flags | VFIO_IOMMU_INFO_CAPS) >>> 0;
+      if (r.chance(0.8)) info.cap_offset = r.int(bytes.byteLength + 16);
+      return bytes;
+    }, (bytes) => void decodeType1Info(bytes));
+    fuzz("hot-reset info", (r) => {
+      const bytes = answer(r, VfioPciHotResetInfo.size);
+      if (r.chance(0.8)) VfioPciHotResetInfo.view(bytes).count = r.int(64);
+      return bytes;
+    }, (bytes) => void decodeHotResetInfo(bytes));
   });
 
   it("PCI addresses", { timeout: TIMEOUT }, () => {
