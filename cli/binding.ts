@@ -84,7 +84,7 @@ function refuseInUse(
         {
           remedy: d.byPattern === true
             ? `a pattern never selects such a device: name ${d.address} itself, with --force-critical if you really mean it`
-            : "if you really mean it (you have a console or another way in), pass --force-critical",
+            : "if you really mean it and have a console or another way in, pass --force-critical",
         },
       );
     }
