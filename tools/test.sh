@@ -25,7 +25,8 @@ step "docs (JSDoc examples import @vfio-ts/vfio, not relative paths)" $DENO run 
 step "package (deno publish --dry-run: no warning; it and npm pack --dry-run ship only the library)" \
   $DENO run -A tools/check-package.ts
 step "unit tests (deno + bun)" bash tools/test-unit.sh
-step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts
+# two combinations at a time: each guest is one TCG vCPU, and the Deno combinations alone take about 6 minutes
+step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --jobs 2
 # pktgen -> fwd -> receiver across two QEMU hubs needs four NICs: its own rig, one boot per mode x runtime; with every
 # DMA address past 4 GiB, so a driver that drops a descriptor's upper 32 bits loses frames
 step "NIC forwarder chain (4 NICs on 2 hubs, DMA above 4 GiB, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
