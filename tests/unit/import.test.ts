@@ -45,10 +45,21 @@ ${touch === "libc" ? libcCall(from.replace(/mod\.ts$/, "ffi/libc.ts")) : ""}
 console.log(JSON.stringify(out));
 `;
 
-/** Runs a command without blocking this process's event loop (the HTTP server below answers meanwhile). */
-function run(cmd: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env: { ...process.env, NO_COLOR: "1", ...env }, timeout: 100_000 }, (e, out, err) => {
+/**
+ * Runs a command without blocking this process's event loop (the HTTP server below answers meanwhile). Under Deno
+ * through `Deno.Command`: Deno's `node:child_process` hands its own permissions to a child that is the same `deno`
+ * binary (`process.execPath`), so a child meant to run with no permission would get this test's `-A`.
+ */
+async function run(cmd: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<string> {
+  const fullEnv = { ...process.env, NO_COLOR: "1", ...env } as Record<string, string>;
+  if ("Deno" in globalThis) {
+    const r = await new Deno.Command(cmd, { args, cwd, env: fullEnv, signal: AbortSignal.timeout(100_000) }).output();
+    const [out, err] = [r.stdout, r.stderr].map((b) => new TextDecoder().decode(b));
+    if (!r.success) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}\n${out}\n${err}`);
+    return out;
+  }
+  return await new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, env: fullEnv, timeout: 100_000 }, (e, out, err) => {
       if (e) reject(new Error(`${cmd} ${args.join(" ")}: ${e.message}\n${out}\n${err}`));
       else resolve(out);
     });
