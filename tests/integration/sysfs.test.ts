@@ -116,7 +116,7 @@ test("unbind and bindToVfio round trip on edu, restored to vfio-pci", { skip: sk
     assert.equal(recordedDriver(edu), null);
   } finally {
     if (pciDevice(edu).driver !== "vfio-pci") bindToVfio(edu);
-    for (const dir of ["/run/vfio-ts", "/tmp/vfio-ts"]) rmSync(`${dir}/${edu}.json`, { force: true });
+    rmSync(`/run/vfio-ts/${edu}.json`, { force: true });
   }
   assert.equal(pciDevice(edu).driver, "vfio-pci");
   assert.equal(pciDevice(edu).driverOverride, "vfio-pci");
@@ -148,7 +148,7 @@ test(noIommuOff, {
   } finally {
     if (!noIommuStatus().enabled) enableNoIommu({ iUnderstandTheRisk: true });
     if (pciDevice(e1000e).driver !== "vfio-pci") bindToVfio(e1000e);
-    for (const dir of ["/run/vfio-ts", "/tmp/vfio-ts"]) rmSync(`${dir}/${e1000e}.json`, { force: true });
+    rmSync(`/run/vfio-ts/${e1000e}.json`, { force: true });
   }
 });
 
