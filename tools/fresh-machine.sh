@@ -109,7 +109,10 @@ else
   step "network settings of this machine: apt sources, resolver, trust store, NODE_EXTRA_CA_CERTS"
   rm -f "$ROOT/etc/apt/sources.list" "$ROOT"/etc/apt/sources.list.d/*
   [[ ! -f /etc/apt/sources.list ]] || cp /etc/apt/sources.list "$ROOT/etc/apt/"
-  for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do [[ ! -f $f ]] || cp "$f" "$ROOT/etc/apt/sources.list.d/"; done
+  # (not the sources the project's own scripts added here: a fresh machine must get them from those scripts)
+  for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ ! -f $f || $(basename "$f") == vfio-ts-* ]] || cp "$f" "$ROOT/etc/apt/sources.list.d/"
+  done
   # apt options this network's mirror needs (e.g. a snapshot whose Release files are past Valid-Until)
   for f in /etc/apt/apt.conf.d/*; do
     if grep -qE 'Acquire::(Check-Valid-Until|Check-Date|Proxy|https?::Proxy)' "$f" 2>/dev/null; then

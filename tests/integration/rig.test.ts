@@ -43,6 +43,8 @@ test("the rig describes the guest", { skip }, () => {
   assert.match(env.VFIO_TS_MODE ?? "", /^(noiommu|iommu|iommufd)$/);
   const runtime = "Bun" in globalThis ? "bun" : "deno";
   assert.equal(env.VFIO_TS_RUNTIME, runtime);
+  // tests/vm/setup.sh installs QEMU 10 from bookworm-backports (igb and SR-IOV need it)
+  assert.match(env.VFIO_TS_QEMU_VERSION ?? "", /^10\.\d+\.\d+/, "VFIO_TS_QEMU_VERSION is QEMU 10.x");
   assert.ok(existsSync(env.VFIO_TS_DENO ?? ""), "VFIO_TS_DENO points at a binary");
   assert.ok(existsSync(env.VFIO_TS_BUN ?? ""), "VFIO_TS_BUN points at a binary");
   for (const a of [...vfioDevices(), ...list("VFIO_TS_KERNEL_DEVICES")]) {

@@ -170,6 +170,20 @@ export function deviceEnv(devices: PlacedDevice[]): Record<string, string> {
   return env;
 }
 
+let versionCache: string | undefined;
+/** The version of the QEMU the rig runs, e.g. "10.0.2" ("unknown" when qemu-system-x86_64 does not answer). */
+export async function qemuVersion(): Promise<string> {
+  if (versionCache === undefined) {
+    try {
+      const out = await new Deno.Command("qemu-system-x86_64", { args: ["--version"], stderr: "null" }).output();
+      versionCache = /version (\S+)/.exec(new TextDecoder().decode(out.stdout))?.[1] ?? "unknown";
+    } catch {
+      versionCache = "unknown";
+    }
+  }
+  return versionCache;
+}
+
 let igbCache: boolean | undefined;
 /** Whether this QEMU has the igb device (QEMU 8.0+; bookworm's 7.2 lacks it). */
 export async function qemuHasIgb(): Promise<boolean> {
@@ -347,6 +361,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
     VFIO_TS_MODE: opts.mode,
     VFIO_TS_RUNTIME: opts.runtime,
     VFIO_TS_INTREMAP: opts.intremap === false ? "off" : "on",
+    VFIO_TS_QEMU_VERSION: await qemuVersion(),
     VFIO_TS_DENO: bins.deno,
     VFIO_TS_BUN: bins.bun,
     ...deviceEnv(devices),

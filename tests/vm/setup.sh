@@ -28,7 +28,14 @@ BUILD_REV=2
 # 6.12: virtio, virtio_pci (+legacy), devtmpfs, tmpfs. Modules (=m): 9p stack, NIC/NVMe drivers, irqbypass, mdev (it
 # does not embed struct vfio_device, so the stock one fits the rebuilt vfio; mtty, which does, is rebuilt below).
 STOCK_MODULES=(irqbypass 9p 9pnet_virtio e1000e igb virtio_net nvme mdev)
-HOST_PACKAGES=(qemu-system-x86 busybox-static cpio kmod gcc libc6-dev xz-utils zstd bc python3 make binutils)
+HOST_PACKAGES=(busybox-static cpio kmod gcc libc6-dev xz-utils zstd bc python3 make binutils)
+# QEMU comes from bookworm-backports (bookworm's 7.2 has no igb and no SR-IOV igbvf). The binary, its data files and
+# SeaBIOS must all come from there together: 7.2's firmware under 10.0 stalls the boot ~30 s, and mixed module files
+# make `-device help` abort. A newer 10.0.x build is taken (with a warning) when the archive has moved past the pin.
+QEMU_PIN=1:10.0.2+ds-2+deb13u1~bpo12+1
+SEABIOS_PIN=1.16.3-2~bpo12+1
+QEMU_SERIES=1:10.0.
+BACKPORTS_LIST=/etc/apt/sources.list.d/vfio-ts-bookworm-backports.sources
 
 HEADERS_ONLY=0
 FORCE=0
@@ -83,6 +90,45 @@ fi
 if [ $HEADERS_ONLY = 0 ]; then
   bash "$HERE/../../tools/apt-install.sh" --as vm-setup "${HOST_PACKAGES[@]}" >&2 ||
     die "installing the rig's host packages failed (apt's messages above)"
+fi
+
+# --- QEMU from bookworm-backports, pinned (full set-up only) ---
+installed_version() { dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null | awk '$1 == "installed" {print $2}'; }
+candidate_in_backports() { # newest version of $1 that apt knows from bookworm-backports
+  apt-cache madison "$1" 2>/dev/null | awk -F' *[|] *' '$3 ~ /bookworm-backports/ {print $2; exit}'
+}
+qemu_from_backports() {
+  local q s d
+  q=$(installed_version qemu-system-x86)
+  d=$(installed_version qemu-system-data)
+  s=$(installed_version seabios)
+  if [[ $q == "$QEMU_PIN" && $d == "$QEMU_PIN" && $s == "$SEABIOS_PIN" ]]; then return 0; fi
+  if [[ $q == "$QEMU_SERIES"* && $q == *bpo12* && $d == "$q" && $s == *bpo12* ]]; then return 0; fi
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    log "adding bookworm-backports to apt's sources ($BACKPORTS_LIST)"
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$BACKPORTS_LIST"
+  fi
+  if [[ -z $(candidate_in_backports qemu-system-x86) ]]; then
+    log "apt-get update (bookworm-backports not read yet)"
+    apt-get update -qq >&2 || die "apt-get update failed (needed for QEMU from bookworm-backports)"
+  fi
+  local want_q=$QEMU_PIN want_s=$SEABIOS_PIN
+  if ! apt-cache madison qemu-system-x86 | grep -qF " $QEMU_PIN "; then
+    want_q=$(candidate_in_backports qemu-system-x86)
+    [[ $want_q == "$QEMU_SERIES"* ]] || die "bookworm-backports has no QEMU $QEMU_SERIES* (it offers '${want_q:-nothing}')"
+    log "warning: QEMU $QEMU_PIN is gone from the archive; installing $want_q"
+  fi
+  if ! apt-cache madison seabios | grep -qF " $SEABIOS_PIN "; then
+    want_s=$(candidate_in_backports seabios)
+    [[ -n $want_s ]] || die "bookworm-backports has no seabios"
+  fi
+  log "installing QEMU $want_q and SeaBIOS $want_s from bookworm-backports"
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports "qemu-system-x86=$want_q" \
+    "qemu-system-data=$want_q" "seabios=$want_s" >&2 || die "installing QEMU from bookworm-backports failed"
+}
+if [ $HEADERS_ONLY = 0 ]; then
+  qemu_from_backports
 fi
 
 # --- resolve the guest kernel: newest 6.12 in bookworm-security, every package at that one version ---

@@ -12,6 +12,7 @@ import {
   MODES,
   parseDevices,
   qemuHasIgb,
+  qemuVersion,
   REPO_DIR,
   type Runtime,
   RUNTIMES,
@@ -115,7 +116,7 @@ async function main(): Promise<number> {
   }
   const v = parsed.values;
   if (v.help) {
-    console.log(USAGE);
+    console.log(`${USAGE}\nQEMU: ${await qemuVersion()} (tests/vm/setup.sh installs it from bookworm-backports)`);
     return 0;
   }
   const modes = pickList(v.mode, MODES, "mode");

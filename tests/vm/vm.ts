@@ -10,6 +10,7 @@ import {
   MODES,
   parseDevices,
   qemuHasIgb,
+  qemuVersion,
   type Runtime,
   RUNTIMES,
   runVm,
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
   const { values: v } = parsed;
   const positionals = [...parsed.positionals, ...rest];
   if (v.help) {
-    console.log(USAGE);
+    console.log(`${USAGE}\nQEMU: ${await qemuVersion()} (tests/vm/setup.sh installs it from bookworm-backports)`);
     return 0;
   }
   if (!MODES.includes(v.mode as Mode)) fail(`bad --mode ${v.mode}`);
