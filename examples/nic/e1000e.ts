@@ -91,6 +91,7 @@ const TWO32 = 2 ** 32;
  */
 export class E1000e implements Nic {
   readonly driver = "e1000e";
+  readonly queues = 1;
   readonly address: string;
   readonly mac: string;
   readonly pool: PacketPool;

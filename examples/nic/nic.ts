@@ -171,15 +171,26 @@ export interface Nic extends Disposable {
   /** Descriptors per receive / transmit ring. */
   readonly rxRingSize: number;
   readonly txRingSize: number;
+  /** Queue pairs in use (receive queue `q` and transmit queue `q` for `q` in `0..queues-1`); 1 when the device has one. */
+  readonly queues: number;
   /** Reads the link state. */
   link(): LinkStatus;
-  /** Receives up to `n` frames into `bufs[0..]`; returns how many. The caller owns (and frees) them. */
-  rxBatch(bufs: Packet[], n: number): number;
   /**
-   * Queues `bufs[0..n)` for sending; returns how many fit in the ring. The driver frees those once sent; the
-   * caller keeps the rest.
+   * Receives up to `n` frames from receive queue `queue` (default 0) into `bufs[0..]`; returns how many. The caller
+   * owns (and frees) them.
    */
-  txBatch(bufs: Packet[], n: number): number;
+  rxBatch(bufs: Packet[], n: number, queue?: number): number;
+  /**
+   * Queues `bufs[0..n)` for sending on transmit queue `queue` (default 0); returns how many fit in the ring. The
+   * driver frees those once sent; the caller keeps the rest.
+   */
+  txBatch(bufs: Packet[], n: number, queue?: number): number;
+  /**
+   * Interrupt-driven receive (drivers that support it): arms receive queue `queue`'s interrupt (its MSI-X or MSI
+   * vector), resolves `true` when it fires or `false` after `timeoutMs`, and disarms it again. A frame that arrived
+   * between the last empty `rxBatch` and the arming also fires it, so poll → `waitRx` → poll loses nothing.
+   */
+  waitRx?(queue: number, timeoutMs: number): Promise<boolean>;
   /** Frees sent buffers and returns how many transmit descriptors are still in flight. */
   txPending(): number;
   /** Counters since open (device counters are read, and cleared on the device, by this call). */

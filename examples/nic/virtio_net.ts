@@ -142,6 +142,7 @@ class Virtqueue {
  */
 export class VirtioNet implements Nic {
   readonly driver = "virtio-net";
+  readonly queues = 1;
   readonly address: string;
   readonly mac: string;
   readonly pool: PacketPool;
