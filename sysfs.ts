@@ -72,10 +72,15 @@ export {
 } from "./lib/sysfs/mdev.ts";
 export {
   disableNoIommu,
+  disableNoiommu,
   enableNoIommu,
+  enableNoiommu,
   type EnableNoIommuOptions,
+  type EnableNoiommuOptions,
   type NoIommuStatus,
+  type NoiommuStatus,
   noIommuStatus,
+  noiommuStatus,
 } from "./lib/sysfs/noiommu.ts";
 export {
   findPciDevices,
@@ -91,8 +96,10 @@ export {
   CAPABILITIES,
   type CapabilityName,
   checkNoIommuPrivileges,
+  checkNoiommuPrivileges,
   hasCapability,
   type NoIommuPrivilegeOptions,
+  type NoiommuPrivilegeOptions,
   type ProcessPrivileges,
   processPrivileges,
 } from "./lib/sysfs/privileges.ts";

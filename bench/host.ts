@@ -20,7 +20,7 @@ import {
 } from "../lib/abi/vfio.ts";
 import { DmaMemory } from "../lib/dma/memory.ts";
 import { openPagemapFd, readPagemapEntry } from "../lib/dma/pagemap.ts";
-import { NoIommuMapper } from "../lib/iommu/noiommu.ts";
+import { NoiommuMapper } from "../lib/iommu/noiommu.ts";
 import { Poller } from "../lib/poll.ts";
 import { Region, regionName } from "../lib/region.ts";
 import { loadBenchNative } from "./native.ts";
@@ -172,7 +172,7 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
 // ---------------------------------------------------------------- P4: no-IOMMU address translation
 if (libc.geteuid() === 0) {
   using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
-  using mapper = new NoIommuMapper();
+  using mapper = new NoiommuMapper();
   const m = mapper.map(mem.vaddr, mem.sizeBytes);
   const fd = openPagemapFd();
   const scratch = new BigUint64Array(1);

@@ -326,13 +326,13 @@ export class GroupNotViableError extends VfioError {
  * The device is in a no-IOMMU group and the caller did not opt in, or the kernel cannot do no-IOMMU mode.
  *
  * ```ts
- * import { NoIommuError } from "@vfio-ts/vfio";
- * throw new NoIommuError("0000:00:03.0 is in no-IOMMU group 0", "pass { noiommu: true } to accept the risk");
+ * import { NoiommuError } from "@vfio-ts/vfio";
+ * throw new NoiommuError("0000:00:03.0 is in no-IOMMU group 0", "pass { noiommu: true } to accept the risk");
  * ```
  */
-export class NoIommuError extends VfioError {
-  /** The error class's name, `"NoIommuError"`. */
-  override name = "NoIommuError";
+export class NoiommuError extends VfioError {
+  /** The error class's name, `"NoiommuError"`. */
+  override name = "NoiommuError";
   /** Builds the error with a statement of the problem and what to do. */
   constructor(message: string, remedy: string) {
     super(message, { remedy });
@@ -584,3 +584,8 @@ export class MalformedReplyError extends VfioError {
     this.call = call;
   }
 }
+
+/** @deprecated use {@linkcode NoiommuError} (the kernel's one-word spelling). */
+export const NoIommuError: typeof NoiommuError = NoiommuError;
+/** @deprecated use {@linkcode NoiommuError}. */
+export type NoIommuError = NoiommuError;

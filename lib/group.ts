@@ -32,7 +32,7 @@ import {
   DeviceBusyError,
   GroupNotViableError,
   type NodeHolder,
-  NoIommuError,
+  NoiommuError,
   SystemError,
   VfioError,
 } from "./errors.ts";
@@ -153,7 +153,7 @@ export class Group {
   }
 
   /**
-   * Opens IOMMU group `n`. A no-IOMMU group needs `{ noiommu: true }`: without it this throws a `NoIommuError`
+   * Opens IOMMU group `n`. A no-IOMMU group needs `{ noiommu: true }`: without it this throws a `NoiommuError`
    * explaining the risk (never a silent fallback).
    */
   static open(n: number, options: GroupOpenOptions = {}): Group {
@@ -166,7 +166,7 @@ export class Group {
       });
     }
     if (where.noiommu && !options.noiommu) {
-      throw new NoIommuError(
+      throw new NoiommuError(
         `IOMMU group ${n} is a no-IOMMU group (${where.path}): the device can DMA anywhere in memory, unchecked`,
         "opt in with { noiommu: true } (vfio --noiommu) if you accept that; the kernel is tainted",
       );
@@ -179,7 +179,7 @@ export class Group {
         throw new DeviceBusyError(where.path, `IOMMU group ${n}`, nodeHolders(where.path), { cause: e });
       }
       if (e instanceof SystemError && (e.code === "EPERM" || e.code === "EACCES") && where.noiommu) {
-        throw new NoIommuError(`cannot open no-IOMMU group ${where.path} (${e.code})`, "needs root: CAP_SYS_RAWIO");
+        throw new NoiommuError(`cannot open no-IOMMU group ${where.path} (${e.code})`, "needs root: CAP_SYS_RAWIO");
       }
       throw e;
     }

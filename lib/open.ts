@@ -12,13 +12,13 @@
  */
 import { existsSync } from "node:fs";
 import type { Device } from "./device.ts";
-import { GroupNotViableError, NoIommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
+import { GroupNotViableError, NoiommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
 import { Group } from "./group.ts";
 import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { parsePciAddress } from "./pci_address.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
 import { pciDevice } from "./sysfs/pci.ts";
-import { checkNoIommuPrivileges } from "./sysfs/privileges.ts";
+import { checkNoiommuPrivileges } from "./sysfs/privileges.ts";
 
 /**
  * Which IOMMU path to use: `auto` (the default) picks the best the kernel offers for the device; `iommufd` is the
@@ -37,7 +37,7 @@ export interface OpenDeviceOptions {
    * no-IOMMU group only when `noiommu` is also set.
    *
    * `"noiommu"` only narrows the path (a device behind an IOMMU is then refused); it is **not** an opt-in: without
-   * `noiommu: true` it throws a {@linkcode NoIommuError}. Likewise `VFIO_TS_IOMMU=noiommu` in the environment never
+   * `noiommu: true` it throws a {@linkcode NoiommuError}. Likewise `VFIO_TS_IOMMU=noiommu` in the environment never
    * opens a no-IOMMU group by itself: the environment may choose among the safe paths, the code opts in.
    */
   iommu?: IommuChoice;
@@ -67,16 +67,16 @@ function environmentChoice(): IommuChoice | undefined {
 }
 
 /** The refusal of a no-IOMMU path asked for without the opt-in (`noiommu: true`, or the CLI's `--noiommu`). */
-function noIommuNotOptedIn(address: string, fromEnvironment: boolean): NoIommuError {
+function noiommuNotOptedIn(address: string, fromEnvironment: boolean): NoiommuError {
   const remedy = "pass { noiommu: true } to openDevice (--noiommu on the vfio command line) to accept that the " +
     "device's DMA is unchecked and the kernel tainted";
   if (fromEnvironment) {
-    return new NoIommuError(
+    return new NoiommuError(
       `${address}: VFIO_TS_IOMMU=noiommu is set, but the environment alone never opens a no-IOMMU group`,
       `${remedy}; or unset VFIO_TS_IOMMU (it may choose auto, iommufd, iommufd-compat or type1)`,
     );
   }
-  return new NoIommuError(
+  return new NoiommuError(
     `${address}: iommu: "noiommu" names the path but is not the opt-in to unchecked DMA`,
     remedy,
   );
@@ -122,7 +122,7 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
   const group = sysfs.iommuGroup;
   const fromEnvironment = options.iommu === undefined ? environmentChoice() : undefined;
   const choice = options.iommu ?? fromEnvironment ?? "auto";
-  if (choice === "noiommu" && !options.noiommu) throw noIommuNotOptedIn(canonical, fromEnvironment !== undefined);
+  if (choice === "noiommu" && !options.noiommu) throw noiommuNotOptedIn(canonical, fromEnvironment !== undefined);
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
   const haveIommufd = existsSync("/dev/iommu");
@@ -156,16 +156,16 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
       });
     }
     if (!options.noiommu) {
-      throw new NoIommuError(
+      throw new NoiommuError(
         `${canonical} is in no-IOMMU group ${group}: the device could DMA anywhere in memory, unchecked`,
         "pass { noiommu: true } (or --noiommu) to accept the risk; the kernel is tainted",
       );
     }
-    checkNoIommuPrivileges({ root: options.sysfsRoot });
+    checkNoiommuPrivileges({ root: options.sysfsRoot });
     return openThroughGroup(canonical, group, { path: "noiommu", devDir });
   }
   if (choice === "noiommu") {
-    throw new NoIommuError(
+    throw new NoiommuError(
       `${canonical} is behind an IOMMU (group ${group}); no-IOMMU mode was asked for`,
       "use the IOMMU (iommu: auto), it is the safe path",
     );

@@ -25,7 +25,7 @@ import { DeviceBusyError, SystemError, VfioError } from "./errors.ts";
 import { Group, nodeHolders } from "./group.ts";
 import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
 import { IovaMapper } from "./iommu/iova_mapper.ts";
-import { NoIommuMapper } from "./iommu/noiommu.ts";
+import { NoiommuMapper } from "./iommu/noiommu.ts";
 import type { DmaMapper } from "./iommu/types.ts";
 import { readLinkName } from "./sysfs/attr.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
@@ -38,7 +38,7 @@ export interface GroupPathOptions {
   /**
    * Which container the group is attached to. `"noiommu"` written in the code is this low-level call's explicit
    * opt-in to a no-IOMMU group (unchecked DMA); the environment is never consulted, and any other path refuses a
-   * no-IOMMU group with a `NoIommuError`.
+   * no-IOMMU group with a `NoiommuError`.
    */
   path: GroupPath;
   /** Where the group nodes are (default `/dev/vfio`). */
@@ -107,7 +107,7 @@ function acquire(key: string, make: () => Context, iovaBase?: bigint): Shared<Co
 
 function legacyContext(path: "type1" | "noiommu", devDir: string, iovaBase?: bigint): Context {
   const container = Container.open(`${devDir}/vfio`);
-  const mapper = path === "noiommu" ? new NoIommuMapper() : new IovaMapper(container, { iovaBase });
+  const mapper = path === "noiommu" ? new NoiommuMapper() : new IovaMapper(container, { iovaBase });
   return {
     iovaBase,
     container,

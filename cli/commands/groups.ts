@@ -39,7 +39,7 @@ pci-stub); the members that block it are marked.`,
     if (all.length === 0) print("no IOMMU groups (no IOMMU, and no device bound in no-IOMMU mode)");
     for (const g of all) {
       const node = `${g.vfioPath}${g.vfioPathExists ? "" : " (appears once a member is on vfio-pci)"}`;
-      const kind = g.noIommu
+      const kind = g.noiommu
         ? "  no-IOMMU (no DMA isolation)"
         : g.groupType === "emulated-iommu"
         ? "  emulated IOMMU (mediated devices)"

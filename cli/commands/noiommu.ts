@@ -7,7 +7,7 @@
  * @module
  */
 
-import { disableNoIommu, enableNoIommu, noIommuStatus } from "../../lib/sysfs/noiommu.ts";
+import { disableNoiommu, enableNoiommu, noiommuStatus } from "../../lib/sysfs/noiommu.ts";
 import {
   type Command,
   EXIT,
@@ -38,14 +38,14 @@ disable  turn it off (existing no-IOMMU groups stay until their devices are unbo
     const action = positionals[0];
     let status;
     if (action === "status") {
-      status = noIommuStatus();
+      status = noiommuStatus();
     } else if (action === "enable") {
       requireRoot("vfio noiommu enable");
       warn(`warning: ${WARNING}`);
-      status = enableNoIommu({ iUnderstandTheRisk: true });
+      status = enableNoiommu({ iUnderstandTheRisk: true });
     } else if (action === "disable") {
       requireRoot("vfio noiommu disable");
-      status = disableNoIommu();
+      status = disableNoiommu();
     } else {
       throw new UsageError(`unknown action "${action}"`, { remedy: "use status, enable or disable" });
     }

@@ -13,7 +13,7 @@ import { fsErrorCode } from "../../lib/sysfs/attr.ts";
 import { type DriverRecord, recordedDriver, RECORDS_DIR, recordsDirectory } from "../../lib/sysfs/driver_record.ts";
 import { deviceUsers, SystemScan } from "../../lib/sysfs/in_use.ts";
 import { listMediatedDevices } from "../../lib/sysfs/mdev.ts";
-import { noIommuStatus } from "../../lib/sysfs/noiommu.ts";
+import { noiommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { listPciDevices, type PciDeviceInfo } from "../../lib/sysfs/pci.ts";
 import { loadPciIds, type PciIds } from "../../lib/sysfs/pci_ids.ts";
 import { type Command, EXIT, expectArgs, print, type Values, warn, writeJson } from "../common.ts";
@@ -92,7 +92,7 @@ keeps in /run/vfio-ts; \`vfio restore\` clears both. Then whether no-IOMMU mode 
     );
     const files = recordFiles();
     const left = new Map(devices.map((d) => [d.address, leftovers(d, files)]));
-    const noiommu = noIommuStatus();
+    const noiommu = noiommuStatus();
     const mediated = listMediatedDevices();
     if (values.json) {
       writeJson({

@@ -10,10 +10,10 @@
  * CAP_SYS_ADMIN.
  *
  * ```ts
- * import { NoIommuMapper } from "@vfio-ts/vfio/iommu";
+ * import { NoiommuMapper } from "@vfio-ts/vfio/iommu";
  * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(1 << 21, { hugepages: "require" });
- * const mapper = new NoIommuMapper();
+ * const mapper = new NoiommuMapper();
  * const m = mapper.map(mem.vaddr, mem.sizeBytes);
  * console.log(m.contiguous, m.busAddress(0x1000).toString(16)); // true, a physical address
  * mapper.close();
@@ -29,9 +29,9 @@ import type { DmaMapper, DmaMapping, IommuKind } from "./types.ts";
  * One no-IOMMU mapping: the physical address of each base page of the range, looked up at map time.
  *
  * ```ts
- * import { NoIommuMapper } from "@vfio-ts/vfio/iommu";
+ * import { NoiommuMapper } from "@vfio-ts/vfio/iommu";
  * declare const vaddr: bigint;
- * const m = new NoIommuMapper().map(vaddr, 8192);
+ * const m = new NoiommuMapper().map(vaddr, 8192);
  * console.log(m.busAddress(4096 + 16) === m.busAddress(4096) + 16n); // true
  * ```
  */
@@ -94,14 +94,14 @@ export class PhysicalMapping implements DmaMapping {
  * The no-IOMMU {@linkcode DmaMapper}: bus addresses are physical addresses (needs CAP_SYS_ADMIN to read them).
  *
  * ```ts
- * import { NoIommuMapper } from "@vfio-ts/vfio/iommu";
+ * import { NoiommuMapper } from "@vfio-ts/vfio/iommu";
  * declare const vaddr: bigint;
- * using mapper = new NoIommuMapper();
+ * using mapper = new NoiommuMapper();
  * const m = mapper.map(vaddr, 4096);
  * console.log(m.busAddress(0).toString(16));
  * ```
  */
-export class NoIommuMapper implements DmaMapper {
+export class NoiommuMapper implements DmaMapper {
   /** Always `"noiommu"`. */
   readonly kind: IommuKind = "noiommu";
   readonly #live = new Set<PhysicalMapping>();
@@ -135,3 +135,8 @@ export class NoIommuMapper implements DmaMapper {
     this.close();
   }
 }
+
+/** @deprecated use {@linkcode NoiommuMapper} (the kernel's one-word spelling). */
+export const NoIommuMapper: typeof NoiommuMapper = NoiommuMapper;
+/** @deprecated use {@linkcode NoiommuMapper}. */
+export type NoIommuMapper = NoiommuMapper;

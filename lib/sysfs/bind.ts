@@ -20,7 +20,7 @@
 
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
-import { NoIommuError, VfioError } from "../errors.ts";
+import { NoiommuError, VfioError } from "../errors.ts";
 import type { PciAddress } from "../pci_address.ts";
 import { shellQuote } from "../shell_quote.ts";
 import { hostPath, readLinkName, type SysfsOptions, writeAttr } from "./attr.ts";
@@ -28,7 +28,7 @@ import { checkDriverName, pciDriverSource } from "./driver_name.ts";
 import { forgetDriverRecord, recordedDriver, writeDriverRecord } from "./driver_record.ts";
 import { lockDevice, type LockOptions } from "./lock.ts";
 import { modprobe } from "./modprobe.ts";
-import { noIommuStatus } from "./noiommu.ts";
+import { noiommuStatus } from "./noiommu.ts";
 import { pciDevice, type PciDeviceInfo } from "./pci.ts";
 
 export { type DriverRecord, recordedDriver } from "./driver_record.ts";
@@ -215,7 +215,7 @@ function probeStep(address: string, options: SysfsOptions): SysfsStep {
  * Unbinding from the current driver waits until that driver lets go of the device.
  *
  * @throws {InvalidAddressError} bad address or no such device.
- * @throws {NoIommuError} the device has no IOMMU group and no-IOMMU mode is off.
+ * @throws {NoiommuError} the device has no IOMMU group and no-IOMMU mode is off.
  * @throws {InvalidDriverError} its driver or driver_override in sysfs is not a plain driver name.
  * @throws {UntrustedRecordError} its driver record (or `/run/vfio-ts`) is not one only root can have written.
  * @throws {RecordsDirError} `/run/vfio-ts` cannot be created (no fallback elsewhere).
@@ -270,11 +270,11 @@ export function bindToVfio(address: string | PciAddress, options: BindOptions = 
     rolledBack = "; could not put the original driver back (see `vfio status`)";
   }
   const what = `${addr} did not bind to vfio-pci (driver now: ${after.driver ?? "none"})${rolledBack}`;
-  if (before.iommuGroup === null && !noIommuStatus(options).enabled) {
-    throw new NoIommuError(
+  if (before.iommuGroup === null && !noiommuStatus(options).enabled) {
+    throw new NoiommuError(
       `${what}: it has no IOMMU group and VFIO no-IOMMU mode is off`,
       "turn the IOMMU on (intel_iommu=on / amd_iommu=on), or, on a test machine, enable no-IOMMU mode with " +
-        "enableNoIommu({ iUnderstandTheRisk: true }) (`vfio noiommu enable`) and bind again",
+        "enableNoiommu({ iUnderstandTheRisk: true }) (`vfio noiommu enable`) and bind again",
     );
   }
   throw new VfioError(what, { remedy: "see dmesg for vfio-pci's reason", cause: probeError });

@@ -52,6 +52,8 @@ export interface IommuGroupInfo {
   /** What isolates the members' DMA: a real IOMMU, an emulated one (mediated devices) or nothing. */
   readonly groupType: GroupType;
   /** Whether this is a no-IOMMU group made by vfio (no DMA isolation at all): `groupType === "noiommu"`. */
+  readonly noiommu: boolean;
+  /** @deprecated use `noiommu` (the kernel's one-word spelling); not enumerated, so not in JSON. */
   readonly noIommu: boolean;
   /** The VFIO group node that opens it: `/dev/vfio/N` or `/dev/vfio/noiommu-N`. */
   readonly vfioPath: string;
@@ -115,7 +117,7 @@ export function iommuGroupMembers(n: number, options: SysfsOptions = {}): GroupM
  * ```ts
  * import { iommuGroup } from "@vfio-ts/vfio/sysfs";
  * const g = iommuGroup(0);
- * if (g.noIommu) console.log(`${g.vfioPath}: no DMA isolation`);
+ * if (g.noiommu) console.log(`${g.vfioPath}: no DMA isolation`);
  * ```
  */
 export function iommuGroup(n: number, options: SysfsOptions = {}): IommuGroupInfo {
@@ -123,18 +125,19 @@ export function iommuGroup(n: number, options: SysfsOptions = {}): IommuGroupInf
   const dir = groupDir(n, options);
   const name = readAttr(join(dir, "name"));
   const groupType = groupTypeOf(n, name, members, options);
-  const noIommu = groupType === "noiommu";
-  const vfioPath = noIommu ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`;
-  return {
+  const noiommu = groupType === "noiommu";
+  const vfioPath = noiommu ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`;
+  const info = {
     number: n,
     members,
     type: readAttr(join(dir, "type")),
     name,
     groupType,
-    noIommu,
+    noiommu,
     vfioPath,
     vfioPathExists: existsSync(hostPath(options, vfioPath)),
   };
+  return Object.defineProperty(info, "noIommu", { value: noiommu, enumerable: false }) as unknown as IommuGroupInfo;
 }
 
 /**

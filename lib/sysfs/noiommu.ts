@@ -7,14 +7,14 @@
  * device and the program are trusted. Enabling it takes an explicit opt-in.
  *
  * ```ts
- * import { enableNoIommu, noIommuStatus } from "@vfio-ts/vfio/sysfs";
- * if (!noIommuStatus().enabled) enableNoIommu({ iUnderstandTheRisk: true });
+ * import { enableNoiommu, noiommuStatus } from "@vfio-ts/vfio/sysfs";
+ * if (!noiommuStatus().enabled) enableNoiommu({ iUnderstandTheRisk: true });
  * ```
  * @module
  */
 
 import { existsSync, readdirSync } from "node:fs";
-import { NoIommuError } from "../errors.ts";
+import { NoiommuError } from "../errors.ts";
 import { hostPath, readAttr, type SysfsOptions, writeAttr } from "./attr.ts";
 import { isModuleLoaded, modprobe } from "./modprobe.ts";
 
@@ -27,7 +27,7 @@ const NO_CONFIG_REMEDY = "use a kernel whose vfio is built with CONFIG_VFIO_NOIO
   "an IOMMU turned on (intel_iommu=on / amd_iommu=on on the kernel command line)";
 
 /** The state of no-IOMMU mode. */
-export interface NoIommuStatus {
+export interface NoiommuStatus {
   /** Whether the vfio module is loaded (or built in). */
   readonly vfioLoaded: boolean;
   /**
@@ -47,12 +47,12 @@ export interface NoIommuStatus {
  * Reads the no-IOMMU mode state.
  *
  * ```ts
- * import { noIommuStatus } from "@vfio-ts/vfio/sysfs";
- * const s = noIommuStatus();
+ * import { noiommuStatus } from "@vfio-ts/vfio/sysfs";
+ * const s = noiommuStatus();
  * console.log(s.supported, s.enabled, s.summary);
  * ```
  */
-export function noIommuStatus(options: SysfsOptions = {}): NoIommuStatus {
+export function noiommuStatus(options: SysfsOptions = {}): NoiommuStatus {
   const vfioLoaded = isModuleLoaded("vfio", options);
   const value = readAttr(hostPath(options, PARAMETER));
   const supported = value !== null ? true : vfioLoaded ? false : "unknown";
@@ -77,8 +77,8 @@ export function noIommuStatus(options: SysfsOptions = {}): NoIommuStatus {
   return { vfioLoaded, supported, enabled, groups, summary };
 }
 
-/** Options of {@linkcode enableNoIommu}. */
-export interface EnableNoIommuOptions extends SysfsOptions {
+/** Options of {@linkcode enableNoiommu}. */
+export interface EnableNoiommuOptions extends SysfsOptions {
   /** The explicit opt-in: no-IOMMU mode gives the device unchecked DMA to all memory and taints the kernel. */
   iUnderstandTheRisk: true;
 }
@@ -87,39 +87,39 @@ export interface EnableNoIommuOptions extends SysfsOptions {
  * Turns no-IOMMU mode on: writes `1` to the parameter, or loads vfio with `enable_unsafe_noiommu_mode=1` when it
  * is not loaded. Devices without an IOMMU group must be bound to vfio-pci (again) afterwards.
  *
- * @throws {NoIommuError} without the opt-in, or when the kernel lacks CONFIG_VFIO_NOIOMMU.
+ * @throws {NoiommuError} without the opt-in, or when the kernel lacks CONFIG_VFIO_NOIOMMU.
  * @throws {VfioError} when not root ("run as root") or modprobe fails.
  *
  * ```ts
- * import { enableNoIommu } from "@vfio-ts/vfio/sysfs";
- * const status = enableNoIommu({ iUnderstandTheRisk: true });
+ * import { enableNoiommu } from "@vfio-ts/vfio/sysfs";
+ * const status = enableNoiommu({ iUnderstandTheRisk: true });
  * console.log(status.summary);
  * ```
  */
-export function enableNoIommu(options: EnableNoIommuOptions): NoIommuStatus {
+export function enableNoiommu(options: EnableNoiommuOptions): NoiommuStatus {
   if (options?.iUnderstandTheRisk !== true) {
-    throw new NoIommuError(
+    throw new NoiommuError(
       `refusing to enable VFIO no-IOMMU mode without the explicit opt-in: ${RISK}`,
       "pass { iUnderstandTheRisk: true } if this is a test machine or VM, or you trust the device and the program",
     );
   }
-  let status = noIommuStatus(options);
+  let status = noiommuStatus(options);
   if (status.enabled) return status;
   if (!status.vfioLoaded) {
     modprobe("vfio", ["enable_unsafe_noiommu_mode=1"]);
-    status = noIommuStatus(options);
+    status = noiommuStatus(options);
     if (status.enabled) return status;
   }
   if (status.supported !== true) {
-    throw new NoIommuError(
+    throw new NoiommuError(
       "this kernel has no VFIO no-IOMMU mode (vfio is built without CONFIG_VFIO_NOIOMMU)",
       NO_CONFIG_REMEDY,
     );
   }
   writeAttr(hostPath(options, PARAMETER), "1", { purpose: "enable VFIO no-IOMMU mode" });
-  status = noIommuStatus(options);
+  status = noiommuStatus(options);
   if (!status.enabled) {
-    throw new NoIommuError(
+    throw new NoiommuError(
       "the kernel did not accept enabling no-IOMMU mode (the parameter still reads N)",
       NO_CONFIG_REMEDY,
     );
@@ -132,14 +132,25 @@ export function enableNoIommu(options: EnableNoIommuOptions): NoIommuStatus {
  * A no-op when vfio is not loaded or has no such mode.
  *
  * ```ts
- * import { disableNoIommu } from "@vfio-ts/vfio/sysfs";
- * disableNoIommu();
+ * import { disableNoiommu } from "@vfio-ts/vfio/sysfs";
+ * disableNoiommu();
  * ```
  */
-export function disableNoIommu(options: SysfsOptions = {}): NoIommuStatus {
+export function disableNoiommu(options: SysfsOptions = {}): NoiommuStatus {
   const path = hostPath(options, PARAMETER);
-  if (existsSync(path) && noIommuStatus(options).enabled) {
+  if (existsSync(path) && noiommuStatus(options).enabled) {
     writeAttr(path, "0", { purpose: "disable VFIO no-IOMMU mode" });
   }
-  return noIommuStatus(options);
+  return noiommuStatus(options);
 }
+
+/** @deprecated use {@linkcode NoiommuStatus} (the kernel's one-word spelling). */
+export type NoIommuStatus = NoiommuStatus;
+/** @deprecated use {@linkcode EnableNoiommuOptions}. */
+export type EnableNoIommuOptions = EnableNoiommuOptions;
+/** @deprecated use {@linkcode noiommuStatus}. */
+export const noIommuStatus: typeof noiommuStatus = noiommuStatus;
+/** @deprecated use {@linkcode enableNoiommu}. */
+export const enableNoIommu: typeof enableNoiommu = enableNoiommu;
+/** @deprecated use {@linkcode disableNoiommu}. */
+export const disableNoIommu: typeof disableNoiommu = disableNoiommu;

@@ -4,9 +4,9 @@
  * EPERM deep inside an ioctl.
  *
  * ```ts
- * import { checkNoIommuPrivileges, hasCapability } from "@vfio-ts/vfio/sysfs";
+ * import { checkNoiommuPrivileges, hasCapability } from "@vfio-ts/vfio/sysfs";
  * console.log(hasCapability("CAP_SYS_RAWIO"));
- * checkNoIommuPrivileges({ lockedBytes: 64 * 1024 * 1024 }); // throws a VfioError naming what is missing
+ * checkNoiommuPrivileges({ lockedBytes: 64 * 1024 * 1024 }); // throws a VfioError naming what is missing
  * ```
  * @module
  */
@@ -117,8 +117,8 @@ export function hasCapability(capability: CapabilityName | number, options: Sysf
   return ((processPrivileges(options).effective >> BigInt(n)) & 1n) === 1n;
 }
 
-/** Options of {@linkcode checkNoIommuPrivileges}. */
-export interface NoIommuPrivilegeOptions extends SysfsOptions {
+/** Options of {@linkcode checkNoiommuPrivileges}. */
+export interface NoiommuPrivilegeOptions extends SysfsOptions {
   /** Whether DMA addresses will be read from `/proc/self/pagemap` (needs CAP_SYS_ADMIN; default `true`). */
   physicalAddresses?: boolean;
   /** How many bytes of DMA memory will be locked; checked against RLIMIT_MEMLOCK unless CAP_IPC_LOCK is held. */
@@ -132,11 +132,11 @@ export interface NoIommuPrivilegeOptions extends SysfsOptions {
  * @throws {VfioError} naming every missing capability and what it is for.
  *
  * ```ts
- * import { checkNoIommuPrivileges } from "@vfio-ts/vfio/sysfs";
- * checkNoIommuPrivileges({ lockedBytes: 16 * 1024 * 1024 });
+ * import { checkNoiommuPrivileges } from "@vfio-ts/vfio/sysfs";
+ * checkNoiommuPrivileges({ lockedBytes: 16 * 1024 * 1024 });
  * ```
  */
-export function checkNoIommuPrivileges(options: NoIommuPrivilegeOptions = {}): void {
+export function checkNoiommuPrivileges(options: NoiommuPrivilegeOptions = {}): void {
   const p = processPrivileges(options);
   const has = (n: number): boolean => ((p.effective >> BigInt(n)) & 1n) === 1n;
   const missing: string[] = [];
@@ -155,3 +155,8 @@ export function checkNoIommuPrivileges(options: NoIommuPrivilegeOptions = {}): v
     remedy: "run as root, or grant the capabilities: setcap cap_sys_rawio,cap_sys_admin,cap_ipc_lock+ep <runtime>",
   });
 }
+
+/** @deprecated use {@linkcode NoiommuPrivilegeOptions} (the kernel's one-word spelling). */
+export type NoIommuPrivilegeOptions = NoiommuPrivilegeOptions;
+/** @deprecated use {@linkcode checkNoiommuPrivileges}. */
+export const checkNoIommuPrivileges: typeof checkNoiommuPrivileges = checkNoiommuPrivileges;

@@ -144,13 +144,13 @@ describe("vfio CLI in the guest", { skip: skipIf(guest.edu, "edu", "vfio CLI in 
   });
 
   it("groups --json: edu's group is viable and lists it on vfio-pci", { timeout: LONG }, () => {
-    const g = json<{ groups: { number: number; viable: boolean; noIommu: boolean; members: { address: string }[] }[] }>(
+    const g = json<{ groups: { number: number; viable: boolean; noiommu: boolean; members: { address: string }[] }[] }>(
       "groups",
     );
     const group = g.groups.find((x) => x.members.some((m) => m.address === EDU));
     assert.ok(group, "edu's group is listed");
     assert.equal(group.viable, true);
-    assert.equal(group.noIommu, mode === "noiommu");
+    assert.equal(group.noiommu, mode === "noiommu");
     assert.match(ok("groups"), new RegExp(`group ${group.number}  viable`));
   });
 

@@ -7,7 +7,7 @@ import {
   ClosedError,
   GroupNotViableError,
   InvalidAddressError,
-  NoIommuError,
+  NoiommuError,
   NotBoundError,
   OutOfRangeError,
   UnsupportedError,
@@ -55,7 +55,7 @@ describe("openDevice on edu", { skip: skipIf(guest.edu, "edu", "openDevice on ed
 
   const optIn = "refuses a no-IOMMU group without the opt-in";
   it(optIn, { skip: inVm && skipBecause(!noiommu && `no no-IOMMU group in ${mode} mode`, optIn) }, () => {
-    assert.throws(() => openDevice(edu), NoIommuError);
+    assert.throws(() => openDevice(edu), NoiommuError);
   });
 
   it("reads the ID register and the liveness register through BAR0", () => {

@@ -104,7 +104,7 @@ describe("mediated devices (mtty)", { skip }, () => {
       assert.deepEqual([available("mtty-1"), available("mtty-2")], [22, 11]);
       const g = iommuGroup(m.iommuGroup!);
       assert.deepEqual(
-        [g.groupType, g.noIommu, g.name, g.vfioPath, g.vfioPathExists],
+        [g.groupType, g.noiommu, g.name, g.vfioPath, g.vfioPathExists],
         ["emulated-iommu", false, "vfio-noiommu", `/dev/vfio/${m.iommuGroup}`, true],
       );
       assert.deepEqual(g.members, [{ address: UUID, driver: "mtty" }]);

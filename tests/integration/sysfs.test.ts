@@ -4,13 +4,13 @@
 import assert from "node:assert/strict";
 import { existsSync, rmSync } from "node:fs";
 import { test } from "node:test";
-import { InvalidAddressError, NoIommuError } from "../../lib/errors.ts";
+import { InvalidAddressError, NoiommuError } from "../../lib/errors.ts";
 import { bindToVfio, recordedDriver, restoreDriver, unbind, vfioHolders } from "../../lib/sysfs/bind.ts";
 import { hugepageStatus, reserveHugepages } from "../../lib/sysfs/hugepages.ts";
 import { groupViabilityBlockers, iommuGroup, iommuGroupMembers, listIommuGroups } from "../../lib/sysfs/iommu_group.ts";
-import { disableNoIommu, enableNoIommu, noIommuStatus } from "../../lib/sysfs/noiommu.ts";
+import { disableNoiommu, enableNoiommu, noiommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { findPciDevices, listPciDevices, pciDevice } from "../../lib/sysfs/pci.ts";
-import { checkNoIommuPrivileges, hasCapability } from "../../lib/sysfs/privileges.ts";
+import { checkNoiommuPrivileges, hasCapability } from "../../lib/sysfs/privileges.ts";
 import { guest, skipIf, skipUnless } from "./guest.ts";
 
 const { mode } = guest;
@@ -44,8 +44,8 @@ test("an address with no device is an InvalidAddressError", { skip }, () => {
   });
 });
 
-test("noIommuStatus matches the guest's mode", { skip }, () => {
-  const s = noIommuStatus();
+test("noiommuStatus matches the guest's mode", { skip }, () => {
+  const s = noiommuStatus();
   assert.equal(s.vfioLoaded, true);
   assert.equal(s.supported, true); // the rig's vfio is built with CONFIG_VFIO_NOIOMMU in every mode
   assert.equal(s.enabled, mode === "noiommu");
@@ -58,7 +58,7 @@ test("the edu group: members, no-IOMMU flag, node, viability", { skip: skipEdu }
   assert.ok(listIommuGroups().includes(n));
   assert.deepEqual(iommuGroupMembers(n), [{ address: edu, driver: "vfio-pci" }]);
   const g = iommuGroup(n);
-  assert.equal(g.noIommu, mode === "noiommu");
+  assert.equal(g.noiommu, mode === "noiommu");
   assert.equal(g.vfioPath, mode === "noiommu" ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`);
   assert.equal(g.vfioPathExists, true);
   assert.equal(g.type, mode === "noiommu" ? "unknown" : "DMA");
@@ -124,51 +124,51 @@ test("unbind and bindToVfio round trip on edu, restored to vfio-pci", { skip: sk
 
 const e1000e = guest.e1000e ?? "";
 
-const noIommuOff = "no-IOMMU off: binding a device without an IOMMU fails with NoIommuError; on again: it binds";
-test(noIommuOff, {
-  skip: skip || skipUnless(mode !== "noiommu" ? "needs the no-IOMMU guest" : !e1000e && "no e1000e device", noIommuOff),
+const noiommuOff = "no-IOMMU off: binding a device without an IOMMU fails with NoiommuError; on again: it binds";
+test(noiommuOff, {
+  skip: skip || skipUnless(mode !== "noiommu" ? "needs the no-IOMMU guest" : !e1000e && "no e1000e device", noiommuOff),
 }, () => {
   try {
     assert.equal(unbind(e1000e).previousDriver, "vfio-pci");
-    assert.equal(disableNoIommu().enabled, false);
+    assert.equal(disableNoiommu().enabled, false);
     assert.throws(() => bindToVfio(e1000e), (e: unknown) => {
-      assert.ok(e instanceof NoIommuError, String(e));
+      assert.ok(e instanceof NoiommuError, String(e));
       assert.match(e.message, /did not bind to vfio-pci \(driver now: none\)/);
       assert.match(e.message, /no IOMMU group and VFIO no-IOMMU mode is off/);
       return true;
     });
     assert.equal(pciDevice(e1000e).driver, null);
     assert.equal(recordedDriver(e1000e), null); // rolled back to the recorded state, record dropped
-    assert.throws(() => enableNoIommu({} as unknown as Parameters<typeof enableNoIommu>[0]), NoIommuError);
-    assert.equal(noIommuStatus().enabled, false);
-    assert.equal(enableNoIommu({ iUnderstandTheRisk: true }).enabled, true);
+    assert.throws(() => enableNoiommu({} as unknown as Parameters<typeof enableNoiommu>[0]), NoiommuError);
+    assert.equal(noiommuStatus().enabled, false);
+    assert.equal(enableNoiommu({ iUnderstandTheRisk: true }).enabled, true);
     const b = bindToVfio(e1000e);
     assert.equal(b.device.driver, "vfio-pci");
-    assert.equal(iommuGroup(b.device.iommuGroup as number).noIommu, true);
+    assert.equal(iommuGroup(b.device.iommuGroup as number).noiommu, true);
   } finally {
-    if (!noIommuStatus().enabled) enableNoIommu({ iUnderstandTheRisk: true });
+    if (!noiommuStatus().enabled) enableNoiommu({ iUnderstandTheRisk: true });
     if (pciDevice(e1000e).driver !== "vfio-pci") bindToVfio(e1000e);
     rmSync(`/run/vfio-ts/${e1000e}.json`, { force: true });
   }
 });
 
-const flip = "enableNoIommu and disableNoIommu flip the kernel parameter";
+const flip = "enableNoiommu and disableNoiommu flip the kernel parameter";
 test(flip, {
   skip: skip || skipUnless(mode === "noiommu" && "covered above without disturbing the bound devices", flip),
 }, () => {
   try {
-    assert.equal(enableNoIommu({ iUnderstandTheRisk: true }).enabled, true);
-    assert.equal(noIommuStatus().summary.startsWith("enabled"), true);
+    assert.equal(enableNoiommu({ iUnderstandTheRisk: true }).enabled, true);
+    assert.equal(noiommuStatus().summary.startsWith("enabled"), true);
   } finally {
-    assert.equal(disableNoIommu().enabled, false);
+    assert.equal(disableNoiommu().enabled, false);
   }
-  assert.equal(noIommuStatus().supported, true);
+  assert.equal(noiommuStatus().supported, true);
 });
 
 test("root in the guest has every capability no-IOMMU mode needs", { skip }, () => {
   assert.equal(hasCapability("CAP_SYS_RAWIO"), true);
   assert.equal(hasCapability("CAP_SYS_ADMIN"), true);
-  checkNoIommuPrivileges({ lockedBytes: 1 << 30 });
+  checkNoiommuPrivileges({ lockedBytes: 1 << 30 });
 });
 
 test("reserveHugepages grows the 2 MiB pool and the kernel hands the pages out", { skip }, () => {

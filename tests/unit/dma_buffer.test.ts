@@ -5,7 +5,7 @@ import { libc } from "../../ffi/libc.ts";
 import { allocDma } from "../../lib/dma/buffer.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../../lib/errors.ts";
 import { IovaMapper } from "../../lib/iommu/iova_mapper.ts";
-import { NoIommuMapper } from "../../lib/iommu/noiommu.ts";
+import { NoiommuMapper } from "../../lib/iommu/noiommu.ts";
 import type { IoAddressSpace } from "../../lib/iommu/types.ts";
 import { hugepageStatus } from "../../lib/sysfs/hugepages.ts";
 import { maxViewBytes, setMaxViewBytesForTesting } from "../../lib/views.ts";
@@ -95,7 +95,7 @@ describe("DmaBuffer", () => {
   });
 
   it("uses physical addresses without an IOMMU (root)", { skip: skipBecause(!root && "needs root") }, () => {
-    using mapper = new NoIommuMapper();
+    using mapper = new NoiommuMapper();
     using buf = allocDma(mapper, 3 * 4096, { hugepages: "never" });
     assert.equal(buf.kind, "noiommu");
     assert.notEqual(buf.iova, 0n);
@@ -108,7 +108,7 @@ describe("DmaBuffer", () => {
   it("a 2 MiB hugepage is one physically contiguous run (root, hugepages free)", {
     skip: skipBecause((!root || free2M() === 0) && "needs root and a free hugepage"),
   }, () => {
-    using mapper = new NoIommuMapper();
+    using mapper = new NoiommuMapper();
     using buf = allocDma(mapper, 2 << 20, { hugepages: "require", contiguous: true });
     assert.equal(buf.hugepage, true);
     assert.equal(buf.contiguous, true);

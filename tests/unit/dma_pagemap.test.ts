@@ -4,7 +4,7 @@ import { libc } from "../../ffi/libc.ts";
 import { DmaMemory } from "../../lib/dma/memory.ts";
 import { openPagemapFd, physicalAddressOf, readPagemapEntry, translatePages } from "../../lib/dma/pagemap.ts";
 import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
-import { NoIommuMapper, PhysicalMapping } from "../../lib/iommu/noiommu.ts";
+import { NoiommuMapper, PhysicalMapping } from "../../lib/iommu/noiommu.ts";
 import { skipBecause } from "../skip.ts";
 
 const root = libc.geteuid() === 0;
@@ -63,10 +63,10 @@ describe("PhysicalMapping", () => {
   });
 });
 
-describe("NoIommuMapper", { skip: skipBecause(!root && "needs root") }, () => {
+describe("NoiommuMapper", { skip: skipBecause(!root && "needs root") }, () => {
   it("maps with one table and forgets on unmap/close", () => {
     using mem = DmaMemory.alloc(8 * libc.pageSize, { hugepages: "never" });
-    const mapper = new NoIommuMapper();
+    const mapper = new NoiommuMapper();
     const m = mapper.map(mem.vaddr, mem.sizeBytes);
     const pages = translatePages(mem.vaddr, mem.sizeBytes);
     for (let i = 0; i < pages.length; i++) assert.equal(m.busAddress(i * libc.pageSize + 7), pages[i] + 7n);
@@ -83,7 +83,7 @@ describe("NoIommuMapper", { skip: skipBecause(!root && "needs root") }, () => {
   // bench/, BENCHMARKS.md), never a timed assertion in a test.
   it("busAddress answers from the table what a pagemap pread per lookup would", () => {
     using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
-    using mapper = new NoIommuMapper();
+    using mapper = new NoiommuMapper();
     const m = mapper.map(mem.vaddr, mem.sizeBytes);
     const fd = openPagemapFd();
     const scratch = new BigUint64Array(1);

@@ -5,7 +5,7 @@ import { allocDma } from "../../lib/dma/buffer.ts";
 import { allocDmaPool, DmaPool } from "../../lib/dma/pool.ts";
 import { ClosedError, OutOfRangeError, VfioError } from "../../lib/errors.ts";
 import { IovaMapper } from "../../lib/iommu/iova_mapper.ts";
-import { NoIommuMapper } from "../../lib/iommu/noiommu.ts";
+import { NoiommuMapper } from "../../lib/iommu/noiommu.ts";
 import type { IoAddressSpace } from "../../lib/iommu/types.ts";
 import { hugepageStatus } from "../../lib/sysfs/hugepages.ts";
 import { skipBecause } from "../skip.ts";
@@ -91,7 +91,7 @@ describe("DmaPool", () => {
   it("keeps entries within a page when physical pages are scattered (root)", {
     skip: skipBecause(!root && "needs root"),
   }, () => {
-    using mapper = new NoIommuMapper();
+    using mapper = new NoiommuMapper();
     const buf = allocDma(mapper, 32 * 4096, { hugepages: "never" });
     if (buf.contiguous) {
       buf.close();

@@ -1,13 +1,13 @@
 // The no-IOMMU opt-in and the INTx unmask decision, on fake trees and fake ioctl answers: only `{ noiommu: true }` (the
 // CLI's --noiommu) opens a no-IOMMU group; `VFIO_TS_IOMMU=noiommu` and `{ iommu: "noiommu" }` alone are refused with a
-// NoIommuError. openDevice runs on a fake sysfs tree and a fake /dev/vfio: a path that gets past the gate fails at
+// NoiommuError. openDevice runs on a fake sysfs tree and a fake /dev/vfio: a path that gets past the gate fails at
 // the container open (no /dev/vfio/vfio in the fake tree), which shows which path was taken without any kernel.
 // The kernel side (a real no-IOMMU group, a real INTx line) is in tests/integration/device.test.ts and irq.test.ts.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import process from "node:process";
 import { after, afterEach, before, describe, it } from "node:test";
-import { DeviceBusyError, NoIommuError, SystemError, UnsupportedError, VfioError } from "../../lib/errors.ts";
+import { DeviceBusyError, NoiommuError, SystemError, UnsupportedError, VfioError } from "../../lib/errors.ts";
 import { nodeHolders } from "../../lib/group.ts";
 import { IRQ_SET_FLAGS, irqSetRequest, unmasksBeforeWait } from "../../lib/irq.ts";
 import { decodeIrqInfo, IrqIndex } from "../../lib/irq_info.ts";
@@ -74,25 +74,25 @@ function reachedContainer(e: unknown): boolean {
 describe("no-IOMMU opt-in", () => {
   it("VFIO_TS_IOMMU=noiommu alone does not open a no-IOMMU group", () => {
     const e = open(NOIOMMU_DEV, {}, "noiommu");
-    assert.ok(e instanceof NoIommuError, `a NoIommuError, got ${e}`);
+    assert.ok(e instanceof NoiommuError, `a NoiommuError, got ${e}`);
     assert.match(e.message, /VFIO_TS_IOMMU=noiommu.*environment alone/);
     assert.match(e.message, /noiommu: true.*--noiommu/);
   });
 
   it("VFIO_TS_IOMMU=noiommu alone is refused for a device behind an IOMMU too", () => {
     const e = open(IOMMU_DEV, {}, "noiommu");
-    assert.ok(e instanceof NoIommuError, `a NoIommuError, got ${e}`);
+    assert.ok(e instanceof NoiommuError, `a NoiommuError, got ${e}`);
   });
 
   it('{ iommu: "noiommu" } without { noiommu: true } is refused: it names the path, it is not the opt-in', () => {
     const e = open(NOIOMMU_DEV, { iommu: "noiommu" });
-    assert.ok(e instanceof NoIommuError, `a NoIommuError, got ${e}`);
+    assert.ok(e instanceof NoiommuError, `a NoiommuError, got ${e}`);
     assert.match(e.message, /not the opt-in/);
   });
 
   it("no option at all refuses a no-IOMMU group", () => {
     const e = open(NOIOMMU_DEV);
-    assert.ok(e instanceof NoIommuError, `a NoIommuError, got ${e}`);
+    assert.ok(e instanceof NoiommuError, `a NoiommuError, got ${e}`);
     assert.match(e.message, /no-IOMMU group 10/);
   });
 
@@ -110,7 +110,7 @@ describe("no-IOMMU opt-in", () => {
 
   it("{ noiommu: true } with iommu: noiommu still refuses a device behind an IOMMU", () => {
     const e = open(IOMMU_DEV, { noiommu: true, iommu: "noiommu" });
-    assert.ok(e instanceof NoIommuError, `a NoIommuError, got ${e}`);
+    assert.ok(e instanceof NoiommuError, `a NoiommuError, got ${e}`);
     assert.match(e.message, /behind an IOMMU/);
   });
 

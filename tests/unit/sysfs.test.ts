@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import {
   GroupNotViableError,
   InvalidAddressError,
-  NoIommuError,
+  NoiommuError,
   UnsupportedError,
   VfioError,
 } from "../../lib/errors.ts";
@@ -22,9 +22,9 @@ import {
   iommuGroupMembers,
   listIommuGroups,
 } from "../../lib/sysfs/iommu_group.ts";
-import { disableNoIommu, enableNoIommu, noIommuStatus } from "../../lib/sysfs/noiommu.ts";
+import { disableNoiommu, enableNoiommu, noiommuStatus } from "../../lib/sysfs/noiommu.ts";
 import { findPciDevices, listPciDevices, parsePciId, parseResources, pciDevice } from "../../lib/sysfs/pci.ts";
-import { checkNoIommuPrivileges, hasCapability, processPrivileges } from "../../lib/sysfs/privileges.ts";
+import { checkNoiommuPrivileges, hasCapability, processPrivileges } from "../../lib/sysfs/privileges.ts";
 import { treeFile, treeLink } from "./fake_tree.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ describe("IOMMU groups", () => {
   it("describes a normal group", () => {
     const g = iommuGroup(3, { root });
     assert.equal(g.type, "DMA");
-    assert.equal(g.noIommu, false);
+    assert.equal(g.noiommu, false);
     assert.equal(g.vfioPath, "/dev/vfio/3");
     assert.equal(g.vfioPathExists, true);
   });
@@ -315,7 +315,7 @@ describe("IOMMU groups", () => {
   it("recognises a no-IOMMU group", () => {
     const g = iommuGroup(10, { root });
     assert.equal(g.name, "vfio-noiommu");
-    assert.equal(g.noIommu, true);
+    assert.equal(g.noiommu, true);
     assert.equal(g.vfioPath, "/dev/vfio/noiommu-10");
     assert.equal(g.vfioPathExists, true);
   });
@@ -447,10 +447,10 @@ describe("bind failure diagnosis (writes land in the fake tree; no kernel acts o
   it("blames missing no-IOMMU mode for a device without a group, puts the driver back, keeps no record", () => {
     file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
     assert.throws(() => bindToVfio("0000:00:05.0", { root }), (e: unknown) => {
-      assert.ok(e instanceof NoIommuError);
+      assert.ok(e instanceof NoiommuError);
       assert.match(e.message, /did not bind to vfio-pci \(driver now: e1000e\)/);
       assert.match(e.message, /no IOMMU group and VFIO no-IOMMU mode is off/);
-      assert.match(e.message, /enableNoIommu\(\{ iUnderstandTheRisk: true \}\)/);
+      assert.match(e.message, /enableNoiommu\(\{ iUnderstandTheRisk: true \}\)/);
       return true;
     });
     assert.equal(readFileSync(join(root, "sys/bus/pci/drivers/e1000e/unbind"), "utf8"), "0000:00:05.0");
@@ -475,7 +475,7 @@ describe("bind failure diagnosis (writes land in the fake tree; no kernel acts o
 
 describe("no-IOMMU mode", () => {
   it("is unknown while vfio is not loaded", () => {
-    const s = noIommuStatus({ root: join(root, "nowhere") });
+    const s = noiommuStatus({ root: join(root, "nowhere") });
     assert.equal(s.vfioLoaded, false);
     assert.equal(s.supported, "unknown");
     assert.equal(s.enabled, false);
@@ -486,11 +486,11 @@ describe("no-IOMMU mode", () => {
     const other = mkdtempSync(join(tmpdir(), "vfio-ts-noparam-"));
     try {
       mkdirSync(join(other, "sys/module/vfio/parameters"), { recursive: true });
-      const s = noIommuStatus({ root: other });
+      const s = noiommuStatus({ root: other });
       assert.equal(s.supported, false);
       assert.match(s.summary, /CONFIG_VFIO_NOIOMMU/);
-      assert.throws(() => enableNoIommu({ iUnderstandTheRisk: true, root: other }), (e: unknown) => {
-        assert.ok(e instanceof NoIommuError);
+      assert.throws(() => enableNoiommu({ iUnderstandTheRisk: true, root: other }), (e: unknown) => {
+        assert.ok(e instanceof NoiommuError);
         assert.match(e.message, /CONFIG_VFIO_NOIOMMU/);
         return true;
       });
@@ -501,9 +501,9 @@ describe("no-IOMMU mode", () => {
 
   it("reads Y and N and lists the noiommu groups", () => {
     file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
-    assert.deepEqual([noIommuStatus({ root }).supported, noIommuStatus({ root }).enabled], [true, false]);
+    assert.deepEqual([noiommuStatus({ root }).supported, noiommuStatus({ root }).enabled], [true, false]);
     file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y\n");
-    const s = noIommuStatus({ root });
+    const s = noiommuStatus({ root });
     assert.equal(s.enabled, true);
     assert.deepEqual(s.groups, [10]);
     assert.match(s.summary, /taints the kernel/);
@@ -512,9 +512,9 @@ describe("no-IOMMU mode", () => {
   it("refuses to enable without the explicit opt-in", () => {
     file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
     assert.throws(
-      () => enableNoIommu({ root } as unknown as Parameters<typeof enableNoIommu>[0]),
+      () => enableNoiommu({ root } as unknown as Parameters<typeof enableNoiommu>[0]),
       (e: unknown) => {
-        assert.ok(e instanceof NoIommuError);
+        assert.ok(e instanceof NoiommuError);
         assert.match(e.message, /explicit opt-in/);
         assert.match(e.message, /DMA to any physical memory/);
         assert.match(e.message, /iUnderstandTheRisk: true/);
@@ -527,9 +527,9 @@ describe("no-IOMMU mode", () => {
   it("writes 1 to enable and 0 to disable", () => {
     file("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "N\n");
     // the fake file keeps what is written; "1" reads back as enabled like the kernel's "Y"
-    assert.equal(enableNoIommu({ iUnderstandTheRisk: true, root }).enabled, true);
+    assert.equal(enableNoiommu({ iUnderstandTheRisk: true, root }).enabled, true);
     assert.equal(readFileSync(join(root, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode"), "utf8"), "1");
-    assert.equal(disableNoIommu({ root }).enabled, false);
+    assert.equal(disableNoiommu({ root }).enabled, false);
   });
 });
 
@@ -570,7 +570,7 @@ describe("privileges", () => {
   it("names every missing capability for no-IOMMU use", () => {
     status("0000000000000000", "1000");
     limits("65536", "65536");
-    assert.throws(() => checkNoIommuPrivileges({ root, lockedBytes: 1 << 20 }), (e: unknown) => {
+    assert.throws(() => checkNoiommuPrivileges({ root, lockedBytes: 1 << 20 }), (e: unknown) => {
       assert.ok(e instanceof VfioError);
       assert.match(e.message, /CAP_SYS_RAWIO \(to open a no-IOMMU group/);
       assert.match(e.message, /CAP_SYS_ADMIN \(to read physical addresses/);
@@ -584,14 +584,14 @@ describe("privileges", () => {
     const bits = (1n << 17n) | (1n << 21n);
     status(bits.toString(16).padStart(16, "0"), "1000");
     limits("unlimited", "unlimited");
-    checkNoIommuPrivileges({ root, lockedBytes: 1 << 30 });
+    checkNoiommuPrivileges({ root, lockedBytes: 1 << 30 });
     limits("65536", "65536");
-    assert.throws(() => checkNoIommuPrivileges({ root, lockedBytes: 1 << 20 }), /RLIMIT_MEMLOCK/);
-    checkNoIommuPrivileges({ root, lockedBytes: 4096 });
+    assert.throws(() => checkNoiommuPrivileges({ root, lockedBytes: 1 << 20 }), /RLIMIT_MEMLOCK/);
+    checkNoiommuPrivileges({ root, lockedBytes: 4096 });
     status((bits | (1n << 14n)).toString(16).padStart(16, "0"), "1000");
-    checkNoIommuPrivileges({ root, lockedBytes: 1 << 30 });
+    checkNoiommuPrivileges({ root, lockedBytes: 1 << 30 });
     status((1n << 17n).toString(16).padStart(16, "0"), "1000");
-    checkNoIommuPrivileges({ root, physicalAddresses: false });
+    checkNoiommuPrivileges({ root, physicalAddresses: false });
   });
 });
 

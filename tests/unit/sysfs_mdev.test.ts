@@ -109,7 +109,7 @@ describe("mediated devices in sysfs", () => {
       "/dev/vfio/9",
     ]);
     const noiommu = iommuGroup(10, { root });
-    assert.deepEqual([noiommu.groupType, noiommu.noIommu, noiommu.vfioPath], [
+    assert.deepEqual([noiommu.groupType, noiommu.noiommu, noiommu.vfioPath], [
       "noiommu",
       true,
       "/dev/vfio/noiommu-10",
