@@ -161,15 +161,18 @@ export const OPEN_OPTIONS: Options = {
 };
 
 /** Help text of {@linkcode OPEN_OPTIONS}. */
-export const OPEN_HELP = `  --iommu auto|type1|iommufd|noiommu   IOMMU path to open the device through (default auto)
-  --noiommu                            accept a no-IOMMU group (the device's DMA is unchecked): the one opt-in;
-                                       --iommu noiommu and VFIO_TS_IOMMU=noiommu are refused without it`;
+export const OPEN_HELP = `  --iommu auto|type1|iommufd           IOMMU path to open the device through (default auto)
+  --noiommu                            accept a no-IOMMU group (the device's DMA is unchecked): the one way to
+                                       ask for no-IOMMU mode (auto then opens the group without an IOMMU)`;
 
 /** The `openDevice` options from `--iommu` and `--noiommu`. */
 export function openOptions(values: Values): OpenDeviceOptions {
   const iommu = values.iommu;
-  if (iommu !== undefined && !["auto", "type1", "iommufd", "noiommu"].includes(String(iommu))) {
-    throw new UsageError(`--iommu ${iommu} is not an IOMMU path`, { remedy: "use auto, type1, iommufd or noiommu" });
+  if (iommu === "noiommu") {
+    throw new UsageError("--iommu noiommu is not a way to ask for no-IOMMU mode", { remedy: "use --noiommu" });
+  }
+  if (iommu !== undefined && !["auto", "type1", "iommufd"].includes(String(iommu))) {
+    throw new UsageError(`--iommu ${iommu} is not an IOMMU path`, { remedy: "use auto, type1 or iommufd" });
   }
   return { iommu: iommu as IommuChoice | undefined, noiommu: values.noiommu === true };
 }

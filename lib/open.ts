@@ -23,27 +23,25 @@ import { checkNoiommuPrivileges } from "./sysfs/privileges.ts";
 /**
  * Which IOMMU path to use: `auto` (the default) picks the best the kernel offers for the device; `iommufd` is the
  * device cdev bound to `/dev/iommu`; `iommufd-compat` the legacy group with `/dev/iommu` as its container; `type1`
- * the legacy group and container; `noiommu` a no-IOMMU group.
+ * the legacy group and container. A no-IOMMU group is not a path to choose: `auto` opens one when
+ * {@linkcode OpenDeviceOptions.noiommu} accepts it.
  */
-export type IommuChoice = "auto" | "iommufd" | "iommufd-compat" | "type1" | "noiommu";
+export type IommuChoice = "auto" | "iommufd" | "iommufd-compat" | "type1";
 
-const CHOICES: readonly IommuChoice[] = ["auto", "iommufd", "iommufd-compat", "type1", "noiommu"];
+const CHOICES: readonly IommuChoice[] = ["auto", "iommufd", "iommufd-compat", "type1"];
 
 /** Options of {@linkcode openDevice}. */
 export interface OpenDeviceOptions {
   /**
    * The IOMMU path. `auto` (default; or the `VFIO_TS_IOMMU` environment variable) takes the iommufd cdev path when
    * the kernel offers it (`/dev/vfio/devices/vfioN` and `/dev/iommu`), else the legacy group path (type1), and a
-   * no-IOMMU group only when `noiommu` is also set.
-   *
-   * `"noiommu"` only narrows the path (a device behind an IOMMU is then refused); it is **not** an opt-in: without
-   * `noiommu: true` it throws a {@linkcode NoiommuError}. Likewise `VFIO_TS_IOMMU=noiommu` in the environment never
-   * opens a no-IOMMU group by itself: the environment may choose among the safe paths, the code opts in.
+   * no-IOMMU group only when `noiommu` is set. The environment may choose among these safe paths only.
    */
   iommu?: IommuChoice;
   /**
    * Accept a no-IOMMU group: the device can DMA anywhere, unchecked, and the kernel is tainted. This flag (the
-   * `vfio` command line's `--noiommu`) is the one opt-in; neither `iommu: "noiommu"` nor the environment replaces it.
+   * `vfio` command line's `--noiommu`) is the one way to ask for no-IOMMU mode; a device behind an IOMMU still
+   * opens through it.
    */
   noiommu?: boolean;
   /**
@@ -59,27 +57,21 @@ export interface OpenDeviceOptions {
   devDir?: string;
 }
 
-function environmentChoice(): IommuChoice | undefined {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VFIO_TS_IOMMU;
-  if (v === undefined || v === "") return undefined;
-  if (CHOICES.includes(v as IommuChoice)) return v as IommuChoice;
-  throw new VfioError(`VFIO_TS_IOMMU=${v} is not an IOMMU path`, { remedy: `use one of ${CHOICES.join(", ")}` });
-}
+const ASK_FOR_NOIOMMU = "pass { noiommu: true } to openDevice (--noiommu on the vfio command line) to accept that " +
+  "the device's DMA is unchecked and the kernel tainted";
 
-/** The refusal of a no-IOMMU path asked for without the opt-in (`noiommu: true`, or the CLI's `--noiommu`). */
-function noiommuNotOptedIn(address: string, fromEnvironment: boolean): NoiommuError {
-  const remedy = "pass { noiommu: true } to openDevice (--noiommu on the vfio command line) to accept that the " +
-    "device's DMA is unchecked and the kernel tainted";
-  if (fromEnvironment) {
-    return new NoiommuError(
-      `${address}: VFIO_TS_IOMMU=noiommu is set, but the environment alone never opens a no-IOMMU group`,
-      `${remedy}; or unset VFIO_TS_IOMMU (it may choose auto, iommufd, iommufd-compat or type1)`,
-    );
+/** The path from the code, else the environment; `noiommu` there is refused: `{ noiommu: true }` is the one way. */
+function chosenPath(address: string, options: OpenDeviceOptions): IommuChoice {
+  const fromCode = options.iommu as string | undefined;
+  const v = fromCode ??
+    (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.VFIO_TS_IOMMU;
+  if (v === undefined || v === "") return "auto";
+  if (CHOICES.includes(v as IommuChoice)) return v as IommuChoice;
+  const named = fromCode === undefined ? `VFIO_TS_IOMMU=${v}` : `iommu: "${v}"`;
+  if (v === "noiommu") {
+    throw new NoiommuError(`${address}: ${named} is not a way to ask for no-IOMMU mode`, ASK_FOR_NOIOMMU);
   }
-  return new NoiommuError(
-    `${address}: iommu: "noiommu" names the path but is not the opt-in to unchecked DMA`,
-    remedy,
-  );
+  throw new VfioError(`${named} is not an IOMMU path`, { remedy: `use one of ${CHOICES.join(", ")}` });
 }
 
 /** Addresses of the devices this process has open: the kernel's answers to a second open differ by path. */
@@ -120,9 +112,7 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   const group = sysfs.iommuGroup;
-  const fromEnvironment = options.iommu === undefined ? environmentChoice() : undefined;
-  const choice = options.iommu ?? fromEnvironment ?? "auto";
-  if (choice === "noiommu" && !options.noiommu) throw noiommuNotOptedIn(canonical, fromEnvironment !== undefined);
+  const choice = chosenPath(canonical, options);
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
   const haveIommufd = existsSync("/dev/iommu");
@@ -158,17 +148,11 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     if (!options.noiommu) {
       throw new NoiommuError(
         `${canonical} is in no-IOMMU group ${group}: the device could DMA anywhere in memory, unchecked`,
-        "pass { noiommu: true } (or --noiommu) to accept the risk; the kernel is tainted",
+        ASK_FOR_NOIOMMU,
       );
     }
     checkNoiommuPrivileges({ root: options.sysfsRoot });
     return openThroughGroup(canonical, group, { path: "noiommu", devDir });
-  }
-  if (choice === "noiommu") {
-    throw new NoiommuError(
-      `${canonical} is behind an IOMMU (group ${group}); no-IOMMU mode was asked for`,
-      "use the IOMMU (iommu: auto), it is the safe path",
-    );
   }
   if (choice === "iommufd-compat" && !haveIommufd) {
     throw new UnsupportedError("/dev/iommu does not exist: no iommufd for the compat form", {

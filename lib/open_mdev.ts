@@ -20,15 +20,17 @@ import { existsSync } from "node:fs";
 import type { Device } from "./device.ts";
 import { UnsupportedError, VfioError } from "./errors.ts";
 import { Group } from "./group.ts";
+import type { IommuChoice } from "./open.ts";
 import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { isMdevOpen, markMdevOpen, mediatedDevice } from "./sysfs/mdev.ts";
 
 /**
- * The IOMMU path for a mediated device: `auto` (default) takes the iommufd cdev when the kernel offers it, else
- * the group on a type1 container; `iommufd-compat` is the group with `/dev/iommu` as its container. There is no
- * `noiommu`: a mediated device's group is never a no-IOMMU group.
+ * The IOMMU path for a mediated device, the same choice as a PCI device's ({@linkcode IommuChoice}): `auto`
+ * (default) takes the iommufd cdev when the kernel offers it, else the group on a type1 container;
+ * `iommufd-compat` is the group with `/dev/iommu` as its container. A mediated device's group is never a no-IOMMU
+ * group.
  */
-export type MdevIommuChoice = "auto" | "type1" | "iommufd" | "iommufd-compat";
+export type MdevIommuChoice = IommuChoice;
 
 const CHOICES: readonly MdevIommuChoice[] = ["auto", "type1", "iommufd", "iommufd-compat"];
 
