@@ -173,7 +173,7 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
 if (libc.geteuid() === 0) {
   using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
   using mapper = new NoiommuMapper();
-  const m = mapper.map(mem.vaddr, mem.sizeBytes);
+  const m = mapper.map(mem.vaddr, mem.size);
   const fd = openPagemapFd();
   const scratch = new BigUint64Array(1);
   const PFN = (1n << 55n) - 1n;

@@ -25,7 +25,7 @@ import { allocDma, type DmaBuffer, type DmaBufferOptions } from "./dma/buffer.ts
 import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
 import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
-import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
+import { type IrqEnableOptions, type IrqIndex, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
 import { checkSpan, replyBytes } from "./kernel_reply.ts";
 import { Region, type RegionOptions } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
@@ -273,7 +273,7 @@ export class Device implements DeviceFd {
    * await irqs.wait(0, { timeoutMs: 1000 });
    * ```
    */
-  enableIrqs(index: number, options?: IrqEnableOptions): IrqSet {
+  enableIrqs(index: IrqIndex, options?: IrqEnableOptions): IrqSet {
     return this.own(IrqSet.enable(this, index, options));
   }
 

@@ -128,7 +128,7 @@ export class IrqSet {
    * using msi = IrqSet.enable(dev, IrqIndex.MSI, { count: 1 });
    * ```
    */
-  static enable(dev: DeviceFd, index: number, options: IrqEnableOptions = {}): IrqSet {
+  static enable(dev: DeviceFd, index: IrqIndex, options: IrqEnableOptions = {}): IrqSet {
     const info = irqInfo(dev, index);
     const start = options.start ?? 0;
     if (!Number.isSafeInteger(start) || start < 0) {
@@ -359,7 +359,7 @@ export class IrqSet {
     }
   }
 
-  /** Same as {@linkcode IrqSet.close}. */
+  /** @deprecated use {@linkcode IrqSet.close} (or `using`): one name for closing a set. */
   disable(): void {
     this.close();
   }

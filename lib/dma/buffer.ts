@@ -10,7 +10,7 @@
  * declare const mapper: DmaMapper; // device.dma
  * using buf = allocDma(mapper, 4096);
  * buf.u32[0] = 0xdeadbeef;
- * console.log(buf.iova.toString(16), buf.read32(0).toString(16));
+ * console.log(buf.busAddress(0).toString(16), buf.read32(0).toString(16));
  * ```
  * @module
  */
@@ -38,6 +38,8 @@ export interface DmaView {
   /** Where the view starts in the buffer, in bytes. */
   readonly offset: number;
   /** Its length in bytes. */
+  readonly size: number;
+  /** @deprecated use {@linkcode DmaView.size}. */
   readonly sizeBytes: number;
   /** The bytes. */
   readonly u8: Uint8Array;
@@ -89,7 +91,7 @@ export class DmaBuffer {
   constructor(memory: DmaMemory, mapping: DmaMapping) {
     this.#memory = memory;
     this.#mapping = mapping;
-    this.#sizeBytes = memory.sizeBytes;
+    this.#sizeBytes = memory.size;
     this.#vaddr = memory.vaddr;
     this.#pieceBytes = maxViewBytes();
     this.#pieces = viewPieces(this.#vaddr, this.#sizeBytes);
@@ -117,9 +119,14 @@ export class DmaBuffer {
     }
   }
 
-  /** Size in bytes (rounded up to the page size). */
-  get sizeBytes(): number {
+  /** Size in bytes (rounded up to the page size), as `Region.size` is a region's. */
+  get size(): number {
     return this.#sizeBytes;
+  }
+
+  /** @deprecated use {@linkcode DmaBuffer.size} (one size name with `Region.size`). */
+  get sizeBytes(): number {
+    return this.size;
   }
 
   /** The process address of the first byte. */
@@ -128,10 +135,9 @@ export class DmaBuffer {
     return this.#vaddr;
   }
 
-  /** The bus address of the first byte (IOVA, or physical address without an IOMMU). */
+  /** @deprecated use {@linkcode DmaBuffer.busAddress}`(0)`, the one way to ask for a bus address. */
   get iova(): bigint {
-    this.#check();
-    return this.#mapping.busAddress(0);
+    return this.busAddress(0);
   }
 
   /** The mapper kind that made the mapping. */
@@ -205,9 +211,9 @@ export class DmaBuffer {
    * import type { DmaMapper } from "../iommu/types.ts";
    * declare const mapper: DmaMapper;
    * using big = allocDma(mapper, 6 * 2 ** 30);
-   * const tail = big.view(big.sizeBytes - 4096, 4096);
+   * const tail = big.view(big.size - 4096, 4096);
    * tail.u32[0] = 1;
-   * console.log(big.read32(big.sizeBytes - 4096)); // 1
+   * console.log(big.read32(big.size - 4096)); // 1
    * ```
    */
   view(offset: number, length: number): DmaView {
@@ -231,7 +237,7 @@ export class DmaBuffer {
       this.#prune = Math.max(64, this.#views.length * 2);
     }
     this.#views.push(new WeakRef(buffer));
-    return { offset, sizeBytes: length, ...typedViews(buffer, 0, length) };
+    return { offset, size: length, sizeBytes: length, ...typedViews(buffer, 0, length) };
   }
 
   /** The piece holding `width` bytes at `offset`, after checking bounds and alignment. */
@@ -349,7 +355,7 @@ export function allocDma(mapper: DmaMapper, sizeBytes: number, options: DmaBuffe
   const memory = DmaMemory.alloc(sizeBytes, { hugepages: options.hugepages });
   let mapping: DmaMapping;
   try {
-    mapping = mapper.map(memory.vaddr, memory.sizeBytes);
+    mapping = mapper.map(memory.vaddr, memory.size);
   } catch (e) {
     memory.close();
     throw e;
@@ -358,7 +364,7 @@ export function allocDma(mapper: DmaMapper, sizeBytes: number, options: DmaBuffe
     mapping.unmap();
     memory.close();
     throw new VfioError(
-      `the ${memory.sizeBytes}-byte DMA buffer is not physically contiguous (${mapper.kind} mode, ` +
+      `the ${memory.size}-byte DMA buffer is not physically contiguous (${mapper.kind} mode, ` +
         `${memory.hugepage ? "2 MiB hugepages" : `${memory.pageSize}-byte pages`})`,
       {
         remedy: memory.hugepage

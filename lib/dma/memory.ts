@@ -8,7 +8,7 @@
  * ```ts
  * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(64 * 1024, { hugepages: "never" });
- * console.log(mem.vaddr, mem.sizeBytes, mem.hugepage); // 0x7f.., 65536, false
+ * console.log(mem.vaddr, mem.size, mem.hugepage); // 0x7f.., 65536, false
  * ```
  * @module
  */
@@ -95,7 +95,7 @@ function roundUp(n: number, to: number): number {
  * ```ts
  * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(5000, { hugepages: "never" });
- * console.log(mem.sizeBytes); // 8192: rounded up to the page size
+ * console.log(mem.size); // 8192: rounded up to the page size
  * ```
  */
 export class DmaMemory {
@@ -189,8 +189,13 @@ export class DmaMemory {
   }
 
   /** The size in bytes, a multiple of {@linkcode pageSize}. */
-  get sizeBytes(): number {
+  get size(): number {
     return this.#sizeBytes;
+  }
+
+  /** @deprecated use {@linkcode DmaMemory.size} (one size name with `Region.size`). */
+  get sizeBytes(): number {
+    return this.size;
   }
 
   /** The size of the pages backing it: 2 MiB for hugepages, else the base page size. */

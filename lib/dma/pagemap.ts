@@ -10,7 +10,7 @@
  * import { translatePages } from "@vfio-ts/vfio";
  * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(8192, { hugepages: "never" });
- * const phys = translatePages(mem.vaddr, mem.sizeBytes); // one physical address per base page
+ * const phys = translatePages(mem.vaddr, mem.size); // one physical address per base page
  * console.log(phys[0].toString(16));
  * ```
  * @module

@@ -64,14 +64,14 @@ export class DmaPool {
    * and closes it on close. Throws when an entry would straddle a bus-address break.
    */
   constructor(buffer: DmaBuffer, entrySize: number, count?: number) {
-    const fit = Math.floor(buffer.sizeBytes / entrySize);
+    const fit = Math.floor(buffer.size / entrySize);
     const n = count ?? fit;
     if (!Number.isSafeInteger(entrySize) || entrySize <= 0) {
       throw new OutOfRangeError(`DMA pool entry size must be a positive integer, got ${entrySize}`);
     }
     if (!Number.isSafeInteger(n) || n <= 0 || n > fit || n >= 2 ** 32) {
       throw new OutOfRangeError(
-        `DMA pool of ${n} entries of ${entrySize} bytes does not fit the ${buffer.sizeBytes}-byte buffer`,
+        `DMA pool of ${n} entries of ${entrySize} bytes does not fit the ${buffer.size}-byte buffer`,
       );
     }
     if (buffer.hugepage && HUGEPAGE_SIZE % entrySize !== 0) {

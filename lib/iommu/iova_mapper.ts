@@ -52,7 +52,7 @@ function smallestPage(pageSizes: bigint): number {
 }
 
 /**
- * One IOVA mapping: the device sees `[iova, iova + sizeBytes)`, always contiguous.
+ * One IOVA mapping: the device sees `[iova, iova + size)`, always contiguous.
  *
  * ```ts
  * import type { IovaMapping } from "@vfio-ts/vfio/iommu";
@@ -85,8 +85,13 @@ export class IovaMapping implements DmaMapping {
   }
 
   /** Size of the mapping in bytes. */
-  get sizeBytes(): number {
+  get size(): number {
     return this.#sizeBytes;
+  }
+
+  /** @deprecated use {@linkcode IovaMapping.size} (one size name with `Region.size`). */
+  get sizeBytes(): number {
+    return this.size;
   }
 
   /** True once unmapped. */
@@ -208,7 +213,7 @@ export class IovaMapper implements DmaMapper {
 
   #unmapOne(m: IovaMapping): void {
     this.#live.delete(m);
-    this.#space.unmapDma(m.iova, m.sizeBytes);
+    this.#space.unmapDma(m.iova, m.size);
     // Only an IOVA the kernel really let go of is reused.
     this.#iovas!.free(m.iova);
   }

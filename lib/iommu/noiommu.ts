@@ -14,7 +14,7 @@
  * import { DmaMemory } from "@vfio-ts/vfio";
  * using mem = DmaMemory.alloc(1 << 21, { hugepages: "require" });
  * const mapper = new NoiommuMapper();
- * const m = mapper.map(mem.vaddr, mem.sizeBytes);
+ * const m = mapper.map(mem.vaddr, mem.size);
  * console.log(m.contiguous, m.busAddress(0x1000).toString(16)); // true, a physical address
  * mapper.close();
  * ```
@@ -65,8 +65,13 @@ export class PhysicalMapping implements DmaMapping {
   }
 
   /** Size of the mapped range in bytes. */
-  get sizeBytes(): number {
+  get size(): number {
     return this.#sizeBytes;
+  }
+
+  /** @deprecated use {@linkcode PhysicalMapping.size} (one size name with `Region.size`). */
+  get sizeBytes(): number {
+    return this.size;
   }
 
   /** The physical address of the byte at `offset`: an O(1) table lookup, no system call. */

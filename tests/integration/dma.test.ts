@@ -169,7 +169,7 @@ test(`edu DMA round trip through a 2 MiB hugepage buffer (${mode})`, { skip: ski
   using buf = allocDma(e.mapper, 2 * MiB, { hugepages: "require", contiguous: true });
   assert.equal(buf.hugepage, true);
   assert.equal(buf.contiguous, true);
-  if (mode !== "noiommu") assert.equal(buf.iova % BigInt(2 * MiB), 0n, "IOVA aligned for a 2 MiB IOMMU page");
+  if (mode !== "noiommu") assert.equal(buf.busAddress(0) % BigInt(2 * MiB), 0n, "IOVA aligned for a 2 MiB IOMMU page");
   // Source and destination both straddle a 4 KiB boundary: only right if the 2 MiB page is one contiguous run.
   const src = 0x1c00, dst = 2 * MiB - 0x1400;
   pattern(buf, src, 2048, 5);
@@ -204,9 +204,9 @@ test(`edu DMA to an unmapped IOVA leaves memory untouched (${mode})`, { skip: sk
 
   // Map, remember the IOVA, unmap: the memory stays ours, the IOMMU no longer lets the device reach it.
   using victim = DmaMemory.alloc(4096, { hugepages: "never" });
-  const mapping = e.mapper.map(victim.vaddr, victim.sizeBytes);
+  const mapping = e.mapper.map(victim.vaddr, victim.size);
   const iova = mapping.busAddress(0);
-  const bytes = new Uint8Array(libc.arrayBuffer(victim.vaddr, victim.sizeBytes));
+  const bytes = new Uint8Array(libc.arrayBuffer(victim.vaddr, victim.size));
   try {
     bytes.fill(0x5a);
     // While mapped, the DMA lands.

@@ -180,7 +180,7 @@ test("edu: missing index, too many vectors, two indexes at once, masking MSI", {
     return true;
   });
   assert.throws(() => IrqSet.enable(o.dev, IrqIndex.MSI, { count: 0 }), OutOfRangeError);
-  assert.throws(() => IrqSet.enable(o.dev, 7), OutOfRangeError);
+  assert.throws(() => IrqSet.enable(o.dev, 7 as IrqIndex), OutOfRangeError);
 
   using msi = IrqSet.enable(o.dev, IrqIndex.MSI, { count: 1 });
   assert.throws(() => IrqSet.enable(o.dev, IrqIndex.INTX), VfioError, "INTx while MSI is on");

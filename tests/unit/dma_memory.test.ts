@@ -22,12 +22,12 @@ describe("DmaMemory", () => {
   it("allocates base pages rounded up, zeroed, locked, and unlocks on close", () => {
     const before = lockedKiB();
     const mem = DmaMemory.alloc(5000, { hugepages: "never" });
-    assert.equal(mem.sizeBytes, 2 * libc.pageSize);
+    assert.equal(mem.size, 2 * libc.pageSize);
     assert.equal(mem.hugepage, false);
     assert.equal(mem.pageSize, libc.pageSize);
     assert.equal(mem.vaddr % BigInt(libc.pageSize), 0n);
-    assert.equal(lockedKiB() - before, mem.sizeBytes / 1024, "mlock counted in VmLck");
-    const bytes = new Uint8Array(libc.arrayBuffer(mem.vaddr, mem.sizeBytes));
+    assert.equal(lockedKiB() - before, mem.size / 1024, "mlock counted in VmLck");
+    const bytes = new Uint8Array(libc.arrayBuffer(mem.vaddr, mem.size));
     assert.ok(bytes.every((b) => b === 0));
     bytes.buffer.transfer(0);
     mem.close();
@@ -47,7 +47,7 @@ describe("DmaMemory", () => {
     if (free2M() > 0) {
       using mem = DmaMemory.alloc(4096, { hugepages: "require" });
       assert.equal(mem.hugepage, true);
-      assert.equal(mem.sizeBytes, 2 << 20);
+      assert.equal(mem.size, 2 << 20);
       assert.equal(mem.vaddr % BigInt(2 << 20), 0n);
       return;
     }

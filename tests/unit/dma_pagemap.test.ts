@@ -21,7 +21,7 @@ describe("pagemap translation", () => {
     } finally {
       libc.close(fd);
     }
-    const pages = translatePages(mem.vaddr, mem.sizeBytes);
+    const pages = translatePages(mem.vaddr, mem.size);
     assert.equal(pages.length, 4);
     for (const p of pages) {
       assert.notEqual(p, 0n);
@@ -35,7 +35,7 @@ describe("pagemap translation", () => {
     { skip: skipBecause(root && "runs as root") },
     () => {
       using mem = DmaMemory.alloc(libc.pageSize, { hugepages: "never" });
-      assert.throws(() => translatePages(mem.vaddr, mem.sizeBytes), /CAP_SYS_ADMIN/);
+      assert.throws(() => translatePages(mem.vaddr, mem.size), /CAP_SYS_ADMIN/);
     },
   );
 
@@ -67,8 +67,8 @@ describe("NoiommuMapper", { skip: skipBecause(!root && "needs root") }, () => {
   it("maps with one table and forgets on unmap/close", () => {
     using mem = DmaMemory.alloc(8 * libc.pageSize, { hugepages: "never" });
     const mapper = new NoiommuMapper();
-    const m = mapper.map(mem.vaddr, mem.sizeBytes);
-    const pages = translatePages(mem.vaddr, mem.sizeBytes);
+    const m = mapper.map(mem.vaddr, mem.size);
+    const pages = translatePages(mem.vaddr, mem.size);
     for (let i = 0; i < pages.length; i++) assert.equal(m.busAddress(i * libc.pageSize + 7), pages[i] + 7n);
     const m2 = mapper.map(mem.vaddr, libc.pageSize);
     assert.equal(mapper.mappingCount, 2);
@@ -84,7 +84,7 @@ describe("NoiommuMapper", { skip: skipBecause(!root && "needs root") }, () => {
   it("busAddress answers from the table what a pagemap pread per lookup would", () => {
     using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
     using mapper = new NoiommuMapper();
-    const m = mapper.map(mem.vaddr, mem.sizeBytes);
+    const m = mapper.map(mem.vaddr, mem.size);
     const fd = openPagemapFd();
     const scratch = new BigUint64Array(1);
     try {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { test } from "node:test";
 import { ClosedError, OutOfRangeError, VfioError } from "../../lib/errors.ts";
-import { IrqEventFd, irqIndexName, irqInfo, IrqSet } from "../../lib/irq.ts";
+import { IrqEventFd, type IrqIndex, irqIndexName, irqInfo, IrqSet } from "../../lib/irq.ts";
 import type { DeviceFd } from "../../lib/types.ts";
 
 const openFds = (): number => readdirSync("/proc/self/fd").length;
@@ -128,7 +128,7 @@ test("bad arguments give typed errors", async () => {
   const notADevice: DeviceFd = { fd: -1, name: "fake" };
   assert.throws(() => irqInfo(notADevice, 5), OutOfRangeError);
   assert.throws(() => irqInfo(notADevice, -1), OutOfRangeError);
-  assert.throws(() => IrqSet.enable(notADevice, 9), OutOfRangeError);
+  assert.throws(() => IrqSet.enable(notADevice, 9 as IrqIndex), OutOfRangeError);
   assert.equal(irqIndexName(2), "MSI-X");
   assert.throws(() => irqIndexName(1.5), OutOfRangeError);
 });
