@@ -11,6 +11,7 @@
 
 import type { ParseArgsConfig } from "node:util";
 import { VfioError } from "../lib/errors.ts";
+import { hex } from "../lib/hex.ts";
 import type { IommuChoice, OpenDeviceOptions } from "../lib/open.ts";
 import { isPciAddress } from "../lib/pci_address.ts";
 import { findPciDevices, pciDevice, type PciDeviceInfo } from "../lib/sysfs/pci.ts";
@@ -73,14 +74,11 @@ export function warn(line: string): void {
 
 /** Writes `value` as indented JSON; bigints become `"0x…"` strings. */
 export function writeJson(value: unknown): void {
-  const text = JSON.stringify(value, (_k, v) => typeof v === "bigint" ? `0x${v.toString(16)}` : v, 2);
+  const text = JSON.stringify(value, (_k, v) => typeof v === "bigint" ? hex(v) : v, 2);
   process.stdout.write(`${text}\n`);
 }
 
-/** `0x` + hex, zero-padded to `digits`. */
-export function hex(n: number | bigint, digits = 0): string {
-  return `0x${n.toString(16).padStart(digits, "0")}`;
-}
+export { hex } from "../lib/hex.ts";
 
 /** Sizes as people read them: 4 KiB, 16 MiB, 256 B. */
 export function humanSize(bytes: number | bigint): string {

@@ -37,7 +37,7 @@ import {
   PowerManagementCapability,
   walkCapabilities,
 } from "../lib/capabilities.ts";
-import { hex } from "./common.ts";
+import { hex, hexDigits } from "../lib/hex.ts";
 
 /** One capability with its decoded fields. */
 export interface DecodedCapability {
@@ -129,9 +129,7 @@ export function formatCapability(c: DecodedCapability): string {
   );
   const ext = c.extended ? ` (extended, v${c.version})` : "";
   if (c.undecodable) fields.push(`(undecodable: ${c.undecodable})`);
-  return `[${c.offset.toString(16).padStart(c.extended ? 3 : 2, "0")}] ${c.name}${ext}${
-    fields.length ? `  ${fields.join(" ")}` : ""
-  }`;
+  return `[${hexDigits(c.offset, c.extended ? 3 : 2)}] ${c.name}${ext}${fields.length ? `  ${fields.join(" ")}` : ""}`;
 }
 
 /** The header fields of config space. */
@@ -171,8 +169,8 @@ export function hexDump(cfg: ConfigReader, length = cfg.size): string {
   const lines: string[] = [];
   for (let off = 0; off < length; off += 16) {
     const bytes: string[] = [];
-    for (let i = off; i < Math.min(off + 16, length); i++) bytes.push(cfg.read8(i).toString(16).padStart(2, "0"));
-    lines.push(`${off.toString(16).padStart(3, "0")}: ${bytes.join(" ")}`);
+    for (let i = off; i < Math.min(off + 16, length); i++) bytes.push(hexDigits(cfg.read8(i), 2));
+    lines.push(`${hexDigits(off, 3)}: ${bytes.join(" ")}`);
   }
   return lines.join("\n");
 }

@@ -10,13 +10,13 @@
  * @module
  */
 
+import { hex, hexDigits } from "../lib/hex.ts";
 import type { PciDeviceInfo } from "../lib/sysfs/pci.ts";
 import type { PciIds } from "../lib/sysfs/pci_ids.ts";
-import { hex } from "./common.ts";
 
 /** `vendor:device` as four hex digits each. */
 export function pciId(d: { vendor: number; device: number }): string {
-  return `${d.vendor.toString(16).padStart(4, "0")}:${d.device.toString(16).padStart(4, "0")}`;
+  return `${hexDigits(d.vendor, 4)}:${hexDigits(d.device, 4)}`;
 }
 
 /** `[8086:10d3] Ethernet controller: Intel Corporation 82574L …`, with the numeric class when pci.ids lacks it. */

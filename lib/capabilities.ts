@@ -75,6 +75,7 @@ import {
   PCI_STD_HEADER_SIZEOF,
 } from "./abi/pci.ts";
 import { OutOfRangeError } from "./errors.ts";
+import { hex } from "./hex.ts";
 
 /** What the walk needs of config space: its size and little-endian reads at byte offsets. */
 export interface ConfigReader {
@@ -123,8 +124,6 @@ function namesOf(prefix: string): ReadonlyMap<number, string> {
 const STANDARD_NAMES = namesOf("PCI_CAP_ID_");
 const EXTENDED_NAMES = namesOf("PCI_EXT_CAP_ID_");
 const PORT_TYPE_NAMES = namesOf("PCI_EXP_TYPE_");
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /**
  * The kernel's name of a capability id (`0x11` → `"MSIX"`; extended `0x01` → `"ERR"`), or `"unknown 0x.."`.

@@ -27,6 +27,7 @@ import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
 import { type IrqEnableOptions, type IrqIndex, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
 import { checkSpan, replyBytes } from "./kernel_reply.ts";
+import { pciAddress } from "./pci_address.ts";
 import { Region, type RegionOptions } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 import type { DeviceFd } from "./types.ts";
@@ -77,7 +78,7 @@ export function decodeHotResetInfo(bytes: Uint8Array): HotResetDependent[] {
   const out: HotResetDependent[] = [];
   for (let i = 0; i < n; i++) {
     const d = VfioPciDependentDevice.view(bytes, VfioPciHotResetInfo.size + i * VfioPciDependentDevice.size);
-    const address = `${hex(d.segment, 4)}:${hex(d.bus, 2)}:${hex(d.devfn >> 3, 2)}.${d.devfn & 7}`;
+    const address = pciAddress(d.segment, d.bus, d.devfn >> 3, d.devfn & 7).toString();
     out.push({ address, groupId: d.group_id });
   }
   return out;
@@ -336,8 +337,4 @@ export class Device implements DeviceFd {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-function hex(n: number, width: number): string {
-  return n.toString(16).padStart(width, "0");
 }

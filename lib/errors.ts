@@ -16,6 +16,8 @@
  * ```
  * @module
  */
+import { constants } from "node:os";
+import * as util from "node:util";
 
 /** Options shared by every vfio-ts error. */
 export interface VfioErrorOptions {
@@ -47,60 +49,15 @@ export class VfioError extends Error {
   }
 }
 
-/** errno numbers by name (Linux, identical on x86_64 and aarch64). */
-export const ERRNO = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EINTR: 4,
-  EIO: 5,
-  ENXIO: 6,
-  E2BIG: 7,
-  ENOEXEC: 8,
-  EBADF: 9,
-  ECHILD: 10,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  EXDEV: 18,
-  ENODEV: 19,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  ENFILE: 23,
-  EMFILE: 24,
-  ENOTTY: 25,
-  EFBIG: 27,
-  ENOSPC: 28,
-  ESPIPE: 29,
-  EROFS: 30,
-  EPIPE: 32,
-  EDOM: 33,
-  ERANGE: 34,
-  EDEADLK: 35,
-  ENAMETOOLONG: 36,
-  ENOSYS: 38,
-  ENOTEMPTY: 39,
-  ELOOP: 40,
-  ENODATA: 61,
-  ETIME: 62,
-  EOVERFLOW: 75,
-  EMSGSIZE: 90,
-  EOPNOTSUPP: 95,
-  EADDRINUSE: 98,
-  ETIMEDOUT: 110,
-} as const;
+/** errno numbers by name, the runtime's own table (`node:os` `constants.errno`; Linux numbers). */
+export const ERRNO: Readonly<typeof constants.errno> = constants.errno;
 
 /** A symbolic errno name such as `"EPERM"`. */
-export type ErrnoName = keyof typeof ERRNO;
-
-const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(ERRNO).map(([k, v]) => [v, k]));
+export type ErrnoName = keyof typeof constants.errno;
 
 /**
- * Returns the symbolic name of an errno number (`1` → `"EPERM"`), or `"E<n>"` when unknown.
+ * Returns the symbolic name of an errno number (`1` → `"EPERM"`), or `"E<n>"` when unknown; the names are the
+ * runtime's (`node:util` `getSystemErrorName`, the same on Deno and Bun).
  *
  * ```ts
  * import { errnoName } from "@vfio-ts/vfio";
@@ -108,32 +65,19 @@ const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(ERRNO).m
  * ```
  */
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+  const name = errno > 0 ? util.getSystemErrorName(-errno) : undefined;
+  return name?.startsWith("E") ? name : `E${errno}`;
 }
 
-const DESCRIPTIONS: Readonly<Record<string, string>> = {
-  EPERM: "operation not permitted",
-  ENOENT: "no such file or directory",
-  EINTR: "interrupted system call",
-  EIO: "I/O error",
-  ENXIO: "no such device or address",
-  EBADF: "bad file descriptor",
-  EAGAIN: "resource temporarily unavailable",
-  ENOMEM: "cannot allocate memory",
-  EACCES: "permission denied",
-  EFAULT: "bad address",
-  EBUSY: "device or resource busy",
-  EEXIST: "file exists",
-  ENODEV: "no such device",
-  EINVAL: "invalid argument",
-  EMFILE: "too many open files",
-  ENOTTY: "inappropriate ioctl for device",
-  ENOSPC: "no space left on device",
-  ERANGE: "result out of range",
-  ENOSYS: "function not implemented",
-  EOPNOTSUPP: "operation not supported",
-  ETIMEDOUT: "timed out",
-};
+/** `node:util`'s getSystemErrorMessage: in Deno 2.9 and Bun 1.4, not yet in the `@types/node` the checker reads. */
+const getSystemErrorMessage = (util as unknown as { getSystemErrorMessage(n: number): string | undefined })
+  .getSystemErrorMessage;
+
+/** The runtime's message for an errno (`node:util` `getSystemErrorMessage`), or `"failed"` when unknown. */
+function errnoMessage(errno: number): string {
+  const text = errno > 0 ? getSystemErrorMessage(-errno) : undefined;
+  return text && !text.startsWith("Unknown system error") ? text : "failed";
+}
 
 /** Where a failed system call was aimed: the path, ioctl name or resource that a user recognises. */
 export interface SyscallContext {
@@ -168,7 +112,7 @@ export class SystemError extends VfioError {
   constructor(syscall: string, errno: number, context: SyscallContext = {}) {
     const code = errnoName(errno);
     const what = context.target ? `${syscall} ${context.target}` : syscall;
-    super(`${what}: ${DESCRIPTIONS[code] ?? "failed"} [${code}]`, {
+    super(`${what}: ${errnoMessage(errno)} [${code}]`, {
       remedy: context.remedy ?? remedyFor(syscall, code, context.target),
     });
     this.syscall = syscall;

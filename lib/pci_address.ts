@@ -11,6 +11,7 @@
  */
 
 import { InvalidAddressError } from "./errors.ts";
+import { hexDigits } from "./hex.ts";
 
 /**
  * Largest PCI domain (segment) number accepted: the kernel's domain is 32 bits wide, and Intel VMD puts its
@@ -56,8 +57,8 @@ class ParsedPciAddress implements PciAddress {
   }
 
   toString(): string {
-    const hex = (n: number, width: number): string => n.toString(16).padStart(width, "0");
-    return `${hex(this.domain, 4)}:${hex(this.bus, 2)}:${hex(this.device, 2)}.${this.function}`;
+    const [domain, bus, device] = [hexDigits(this.domain, 4), hexDigits(this.bus, 2), hexDigits(this.device, 2)];
+    return `${domain}:${bus}:${device}.${this.function}`;
   }
 }
 

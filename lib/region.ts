@@ -24,6 +24,7 @@
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
+import { hex } from "./hex.ts";
 import { type RegionInfo, regionInfo, type SparseMmapArea } from "./region_info.ts";
 import type { DeviceFd } from "./types.ts";
 import { detachPieces, pieceFor, subPiece, type ViewPiece, viewPieces } from "./views.ts";
@@ -62,8 +63,6 @@ const S8 = new Uint8Array(SCRATCH, 0, 1);
 const S16 = new Uint16Array(SCRATCH, 0, 1);
 const S32 = new Uint32Array(SCRATCH, 0, 1);
 const S64 = new BigUint64Array(SCRATCH, 0, 1);
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Forgets windows the program dropped without closing them. */
 const windowsGone = new FinalizationRegistry<{ set: Set<WeakRef<Region>>; ref: WeakRef<Region> }>(

@@ -15,6 +15,7 @@
  * @module
  */
 import { OutOfRangeError, VfioError } from "../errors.ts";
+import { hex } from "../hex.ts";
 import type { IovaRange } from "../iommu/types.ts";
 
 /** Options of {@linkcode IovaAllocator}. */
@@ -38,10 +39,6 @@ export interface IovaAllocatorOptions {
 interface Hole {
   start: bigint;
   end: bigint; // exclusive
-}
-
-function hex(n: bigint): string {
-  return `0x${n.toString(16)}`;
 }
 
 function listRanges(ranges: readonly IovaRange[]): string {
