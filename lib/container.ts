@@ -37,6 +37,7 @@ import {
   VfioIovaRange,
 } from "./abi/vfio.ts";
 import { ClosedError, OutOfRangeError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import { explainMapError } from "./iommu/map_error.ts";
 import type { IoAddressSpace, IovaRange } from "./iommu/types.ts";
 import { capabilityChain, checkSpan, growingReply } from "./kernel_reply.ts";
 
@@ -278,7 +279,7 @@ export class Container implements IoAddressSpace {
     try {
       libc.ioctl(this.fd, VFIO_IOMMU_MAP_DMA, map.bytes, "VFIO_IOMMU_MAP_DMA");
     } catch (e) {
-      throw explainMapError(e, iova, sizeBytes);
+      throw explainMapError(e, "VFIO_IOMMU_MAP_DMA", iova, sizeBytes);
     }
     this.#mappings.set(iova, sizeBytes);
   }
@@ -314,36 +315,5 @@ export class Container implements IoAddressSpace {
   /** Same as {@linkcode close}. */
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-function explainMapError(e: unknown, iova: bigint, sizeBytes: number): unknown {
-  if (!(e instanceof SystemError)) return e;
-  const at = `IOVA 0x${iova.toString(16)} (+0x${sizeBytes.toString(16)})`;
-  switch (e.code) {
-    case "ENOMEM": {
-      const lim = libc.getrlimit(8 /* RLIMIT_MEMLOCK */);
-      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: RLIMIT_MEMLOCK (${lim.soft} bytes) exceeded`, {
-        remedy: "raise the locked-memory limit (ulimit -l unlimited, or LimitMEMLOCK= in systemd) or run as root",
-        cause: e,
-      });
-    }
-    case "ENOSPC":
-      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: the container's dma_entry_limit is used up`, {
-        remedy: "use fewer, larger mappings (hugepages, pools) or load vfio_iommu_type1 with dma_entry_limit=N",
-        cause: e,
-      });
-    case "EEXIST":
-      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: overlaps an existing mapping`, {
-        remedy: "unmap the old mapping first or pick another IOVA",
-        cause: e,
-      });
-    case "EINVAL":
-      return new VfioError(`VFIO_IOMMU_MAP_DMA ${at}: rejected (unaligned, outside the IOVA ranges, or zero size)`, {
-        remedy: "map page-aligned memory at a page-aligned IOVA inside container.iovaRanges",
-        cause: e,
-      });
-    default:
-      return e;
   }
 }

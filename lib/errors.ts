@@ -123,6 +123,21 @@ export class SystemError extends VfioError {
 }
 
 /**
+ * A DMA map the kernel refused (`VFIO_IOMMU_MAP_DMA`, `IOMMU_IOAS_MAP`): a {@linkcode SystemError} (same `code`
+ * and `errno`) whose target names the mapping and whose remedy is the one for that refusal.
+ *
+ * ```ts
+ * import { DmaMapError } from "@vfio-ts/vfio";
+ * const e = new DmaMapError("ioctl", 28, { target: "VFIO_IOMMU_MAP_DMA IOVA 0x10000 (+0x1000)", remedy: "map less" });
+ * console.log(e.code, e instanceof DmaMapError); // ENOSPC true
+ * ```
+ */
+export class DmaMapError extends SystemError {
+  /** The error class's name, `"DmaMapError"`. */
+  override name = "DmaMapError";
+}
+
+/**
  * A generic remedy for a failed call, by errno; specific layers pass their own remedy in the context.
  *
  * ```ts

@@ -45,6 +45,7 @@ import {
 } from "../abi/vfio.ts";
 import { ClosedError, SystemError, VfioError } from "../errors.ts";
 import { replyBytes } from "../kernel_reply.ts";
+import { explainMapError } from "./map_error.ts";
 import type { IoAddressSpace, IovaRange } from "./types.ts";
 
 /** What `IOMMU_GET_HW_INFO` says about the IOMMU behind a bound device. */
@@ -263,7 +264,7 @@ export class Ioas implements IoAddressSpace {
     try {
       libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_MAP, m.bytes, "IOMMU_IOAS_MAP");
     } catch (e) {
-      throw explainIoasMapError(e, iova, sizeBytes, this.iovaRanges);
+      throw explainMapError(e, "IOMMU_IOAS_MAP", iova, sizeBytes, this.iovaRanges);
     }
     this.#mappings.set(iova, sizeBytes);
   }
@@ -296,32 +297,6 @@ export class Ioas implements IoAddressSpace {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-function explainIoasMapError(e: unknown, iova: bigint, sizeBytes: number, ranges: readonly IovaRange[]): unknown {
-  if (!(e instanceof SystemError)) return e;
-  const at = `IOVA 0x${iova.toString(16)} (+0x${sizeBytes.toString(16)})`;
-  const last = iova + BigInt(sizeBytes) - 1n;
-  if (!ranges.some((r) => iova >= r.start && last <= r.end)) {
-    const list = ranges.map((r) => `0x${r.start.toString(16)}-0x${r.end.toString(16)}`).join(", ");
-    return new VfioError(`IOMMU_IOAS_MAP ${at}: outside the IOAS's usable IOVA ranges`, {
-      remedy: `pick an IOVA inside ${list}`,
-      cause: e,
-    });
-  }
-  if (e.code === "ENOMEM") {
-    return new VfioError(`IOMMU_IOAS_MAP ${at}: RLIMIT_MEMLOCK exceeded (iommufd counts pinned pages per user)`, {
-      remedy: "raise the locked-memory limit (ulimit -l unlimited) or run as root",
-      cause: e,
-    });
-  }
-  if (e.code === "EEXIST") {
-    return new VfioError(`IOMMU_IOAS_MAP ${at}: overlaps an existing mapping`, {
-      remedy: "unmap the old mapping first or pick another IOVA",
-      cause: e,
-    });
-  }
-  return e;
 }
 
 /** A device cdev bound to an iommufd: its device id and the IOAS it is attached to. */

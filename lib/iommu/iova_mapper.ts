@@ -17,8 +17,8 @@
  */
 import { libc } from "../../ffi/libc.ts";
 import { IovaAllocator } from "../dma/iova_allocator.ts";
-import { memlockRemedy } from "../dma/memory.ts";
-import { ClosedError, OutOfRangeError, SystemError, throwErrno } from "../errors.ts";
+import { ClosedError, OutOfRangeError } from "../errors.ts";
+import { explainMapError } from "./map_error.ts";
 import type { DmaMapper, DmaMapping, IoAddressSpace, IommuKind } from "./types.ts";
 
 /** Options of {@linkcode IovaMapper}. */
@@ -38,11 +38,6 @@ export interface IovaMapperOptions {
    */
   iovaBase?: bigint;
 }
-
-const DMA_ENTRY_LIMIT_REMEDY = "the type1 IOMMU allows at most `dma_entry_limit` mappings (65535 by default): " +
-  "use hugepages and pools (fewer, larger mappings), or raise it: " +
-  "`modprobe vfio_iommu_type1 dma_entry_limit=1048576` or " +
-  "`echo 1048576 > /sys/module/vfio_iommu_type1/parameters/dma_entry_limit`";
 
 function smallestPage(pageSizes: bigint): number {
   if (pageSizes <= 0n) return 4096;
@@ -193,18 +188,7 @@ export class IovaMapper implements DmaMapper {
       this.#space.mapDma(vaddr, iova, sizeBytes);
     } catch (e) {
       iovas.free(iova);
-      if (e instanceof SystemError) {
-        const target = `${e.target ?? "MAP_DMA"} (${sizeBytes} bytes at IOVA 0x${iova.toString(16)})`;
-        if (e.code === "ENOMEM") throwErrno(e.syscall, e.errno, { target, remedy: memlockRemedy(sizeBytes) });
-        if (e.code === "ENOSPC") throwErrno(e.syscall, e.errno, { target, remedy: DMA_ENTRY_LIMIT_REMEDY });
-        if (e.code === "EEXIST") {
-          throwErrno(e.syscall, e.errno, {
-            target,
-            remedy: "something else mapped this IOVA: let one IovaMapper own each address space",
-          });
-        }
-      }
-      throw e;
+      throw explainMapError(e, "MAP_DMA", iova, sizeBytes);
     }
     const m = new IovaMapping(this.kind, iova, sizeBytes, (x) => this.#unmapOne(x));
     this.#live.add(m);
