@@ -288,49 +288,49 @@ export class Device implements DeviceFd {
     return this.own(allocDmaPool(this.dmaMapper, options));
   }
 
-  /** Registers a resource to be closed with this device (regions, IRQ sets, DMA buffers made on it). */
+  /**
+   * Registers a resource to be closed with this device (regions, IRQ sets, DMA buffers made on it). The
+   * resource's own `close()` then also forgets it here, so a program that makes and closes buffers for a long
+   * time does not keep the dead ones.
+   */
   own<T extends Owned>(resource: T): T {
     this.fd;
+    if (this.#owned.has(resource)) return resource;
     this.#owned.add(resource);
+    const close = resource.close;
+    const forget = (): void => void this.#owned.delete(resource);
+    Object.defineProperty(resource, "close", {
+      configurable: true,
+      writable: true,
+      value: function(this: T): void {
+        forget();
+        close.call(this);
+      },
+    });
     return resource;
   }
 
-  /** Forgets a resource closed on its own. */
+  /** Forgets a resource without closing it (it is no longer closed with the device). */
   disown(resource: Owned): void {
     this.#owned.delete(resource);
   }
 
   /**
-   * Closes everything the device owns (IRQ sets first, so no interrupt fires into a closed eventfd; then regions
-   * and DMA buffers), the device fd, then what it was opened through. Idempotent; safe after errors.
+   * Closes what the device owns, newest first (an IRQ set enabled after a buffer is closed before it), then the
+   * device fd, then what it was opened through (group, then container). Every step runs even when one fails;
+   * one error is thrown as it is, several as the platform's `SuppressedError` chain (the last failure, with the
+   * earlier ones in `suppressed`). Idempotent.
    */
   close(): void {
     if (this.#fd < 0) return;
-    const errors: unknown[] = [];
-    const owned = [...this.#owned].reverse();
-    this.#owned.clear();
-    for (const r of owned) {
-      try {
-        r.close();
-      } catch (e) {
-        errors.push(e);
-      }
-    }
     const fd = this.#fd;
     this.#fd = -1;
-    try {
-      libc.close(fd, `device ${this.#name}`);
-    } catch (e) {
-      errors.push(e);
-    }
-    for (const r of this.#after) {
-      try {
-        r.close();
-      } catch (e) {
-        errors.push(e);
-      }
-    }
-    if (errors.length) throw errors[0];
+    const owned = [...this.#owned];
+    this.#owned.clear();
+    using stack = new DisposableStack(); // releases in reverse order of the defers
+    for (const r of [...this.#after].reverse()) stack.defer(() => r.close());
+    stack.defer(() => libc.close(fd, `device ${this.#name}`));
+    for (const r of owned) stack.defer(() => r.close());
   }
 
   /** Same as {@linkcode close}. */
