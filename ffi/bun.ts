@@ -2,7 +2,7 @@
  * The libc facade over `bun:ffi`. Loaded only under Bun, through a dynamic import (a static import of
  * `bun:ffi` would make the module fail to load under Deno).
  *
- * Measured rules this file follows (`runtime-ffi-findings.md`): pointers are plain numbers, `*_fast` 64-bit
+ * Measured rules this file follows: pointers are plain numbers, `*_fast` 64-bit
  * types take and return numbers, `mmap`'s `MAP_FAILED` arrives as a bigint, errno is read from a view over
  * `__errno_location()` right after the call. A second signature of one symbol needs a second `dlopen`.
  *

@@ -1,6 +1,6 @@
 /**
  * Flag values of the libc calls in `ffi/types.ts` (Linux; the same on x86_64 and aarch64 unless noted).
- * Checked against the C headers by `tests/unit/libc_abi.test.ts`.
+ * Exercised through real system calls by `tests/unit/ffi.test.ts` (not compared with the C headers).
  *
  * ```ts
  * import { O_CLOEXEC, O_RDWR } from "./constants.ts";

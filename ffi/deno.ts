@@ -1,7 +1,7 @@
 /**
  * The libc facade over `Deno.dlopen`. Loaded only under Deno (see `ffi/libc.ts`).
  *
- * Measured rules this file follows (`runtime-ffi-findings.md`): 64-bit parameters are passed as `bigint`
+ * Measured rules this file follows: 64-bit parameters are passed as `bigint`
  * (a JS number costs 30x more), errno is read from a view over `__errno_location()` right after the call,
  * and the blocking wait runs as a `nonblocking` call on Deno's FFI thread pool.
  *

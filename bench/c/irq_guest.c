@@ -1,5 +1,5 @@
 /*
- * P3's C baseline, run in the guest (bench/irq_guest.sh): QEMU's edu device through VFIO (type1 container),
+ * P3's C baseline, run in the guest by bench/all.ts: QEMU's edu device through VFIO (type1 container),
  * MSI on an eventfd, and a loop of "write edu's raise-interrupt register, epoll_wait on the eventfd, read it,
  * acknowledge". Prints `RESULT {json}`: median and p90 raise -> handler latency in µs, and interrupts per second.
  * Usage: irq_guest <pci address> [rounds]
