@@ -3,8 +3,8 @@
  * identify, liveness, factorial, a DMA round trip RAM -> device -> RAM, and interrupts (MSI, then INTx with its
  * unmask) awaited without blocking the event loop.
  *
- *   deno run -A examples/edu.ts [address] [--noiommu]
- *   bun examples/edu.ts [address] [--noiommu]
+ *   deno run -A examples/edu.ts [address] [--noiommu] [--json]
+ *   bun examples/edu.ts [address] [--noiommu] [--json]
  *   deno task vm --mode iommu examples/edu.ts        (in the emulated guest: no hardware needed)
  *
  * Exits non-zero when any check fails.
@@ -13,6 +13,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { findPciDevices, IrqIndex, openDevice, VfioError } from "../mod.ts";
+import { Checks, runChecks } from "./harness.ts";
 
 // edu registers (BAR0)
 const ID = 0x00; // 0xRRrr00ed: major, minor, 0x00ed
@@ -31,18 +32,18 @@ const DMA_BYTES = 2048; // QEMU 7.2's edu rejects a transfer of its whole buffer
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { noiommu: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  options: { noiommu: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
 });
 if (values.help) {
-  console.log("usage: edu.ts [address] [--noiommu]\n  address: the edu device (default: the first 1234:11e8)");
+  console.log(
+    "usage: edu.ts [address] [--noiommu] [--json]\n  address: the edu device (default: the first 1234:11e8)\n" +
+      "  --json: the checks as one JSON object on stdout",
+  );
   process.exit(0);
 }
 
-let failures = 0;
-function check(ok: boolean, what: string): void {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-}
+const checks = new Checks({ json: values.json });
+const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 async function until(done: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const t0 = Date.now();
@@ -108,13 +109,6 @@ async function main(): Promise<void> {
       intx.unmask(0);
     }
   }
-  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`edu: ${e instanceof Error ? e.message : e}`);
-  failures++;
-}
-process.exitCode = failures ? 1 : 0;
+await runChecks("edu", checks, main);

@@ -16,9 +16,9 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
+import { Checks, intOption, runChecks } from "./harness.ts";
 import { Backoff, type Nic, type Packet } from "./nic/nic.ts";
 import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
-import { Checks, intOption } from "./nic/program.ts";
 
 const USAGE = `usage: fwd.ts <port-a> <port-b> [options]
   port-a, port-b     PCI addresses of two NICs (e1000e or legacy virtio-net bound to vfio-pci)
@@ -27,7 +27,8 @@ const USAGE = `usage: fwd.ts <port-a> <port-b> [options]
   --timeout S        with --count: fail if they have not all come within S seconds (default 60)
   --hugepages N      first make sure N free 2 MiB hugepages exist (root; virtio-net's queues need one per port)
   --busy             poll without ever sleeping (default: nap 1 ms after 0.2 ms without work)
-  --noiommu          open the devices in no-IOMMU mode`;
+  --noiommu          open the devices in no-IOMMU mode
+  --json             print the checks as one JSON object (the rest goes to stderr)`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -38,6 +39,7 @@ const { values, positionals } = parseArgs({
     hugepages: { type: "string" },
     busy: { type: "boolean" },
     noiommu: { type: "boolean" },
+    json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -47,7 +49,7 @@ if (values.help) {
 }
 
 const int = intOption;
-const checks = new Checks();
+const checks = new Checks({ json: values.json });
 const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 /** One direction: counts what it forwarded and what it had to drop (transmit ring full). */
@@ -133,13 +135,6 @@ async function main(): Promise<void> {
   if (count) check(total >= count, `forwarded ${total} of ${count} frames`);
   check(ab.dropped + ba.dropped === 0, `dropped ${ab.dropped + ba.dropped} frames (transmit ring full)`);
   check(pending === 0, `transmit rings drained (${pending} pending)`);
-  console.log(checks.summary());
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`fwd: ${e instanceof Error ? e.message : e}`);
-  checks.failures++;
-}
-process.exitCode = checks.failures ? 1 : 0;
+await runChecks("fwd", checks, main);

@@ -24,6 +24,7 @@ import {
   type Region,
   removeMdev,
 } from "../mod.ts";
+import { Checks, runChecks } from "./harness.ts";
 
 // 16550 registers (offsets in BAR0, one byte each) and the bits used here
 const RBR_THR = 0; // read: receive buffer; write: transmit holding register
@@ -45,22 +46,21 @@ const { values } = parseArgs({
     type: { type: "string", default: "mtty-2" },
     iommu: { type: "string", default: "auto" },
     keep: { type: "boolean" },
+    json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
   console.log(
     "usage: mtty.ts [--parent mtty] [--type mtty-1|mtty-2] [--iommu auto|type1|iommufd|iommufd-compat] [--keep]\n" +
+      "  [--json]\n" +
       "  creates a mediated device, exercises its UART and interrupts, removes it (--keep leaves it)",
   );
   process.exit(0);
 }
 
-let failures = 0;
-function check(ok: boolean, what: string): void {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-}
+const checks = new Checks({ json: values.json });
+const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 function send(uart: Region, text: string): void {
   for (const byte of new TextEncoder().encode(text)) uart.write8(RBR_THR, byte);
@@ -135,13 +135,6 @@ async function main(): Promise<void> {
       console.log(`removed ${uuid}`);
     }
   }
-  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`mtty: ${e instanceof Error ? e.message : e}`);
-  failures++;
-}
-process.exitCode = failures ? 1 : 0;
+await runChecks("mtty", checks, main);

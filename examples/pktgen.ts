@@ -15,10 +15,10 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
+import { Checks, intOption, runChecks } from "./harness.ts";
 import { FrameWriter, SequenceChecker } from "./nic/frame.ts";
 import { Backoff, type Packet, parseMac } from "./nic/nic.ts";
 import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
-import { Checks, intOption } from "./nic/program.ts";
 
 const USAGE = `usage: pktgen.ts <tx-port> [--verify <rx-port>] [options]
   tx-port            PCI address of the sending NIC (e1000e or legacy virtio-net bound to vfio-pci)
@@ -31,7 +31,8 @@ const USAGE = `usage: pktgen.ts <tx-port> [--verify <rx-port>] [options]
   --timeout S        with --verify: give up after S seconds without progress (default 5)
   --hugepages N      first make sure N free 2 MiB hugepages exist (root; virtio-net's queues need one per port)
   --busy             poll without ever sleeping (default: nap 1 ms after 0.2 ms without work)
-  --noiommu          open the devices in no-IOMMU mode`;
+  --noiommu          open the devices in no-IOMMU mode
+  --json             print the checks as one JSON object (the rest goes to stderr)`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -46,6 +47,7 @@ const { values, positionals } = parseArgs({
     hugepages: { type: "string" },
     busy: { type: "boolean" },
     noiommu: { type: "boolean" },
+    json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -55,7 +57,7 @@ if (values.help) {
 }
 
 const int = intOption;
-const checks = new Checks();
+const checks = new Checks({ json: values.json });
 const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 const rate = (n: number, ms: number): string => `${Math.round(n / (ms / 1000))} pps`;
@@ -163,13 +165,6 @@ async function main(): Promise<void> {
     );
     console.log(`verified ${checker.good} frames at ${rate(checker.good, ms)}`);
   }
-  console.log(checks.summary());
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error(`pktgen: ${e instanceof Error ? e.message : e}`);
-  checks.failures++;
-}
-process.exitCode = checks.failures ? 1 : 0;
+await runChecks("pktgen", checks, main);
