@@ -61,9 +61,9 @@ class Vfio {
   readonly exited: Promise<Exit>;
 
   constructor(args: readonly string[], extraEnv: Record<string, string> = {}) {
-    const command = env.VFIO_TS_RUNTIME === "bun"
-      ? [env.VFIO_TS_BUN ?? "bun", ENTRY, ...args]
-      : [env.VFIO_TS_DENO ?? "deno", "run", "-A", "--no-check", ENTRY, ...args];
+    const command = guest.runtime === "bun"
+      ? [guest.bins.bun, ENTRY, ...args]
+      : [guest.bins.deno, "run", "-A", "--no-check", ENTRY, ...args];
     const sh = `"$@"; echo "@@exit=$?@@" >&2`;
     this.child = spawn("sh", ["-c", sh, "sh", ...command], {
       env: { ...env, ...extraEnv },

@@ -66,6 +66,10 @@ export const guest = {
   highDma: env.VFIO_TS_HIGH_DMA === "1",
   /** `["--noiommu"]` in the no-IOMMU mode, for the examples' command lines. */
   noiommuFlag: env.VFIO_TS_MODE === "noiommu" ? ["--noiommu"] : [],
+  /** The first ivshmem-plain on vfio-pci (the rig's `--devices ivshmem`). */
+  ivshmem: first(env.VFIO_TS_IVSHMEM),
+  /** The soak test's counts (`VFIO_TS_SOAK_DMA`, `VFIO_TS_SOAK_IRQS`; 0 or unset: its defaults). */
+  soak: { dma: Number(env.VFIO_TS_SOAK_DMA) || 0, irqs: Number(env.VFIO_TS_SOAK_IRQS) || 0 },
 };
 
 /** 4 GiB: a DMA address at or above it has non-zero upper 32 bits. */

@@ -9,7 +9,6 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import process from "node:process";
 import { test } from "node:test";
 
 import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
@@ -20,7 +19,7 @@ import { guest, openInGuest } from "./guest.ts";
 
 const GiB = 2 ** 30;
 const BAR = 2; // ivshmem-plain: BAR0 registers, BAR2 the shared memory
-const IVSHMEM = (process.env.VFIO_TS_IVSHMEM ?? "").split(",").filter(Boolean)[0];
+const IVSHMEM = guest.ivshmem;
 
 const skip = !guest.inVm
   ? "outside the VM rig (VFIO_TS_IN_VM unset)"

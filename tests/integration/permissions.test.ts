@@ -6,10 +6,10 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { describe, it } from "node:test";
 import { readableCopy } from "./fixtures/world_readable.ts";
+import { guest } from "./guest.ts";
 
-const inVm = process.env.VFIO_TS_IN_VM === "1";
-const mode = process.env.VFIO_TS_MODE ?? "";
-const edu = (process.env.VFIO_TS_EDU ?? "").split(",")[0];
+const { inVm, mode } = guest;
+const edu = guest.edu ?? "";
 const isBun = "Bun" in globalThis;
 const FIXTURE = "tests/integration/fixtures/open_as_user.ts";
 const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));

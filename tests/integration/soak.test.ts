@@ -5,14 +5,13 @@
 // Counts: VFIO_TS_SOAK_DMA (default 10000) and VFIO_TS_SOAK_IRQS (default 100000, see below); durations are printed.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import process from "node:process";
 import { describe, it } from "node:test";
 import { IrqIndex } from "../../lib/irq.ts";
 import { eduRoundTrip, IRQ_ACK, IRQ_RAISE, IRQ_STATUS, prepareEdu } from "./fixtures/edu_ops.ts";
 import { guest, openInGuest, skipIf } from "./guest.ts";
 
-const DMA_CYCLES = Number(process.env.VFIO_TS_SOAK_DMA) || 10_000;
-const IRQS = Number(process.env.VFIO_TS_SOAK_IRQS) || 100_000;
+const DMA_CYCLES = guest.soak.dma || 10_000;
+const IRQS = guest.soak.irqs || 100_000;
 const LONG = 1_200_000;
 
 interface Usage {
