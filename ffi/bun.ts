@@ -1,96 +1,58 @@
 /**
- * The libc facade over `bun:ffi`. Loaded only under Bun, through a dynamic import (a static import of
- * `bun:ffi` would make the module fail to load under Deno).
+ * The libc facade over `bun:ffi`, of the symbols in `ffi/symbols.ts`. Loaded only under Bun, through a dynamic
+ * import (a static import of `bun:ffi` would make the module fail to load under Deno).
  *
- * Measured rules this file follows: pointers are plain numbers, `*_fast` 64-bit
- * types take and return numbers, `mmap`'s `MAP_FAILED` arrives as a bigint, errno is read from a view over
- * `__errno_location()` right after the call. A second signature of one symbol needs a second `dlopen`.
+ * Measured rules this file follows: pointers are plain numbers, `*_fast` 64-bit types take and return numbers,
+ * `mmap`'s `MAP_FAILED` arrives as a bigint, errno is read from a view over `__errno_location()` right after the
+ * call. A second signature of one symbol needs a second `dlopen`.
  *
  * @module
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T, ptr as bunPtr, toArrayBuffer } from "bun:ffi";
-import { throwErrno } from "../lib/errors.ts";
+import { ERRNO, throwErrno } from "../lib/errors.ts";
+import { SC_PAGESIZE } from "./constants.ts";
 import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, rlimit } from "./layout.ts";
+import { type CFunction, type CType, LIBC } from "./symbols.ts";
 import type { Address, Libc, PollFd, RLimit } from "./types.ts";
 import { waitReadableInWorker } from "./wait_worker.ts";
 
-/** Every libc symbol vfio-ts uses under Bun, with its C prototype. */
-const symbols = {
-  /** int open(const char *pathname, int flags, mode_t mode); */
-  open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
-  /** int close(int fd); */
-  close: { args: [T.i32], returns: T.i32 },
-  /** int ioctl(int fd, unsigned long request, void *arg);  (variadic, called with a fixed pointer argument) */
-  ioctl: { args: [T.i32, T.u32, T.ptr], returns: T.i32 },
-  /** void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset); */
-  mmap: { args: [T.ptr, T.u64_fast, T.i32, T.i32, T.i32, T.i64_fast], returns: T.ptr },
-  /** int munmap(void *addr, size_t length); */
-  munmap: { args: [T.ptr, T.u64_fast], returns: T.i32 },
-  /** int madvise(void *addr, size_t length, int advice); */
-  madvise: { args: [T.ptr, T.u64_fast, T.i32], returns: T.i32 },
-  /** int mlock(const void *addr, size_t len); */
-  mlock: { args: [T.ptr, T.u64_fast], returns: T.i32 },
-  /** int munlock(const void *addr, size_t len); */
-  munlock: { args: [T.ptr, T.u64_fast], returns: T.i32 },
-  /** int eventfd(unsigned int initval, int flags); */
-  eventfd: { args: [T.u32, T.i32], returns: T.i32 },
-  /** int memfd_create(const char *name, unsigned int flags); */
-  memfd_create: { args: [T.ptr, T.u32], returns: T.i32 },
-  /** int ftruncate(int fd, off_t length); */
-  ftruncate: { args: [T.i32, T.i64_fast], returns: T.i32 },
-  /** int pipe2(int pipefd[2], int flags); */
-  pipe2: { args: [T.ptr, T.i32], returns: T.i32 },
-  /** ssize_t read(int fd, void *buf, size_t count); */
-  read: { args: [T.i32, T.ptr, T.u64_fast], returns: T.i64_fast },
-  /** ssize_t write(int fd, const void *buf, size_t count); */
-  write: { args: [T.i32, T.ptr, T.u64_fast], returns: T.i64_fast },
-  /** ssize_t pread(int fd, void *buf, size_t count, off_t offset); */
-  pread: { args: [T.i32, T.ptr, T.u64_fast, T.i64_fast], returns: T.i64_fast },
-  /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset); */
-  pwrite: { args: [T.i32, T.ptr, T.u64_fast, T.i64_fast], returns: T.i64_fast },
-  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); */
-  poll: { args: [T.ptr, T.u64_fast, T.i32], returns: T.i32 },
-  /** int epoll_create1(int flags); */
-  epoll_create1: { args: [T.i32], returns: T.i32 },
-  /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event); */
-  epoll_ctl: { args: [T.i32, T.i32, T.i32, T.ptr], returns: T.i32 },
-  /** int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout); */
-  epoll_wait: { args: [T.i32, T.ptr, T.i32, T.i32], returns: T.i32 },
-  /** long sysconf(int name); */
-  sysconf: { args: [T.i32], returns: T.i64_fast },
-  /** uid_t getuid(void); */
-  getuid: { args: [], returns: T.u32 },
-  /** uid_t geteuid(void); */
-  geteuid: { args: [], returns: T.u32 },
-  /** pid_t getpid(void); */
-  getpid: { args: [], returns: T.i32 },
-  /** int getrlimit(int resource, struct rlimit *rlim); */
-  getrlimit: { args: [T.i32, T.ptr], returns: T.i32 },
-  /** int flock(int fd, int operation); */
-  flock: { args: [T.i32, T.i32], returns: T.i32 },
-  /** int *__errno_location(void); */
-  __errno_location: { args: [], returns: T.ptr },
+/** The Bun FFI type of each neutral C type of `ffi/symbols.ts` (64-bit integers as `*_fast`: numbers in, out). */
+const BUN_TYPE: Record<CType, unknown> = {
+  i32: T.i32,
+  u32: T.u32,
+  i64: T.i64_fast,
+  u64: T.u64_fast,
+  isize: T.i64_fast,
+  usize: T.u64_fast,
+  ptr: T.ptr,
+  buf: T.ptr,
 };
 
-/** The integer-argument form of ioctl needs its own dlopen under Bun (no symbol aliases). */
-const valueSymbols = {
-  /** int ioctl(int fd, unsigned long request, unsigned long value); */
-  ioctl: { args: [T.i32, T.u32, T.u64_fast], returns: T.i32 },
-};
+/** The Bun declaration of one entry of the libc table. */
+const bunSymbol = (f: CFunction): { args: unknown[]; returns: unknown } => ({
+  args: f.args.map((t) => BUN_TYPE[t]),
+  returns: BUN_TYPE[f.returns],
+});
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...args: any[]) => any;
 
 /** Builds the Bun backend. */
 export function load(): Libc {
-  const s = dlopen("libc.so.6", symbols).symbols as Record<keyof typeof symbols, Fn>;
-  const v = dlopen("libc.so.6", valueSymbols).symbols as Record<keyof typeof valueSymbols, Fn>;
+  // One dlopen for the plain entries; a second signature of a symbol needs a dlopen of its own under Bun, and
+  // the nonblocking entries are Deno's.
+  const entries = Object.entries(LIBC) as [keyof typeof LIBC, CFunction][];
+  const plain = Object.fromEntries(entries.filter(([, f]) => !f.symbol).map(([k, f]) => [k, bunSymbol(f)]));
+  const s = dlopen("libc.so.6", plain).symbols as Record<keyof typeof LIBC, Fn>;
+  for (const [key, f] of entries) {
+    if (f.symbol && !f.nonblocking) s[key] = dlopen("libc.so.6", { [f.symbol]: bunSymbol(f) }).symbols[f.symbol];
+  }
   const errnoView = new Int32Array(toArrayBuffer(s.__errno_location(), 0, 4));
   const encoder = new TextEncoder();
   const cstring = (text: string): Uint8Array => encoder.encode(text + "\0");
-  const EAGAIN = 11, EINTR = 4;
-  const pageSize = s.sysconf(30 /* _SC_PAGESIZE */) as number;
+  const { EAGAIN, EINTR } = ERRNO;
+  const pageSize = s.sysconf(SC_PAGESIZE) as number;
   const num = (address: Address): number => Number(address);
 
   const check = (r: number, call: string, target?: string): number => {
@@ -104,7 +66,7 @@ export function load(): Libc {
     open: (path, flags, mode = 0) => check(s.open(cstring(path), flags, mode), "open", path),
     close: (fd, target) => void check(s.close(fd), "close", target ?? `fd ${fd}`),
     ioctl: (fd, request, arg, target) => check(s.ioctl(fd, request, arg), "ioctl", target),
-    ioctlValue: (fd, request, value, target) => check(v.ioctl(fd, request, value), "ioctl", target),
+    ioctlValue: (fd, request, value, target) => check(s.ioctl_value(fd, request, value), "ioctl", target),
     mmap: (length, prot, flags, fd, offset, target, address = 0n) => {
       const p = s.mmap(address ? num(address) : null, length, prot, flags, fd, offset);
       if (typeof p !== "number") throwErrno("mmap", errnoView[0], { target }); // MAP_FAILED arrives as a bigint

@@ -1,5 +1,6 @@
 /**
- * The libc facade over `Deno.dlopen`. Loaded only under Deno (see `ffi/libc.ts`).
+ * The libc facade over `Deno.dlopen`, of the symbols in `ffi/symbols.ts`. Loaded only under Deno (see
+ * `ffi/libc.ts`).
  *
  * Measured rules this file follows: 64-bit parameters are passed as `bigint`
  * (a JS number costs 30x more), errno is read from a view over `__errno_location()` right after the call,
@@ -7,75 +8,15 @@
  *
  * @module
  */
-import { throwErrno } from "../lib/errors.ts";
+import { ERRNO, throwErrno } from "../lib/errors.ts";
+import { POLLIN, SC_PAGESIZE } from "./constants.ts";
 import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, rlimit } from "./layout.ts";
+import { denoSymbols } from "./symbols.ts";
 import type { Address, Libc, RLimit } from "./types.ts";
-
-/** Every libc symbol vfio-ts uses under Deno, with its C prototype. */
-const symbols = {
-  /** int open(const char *pathname, int flags, mode_t mode); */
-  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-  /** int close(int fd); */
-  close: { parameters: ["i32"], result: "i32" },
-  /** int ioctl(int fd, unsigned long request, void *arg);  (variadic, called with a fixed pointer argument) */
-  ioctl: { parameters: ["i32", "u32", "buffer"], result: "i32" },
-  /** int ioctl(int fd, unsigned long request, unsigned long value);  (the integer-argument form) */
-  ioctl_value: { name: "ioctl", parameters: ["i32", "u32", "u64"], result: "i32" },
-  /** void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset); */
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-  /** int munmap(void *addr, size_t length); */
-  munmap: { parameters: ["pointer", "usize"], result: "i32" },
-  /** int madvise(void *addr, size_t length, int advice); */
-  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-  /** int mlock(const void *addr, size_t len); */
-  mlock: { parameters: ["pointer", "usize"], result: "i32" },
-  /** int munlock(const void *addr, size_t len); */
-  munlock: { parameters: ["pointer", "usize"], result: "i32" },
-  /** int eventfd(unsigned int initval, int flags); */
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  /** int memfd_create(const char *name, unsigned int flags); */
-  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
-  /** int ftruncate(int fd, off_t length); */
-  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
-  /** int pipe2(int pipefd[2], int flags); */
-  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
-  /** ssize_t read(int fd, void *buf, size_t count); */
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** ssize_t write(int fd, const void *buf, size_t count); */
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** ssize_t pread(int fd, void *buf, size_t count, off_t offset); */
-  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  /** ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset); */
-  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
-  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); */
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
-  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout);  (on Deno's FFI thread pool: returns a Promise) */
-  poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  /** int epoll_create1(int flags); */
-  epoll_create1: { parameters: ["i32"], result: "i32" },
-  /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event); */
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  /** int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout); */
-  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
-  /** long sysconf(int name); */
-  sysconf: { parameters: ["i32"], result: "i64" },
-  /** uid_t getuid(void); */
-  getuid: { parameters: [], result: "u32" },
-  /** uid_t geteuid(void); */
-  geteuid: { parameters: [], result: "u32" },
-  /** pid_t getpid(void); */
-  getpid: { parameters: [], result: "i32" },
-  /** int getrlimit(int resource, struct rlimit *rlim); */
-  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  /** int flock(int fd, int operation); */
-  flock: { parameters: ["i32", "i32"], result: "i32" },
-  /** int *__errno_location(void); */
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
 
 /** Builds the Deno backend. */
 export function load(): Libc {
-  const lib = Deno.dlopen("libc.so.6", symbols);
+  const lib = Deno.dlopen("libc.so.6", denoSymbols() satisfies Deno.ForeignLibraryInterface);
   const s = lib.symbols;
   const errnoView = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(s.__errno_location()!, 4));
   const encoder = new TextEncoder();
@@ -84,8 +25,8 @@ export function load(): Libc {
   const bytes = (view: ArrayBufferView): Uint8Array =>
     view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   const MAP_FAILED = 0xffffffffffffffffn;
-  const EAGAIN = 11, EINTR = 4;
-  const pageSize = Number(s.sysconf(30 /* _SC_PAGESIZE */));
+  const { EAGAIN, EINTR } = ERRNO;
+  const pageSize = Number(s.sysconf(SC_PAGESIZE));
 
   const check = (r: number, call: string, target?: string): number => {
     if (r < 0) throwErrno(call, errnoView[0], { target });
@@ -166,7 +107,7 @@ export function load(): Libc {
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(ptr(address)!, length),
     addressOf: (view) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(view)),
     waitReadable: async (fd, timeoutMs) => {
-      const b = new Int32Array([fd, 1 /* POLLIN */]);
+      const b = new Int32Array([fd, POLLIN]);
       const r = await s.poll_async(new Uint8Array(b.buffer), 1n, timeoutMs);
       return r > 0 && ((b[1] >>> 16) & 1) !== 0;
     },
