@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { O_CLOEXEC, O_RDWR } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import {
@@ -37,6 +37,7 @@ import {
   VfioError,
 } from "./errors.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
+import { openFds, processName, quietly } from "./sysfs/proc_scan.ts";
 
 /** Options of {@linkcode nodeHolders}. */
 export interface NodeHoldersOptions {
@@ -58,43 +59,16 @@ export interface NodeHoldersOptions {
  */
 export function nodeHolders(node: string, options: NodeHoldersOptions = {}): NodeHolder[] {
   const proc = options.proc ?? "/proc";
-  let rdev: number | bigint | null = null;
-  try {
-    const st = statSync(node);
-    if (st.isCharacterDevice()) rdev = st.rdev;
-  } catch { /* compare by path only */ }
-  let pids: string[];
-  try {
-    pids = readdirSync(proc).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(a) - Number(b));
-  } catch {
-    return [];
+  const st = quietly(() => statSync(node), null); // without a device number, compare by path only
+  const rdev = st?.isCharacterDevice() ? st.rdev : null;
+  const holding = new Set<number>();
+  for (const { pid, fdPath, target } of openFds(proc)) {
+    if (pid === options.exceptPid || holding.has(pid)) continue;
+    const same = target === node ||
+      (rdev !== null && target.startsWith("/dev/") && quietly(() => statSync(fdPath).rdev === rdev, false));
+    if (same) holding.add(pid);
   }
-  const holders: NodeHolder[] = [];
-  for (const pid of pids) {
-    if (Number(pid) === options.exceptPid) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`${proc}/${pid}/fd`);
-    } catch {
-      continue; // gone, or not ours to look at
-    }
-    const holds = fds.some((fd) => {
-      try {
-        const target = readlinkSync(`${proc}/${pid}/fd/${fd}`);
-        if (target === node) return true;
-        return rdev !== null && target.startsWith("/dev/") && statSync(`${proc}/${pid}/fd/${fd}`).rdev === rdev;
-      } catch {
-        return false;
-      }
-    });
-    if (!holds) continue;
-    let name = "?";
-    try {
-      name = readFileSync(`${proc}/${pid}/comm`, "utf8").trim() || "?";
-    } catch { /* keep "?" */ }
-    holders.push({ pid: Number(pid), name });
-  }
-  return holders;
+  return [...holding].map((pid) => ({ pid, name: processName(proc, pid) }));
 }
 
 /** What `VFIO_GROUP_GET_STATUS` says. */

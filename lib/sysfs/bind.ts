@@ -18,7 +18,7 @@
  * @module
  */
 
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import { NoiommuError, VfioError } from "../errors.ts";
 import type { PciAddress } from "../pci_address.ts";
@@ -30,6 +30,7 @@ import { lockDevice, type LockOptions } from "./lock.ts";
 import { modprobe } from "./modprobe.ts";
 import { noiommuStatus } from "./noiommu.ts";
 import { pciDevice, type PciDeviceInfo } from "./pci.ts";
+import { openFds, processName } from "./proc_scan.ts";
 
 export { type DriverRecord, recordedDriver } from "./driver_record.ts";
 
@@ -118,7 +119,7 @@ function checkedDevice(address: string | PciAddress, options: SysfsOptions): Pci
 export interface VfioHolder {
   /** Process id. */
   readonly pid: number;
-  /** Its command name (`/proc/<pid>/comm`). */
+  /** Its command name (`/proc/<pid>/comm`), `?` when it exited meanwhile. */
   readonly command: string;
   /** The node it holds: the group (`/dev/vfio/7`, `/dev/vfio/noiommu-0`) or the cdev (`/dev/vfio/devices/vfio0`). */
   readonly path: string;
@@ -144,45 +145,15 @@ export function vfioHolders(address: string | PciAddress, options: SysfsOptions 
   if (info.vfioDevice !== null) nodes.add(`/dev/vfio/devices/${info.vfioDevice}`);
   if (nodes.size === 0) return [];
   const proc = hostPath(options, "/proc");
-  const holders: VfioHolder[] = [];
-  let pids: string[] = [];
-  try {
-    pids = readdirSync(proc).filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
-  } catch {
-    return [];
-  }
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(join(proc, pid, "fd"));
-    } catch {
-      continue; // gone, or not ours to look at
-    }
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = readlinkSync(join(proc, pid, "fd", fd));
-      } catch {
-        continue;
-      }
-      if (!nodes.has(target)) continue;
-      let command = "";
-      try {
-        command = readFileSync(join(proc, pid, "comm"), "utf8").trim();
-      } catch {
-        // exited meanwhile
-      }
-      holders.push({ pid: Number(pid), command, path: target });
-    }
-  }
-  return holders;
+  return [...openFds(proc)].filter((fd) => nodes.has(fd.target))
+    .map((fd) => ({ pid: fd.pid, command: processName(proc, fd.pid), path: fd.target }));
 }
 
 function refuseWhileHeld(info: PciDeviceInfo, options: SysfsOptions): void {
   if (info.driver !== VFIO_PCI) return;
   const holders = vfioHolders(info.address, options);
   if (holders.length === 0) return;
-  const who = holders.map((h) => `pid ${h.pid} (${h.command || "?"}) holds ${h.path}`).join(", ");
+  const who = holders.map((h) => `pid ${h.pid} (${h.command}) holds ${h.path}`).join(", ");
   throw new VfioError(`${info.address} is in use through VFIO: ${who}; unbinding it would block until they let go`, {
     remedy: "close the device (and its group) in those processes first, or stop them",
   });

@@ -87,6 +87,53 @@ export function quietly<T>(read: () => T, fallback: T): T {
 const list = (dir: string): string[] => quietly(() => readdirSync(dir), []);
 const link = (path: string): string | null => quietly(() => readlinkSync(path), null);
 
+/** One open file of one process: its `/proc/PID/fd/N` entry and the text of that link. */
+export interface OpenFd {
+  /** The process. */
+  readonly pid: number;
+  /** The fd's entry, `/proc/PID/fd/N` (`stat` it to reach the open file itself). */
+  readonly fdPath: string;
+  /** Where the link points (`/dev/vfio/3`, `socket:[123]` …). */
+  readonly target: string;
+}
+
+/**
+ * The ids of the processes under `proc` (the `/proc` directory), ascending.
+ *
+ * ```ts
+ * import { processIds } from "./proc_scan.ts";
+ * console.log(processIds("/proc")[0]); // 1
+ * ```
+ */
+export function processIds(proc: string): number[] {
+  return list(proc).filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
+}
+
+/** A process's name from `PROC/PID/comm`, or `"?"` when it exited or may not be read. */
+export function processName(proc: string, pid: number): string {
+  return quietly(() => readFileSync(join(proc, String(pid), "comm"), "utf8").trim(), "") || "?";
+}
+
+/**
+ * The one `/proc/PID/fd` scanner: every open fd of every process (of `pids`, default all, ascending), with its
+ * link. Processes that exit meanwhile, or that this one may not inspect, are passed over.
+ *
+ * ```ts
+ * import { openFds } from "./proc_scan.ts";
+ * for (const fd of openFds("/proc")) if (fd.target.startsWith("/dev/vfio/")) console.log(fd.pid, fd.target);
+ * ```
+ */
+export function* openFds(proc: string, pids: readonly number[] = processIds(proc)): Generator<OpenFd> {
+  for (const pid of pids) {
+    const dir = join(proc, String(pid), "fd");
+    for (const fd of list(dir)) {
+      const fdPath = join(dir, fd);
+      const target = link(fdPath);
+      if (target !== null) yield { pid, fdPath, target };
+    }
+  }
+}
+
 /** Undoes the octal escapes of mountinfo and /proc/swaps (`\040` is a space). */
 export function unescapeProc(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -193,7 +240,7 @@ export class SystemScan {
 
   /** Every process id, ascending. */
   get pids(): readonly number[] {
-    this.#pids ??= list(this.#proc).filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
+    this.#pids ??= processIds(this.#proc);
     return this.#pids;
   }
 
@@ -259,20 +306,15 @@ export class SystemScan {
     if (this.#openers !== undefined) return this.#openers;
     const out = new Map<string, OpenNode[]>();
     const fakeRoot = hostPath(this.#options, "/") !== "/";
-    for (const pid of this.pids) {
-      if (pid === process.pid) continue;
-      const dir = join(this.#proc, String(pid), "fd");
-      for (const fd of list(dir)) {
-        const target = link(join(dir, fd));
-        // another mount namespace's /dev reads as a path from that namespace's root (`/newroot/dev/nvme0n1`)
-        if (target === null || !/^\/(.*\/)?dev\//.test(target)) continue;
-        const keys = fakeRoot ? nodeKeys(target, this.#options) : statKey(join(dir, fd));
-        if (keys.length === 0 && target.startsWith("/dev/")) keys.push(`n:${target.slice(5)}`);
-        for (const key of new Set(keys)) {
-          const users = out.get(key) ?? [];
-          if (!users.some((u) => u.process.pid === pid)) users.push({ path: target, process: this.process(pid) });
-          out.set(key, users);
-        }
+    for (const { pid, fdPath, target } of openFds(this.#proc, this.pids)) {
+      // another mount namespace's /dev reads as a path from that namespace's root (`/newroot/dev/nvme0n1`)
+      if (pid === process.pid || !/^\/(.*\/)?dev\//.test(target)) continue;
+      const keys = fakeRoot ? nodeKeys(target, this.#options) : statKey(fdPath);
+      if (keys.length === 0 && target.startsWith("/dev/")) keys.push(`n:${target.slice(5)}`);
+      for (const key of new Set(keys)) {
+        const users = out.get(key) ?? [];
+        if (!users.some((u) => u.process.pid === pid)) users.push({ path: target, process: this.process(pid) });
+        out.set(key, users);
       }
     }
     this.#openers = out;

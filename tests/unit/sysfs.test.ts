@@ -427,7 +427,7 @@ describe("VFIO holders", () => {
     link("/proc/4243/fd/3", "/dev/vfio/devices/vfio0");
     assert.deepEqual(vfioHolders("0000:00:03.0", { root }), [
       { pid: 4242, command: "deno", path: "/dev/vfio/3" },
-      { pid: 4243, command: "", path: "/dev/vfio/devices/vfio0" },
+      { pid: 4243, command: "?", path: "/dev/vfio/devices/vfio0" },
     ]);
     assert.deepEqual(vfioHolders("0000:00:05.0", { root }), []);
     assert.throws(() => unbind("0000:00:03.0", { root }), (e: unknown) => {
