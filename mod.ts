@@ -18,6 +18,7 @@ export {
   type Capability,
   type CapabilityList,
   capabilityName,
+  CapabilityView,
   type ConfigReader,
   configReaderFromBytes,
   findCapability,

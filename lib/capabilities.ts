@@ -263,6 +263,38 @@ function field(value: number, mask: number): number {
 }
 
 /**
+ * A capability structure in config space at `offset`, read live: what {@linkcode MsiCapability},
+ * {@linkcode MsixCapability}, {@linkcode PciExpressCapability} and {@linkcode PowerManagementCapability} are
+ * built on.
+ *
+ * ```ts
+ * import { type CapabilityView, MsiCapability, type ConfigReader } from "@vfio-ts/vfio";
+ * declare const cfg: ConfigReader;
+ * const cap: CapabilityView = new MsiCapability(cfg, 0x50);
+ * console.log(cap.offset);
+ * ```
+ */
+export abstract class CapabilityView {
+  /** The config space it reads. */
+  protected readonly cfg: ConfigReader;
+  /** Offset of the capability in config space. */
+  readonly offset: number;
+  /** Views the capability at `offset`. */
+  constructor(cfg: ConfigReader, offset: number) {
+    this.cfg = cfg;
+    this.offset = offset;
+  }
+  /** The 16-bit register `at` bytes into the capability. */
+  protected read16(at: number): number {
+    return this.cfg.read16(this.offset + at);
+  }
+  /** The 32-bit register `at` bytes into the capability. */
+  protected read32(at: number): number {
+    return this.cfg.read32(this.offset + at);
+  }
+}
+
+/**
  * A live, read-only view of an MSI capability (each getter reads config space). The enable bits are virtualised
  * by vfio-pci: turn interrupts on with VFIO_DEVICE_SET_IRQS, not by writing them.
  *
@@ -273,18 +305,10 @@ function field(value: number, mask: number): number {
  * console.log(msi.multipleMessageCapable, msi.is64Bit, msi.perVectorMasking);
  * ```
  */
-export class MsiCapability {
-  readonly #cfg: ConfigReader;
-  /** Offset of the capability in config space. */
-  readonly offset: number;
-  /** Views the MSI capability at `offset`. */
-  constructor(cfg: ConfigReader, offset: number) {
-    this.#cfg = cfg;
-    this.offset = offset;
-  }
+export class MsiCapability extends CapabilityView {
   /** The message control register. */
   get control(): number {
-    return this.#cfg.read16(this.offset + PCI_MSI_FLAGS);
+    return this.read16(PCI_MSI_FLAGS);
   }
   /** MSI enabled. */
   get enabled(): boolean {
@@ -318,18 +342,10 @@ export class MsiCapability {
  * console.log(`${msix.tableSize} vectors, table in BAR${msix.tableBir} at 0x${msix.tableOffset.toString(16)}`);
  * ```
  */
-export class MsixCapability {
-  readonly #cfg: ConfigReader;
-  /** Offset of the capability in config space. */
-  readonly offset: number;
-  /** Views the MSI-X capability at `offset`. */
-  constructor(cfg: ConfigReader, offset: number) {
-    this.#cfg = cfg;
-    this.offset = offset;
-  }
+export class MsixCapability extends CapabilityView {
   /** The message control register. */
   get control(): number {
-    return this.#cfg.read16(this.offset + PCI_MSIX_FLAGS);
+    return this.read16(PCI_MSIX_FLAGS);
   }
   /** Number of table entries, i.e. of vectors. */
   get tableSize(): number {
@@ -345,19 +361,19 @@ export class MsixCapability {
   }
   /** The BAR (BIR) that holds the vector table. */
   get tableBir(): number {
-    return this.#cfg.read32(this.offset + PCI_MSIX_TABLE) & PCI_MSIX_TABLE_BIR;
+    return this.read32(PCI_MSIX_TABLE) & PCI_MSIX_TABLE_BIR;
   }
   /** Offset of the vector table within its BAR. */
   get tableOffset(): number {
-    return (this.#cfg.read32(this.offset + PCI_MSIX_TABLE) & PCI_MSIX_TABLE_OFFSET) >>> 0;
+    return (this.read32(PCI_MSIX_TABLE) & PCI_MSIX_TABLE_OFFSET) >>> 0;
   }
   /** The BAR (BIR) that holds the pending-bit array. */
   get pbaBir(): number {
-    return this.#cfg.read32(this.offset + PCI_MSIX_PBA) & PCI_MSIX_PBA_BIR;
+    return this.read32(PCI_MSIX_PBA) & PCI_MSIX_PBA_BIR;
   }
   /** Offset of the pending-bit array within its BAR. */
   get pbaOffset(): number {
-    return (this.#cfg.read32(this.offset + PCI_MSIX_PBA) & PCI_MSIX_PBA_OFFSET) >>> 0;
+    return (this.read32(PCI_MSIX_PBA) & PCI_MSIX_PBA_OFFSET) >>> 0;
   }
 }
 
@@ -381,18 +397,10 @@ const LINK_SPEEDS: ReadonlyMap<number, number> = new Map([
  * console.log(exp.typeName, `x${exp.linkWidth} @ ${exp.linkSpeed} GT/s`, exp.maxPayload);
  * ```
  */
-export class PciExpressCapability {
-  readonly #cfg: ConfigReader;
-  /** Offset of the capability in config space. */
-  readonly offset: number;
-  /** Views the PCI Express capability at `offset`. */
-  constructor(cfg: ConfigReader, offset: number) {
-    this.#cfg = cfg;
-    this.offset = offset;
-  }
+export class PciExpressCapability extends CapabilityView {
   /** The PCI Express capabilities register. */
   get flags(): number {
-    return this.#cfg.read16(this.offset + PCI_EXP_FLAGS);
+    return this.read16(PCI_EXP_FLAGS);
   }
   /** Capability version (1 or 2). */
   get version(): number {
@@ -408,35 +416,35 @@ export class PciExpressCapability {
   }
   /** Max payload size supported, in bytes. */
   get maxPayloadSupported(): number {
-    return 128 << field(this.#cfg.read32(this.offset + PCI_EXP_DEVCAP), PCI_EXP_DEVCAP_PAYLOAD);
+    return 128 << field(this.read32(PCI_EXP_DEVCAP), PCI_EXP_DEVCAP_PAYLOAD);
   }
   /** Function-level reset supported. */
   get flr(): boolean {
-    return (this.#cfg.read32(this.offset + PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR) !== 0;
+    return (this.read32(PCI_EXP_DEVCAP) & PCI_EXP_DEVCAP_FLR) !== 0;
   }
   /** Max payload size currently set, in bytes. */
   get maxPayload(): number {
-    return 128 << field(this.#cfg.read16(this.offset + PCI_EXP_DEVCTL), PCI_EXP_DEVCTL_PAYLOAD);
+    return 128 << field(this.read16(PCI_EXP_DEVCTL), PCI_EXP_DEVCTL_PAYLOAD);
   }
   /** Max read request size currently set, in bytes. */
   get maxReadRequest(): number {
-    return 128 << field(this.#cfg.read16(this.offset + PCI_EXP_DEVCTL), PCI_EXP_DEVCTL_READRQ);
+    return 128 << field(this.read16(PCI_EXP_DEVCTL), PCI_EXP_DEVCTL_READRQ);
   }
   /** Max link speed in GT/s (link capabilities). */
   get maxLinkSpeed(): number {
-    return LINK_SPEEDS.get(this.#cfg.read32(this.offset + PCI_EXP_LNKCAP) & PCI_EXP_LNKCAP_SLS) ?? 0;
+    return LINK_SPEEDS.get(this.read32(PCI_EXP_LNKCAP) & PCI_EXP_LNKCAP_SLS) ?? 0;
   }
   /** Max link width in lanes (link capabilities). */
   get maxLinkWidth(): number {
-    return field(this.#cfg.read32(this.offset + PCI_EXP_LNKCAP), PCI_EXP_LNKCAP_MLW);
+    return field(this.read32(PCI_EXP_LNKCAP), PCI_EXP_LNKCAP_MLW);
   }
   /** Current link speed in GT/s (link status). */
   get linkSpeed(): number {
-    return LINK_SPEEDS.get(this.#cfg.read16(this.offset + PCI_EXP_LNKSTA) & PCI_EXP_LNKSTA_CLS) ?? 0;
+    return LINK_SPEEDS.get(this.read16(PCI_EXP_LNKSTA) & PCI_EXP_LNKSTA_CLS) ?? 0;
   }
   /** Negotiated link width in lanes (link status). */
   get linkWidth(): number {
-    return field(this.#cfg.read16(this.offset + PCI_EXP_LNKSTA), PCI_EXP_LNKSTA_NLW);
+    return field(this.read16(PCI_EXP_LNKSTA), PCI_EXP_LNKSTA_NLW);
   }
 }
 
@@ -450,22 +458,14 @@ export class PciExpressCapability {
  * console.log(pm.version, pm.powerStateName); // 3 "D0"
  * ```
  */
-export class PowerManagementCapability {
-  readonly #cfg: ConfigReader;
-  /** Offset of the capability in config space. */
-  readonly offset: number;
-  /** Views the Power Management capability at `offset`. */
-  constructor(cfg: ConfigReader, offset: number) {
-    this.#cfg = cfg;
-    this.offset = offset;
-  }
+export class PowerManagementCapability extends CapabilityView {
   /** Version of the PM specification the function complies with. */
   get version(): number {
-    return this.#cfg.read16(this.offset + PCI_PM_PMC) & PCI_PM_CAP_VER_MASK;
+    return this.read16(PCI_PM_PMC) & PCI_PM_CAP_VER_MASK;
   }
   /** Current power state: 0 = D0, 1 = D1, 2 = D2, 3 = D3hot. */
   get powerState(): number {
-    return this.#cfg.read16(this.offset + PCI_PM_CTRL) & PCI_PM_CTRL_STATE_MASK;
+    return this.read16(PCI_PM_CTRL) & PCI_PM_CTRL_STATE_MASK;
   }
   /** `"D0"`, `"D1"`, `"D2"` or `"D3hot"`. */
   get powerStateName(): string {
@@ -474,6 +474,6 @@ export class PowerManagementCapability {
   }
   /** The function keeps its state across D3hot → D0 (No_Soft_Reset). */
   get noSoftReset(): boolean {
-    return (this.#cfg.read16(this.offset + PCI_PM_CTRL) & PCI_PM_CTRL_NO_SOFT_RESET) !== 0;
+    return (this.read16(PCI_PM_CTRL) & PCI_PM_CTRL_NO_SOFT_RESET) !== 0;
   }
 }
