@@ -12,9 +12,10 @@
 import { dlopen, FFIType as T, ptr as bunPtr, toArrayBuffer } from "bun:ffi";
 import { ERRNO, throwErrno } from "../lib/errors.ts";
 import { SC_PAGESIZE } from "./constants.ts";
-import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, rlimit } from "./layout.ts";
+import { eventCalls } from "./event_calls.ts";
+import { rlimit } from "./layout.ts";
 import { type CFunction, type CType, LIBC } from "./symbols.ts";
-import type { Address, Libc, PollFd, RLimit } from "./types.ts";
+import type { Address, Libc, RLimit } from "./types.ts";
 import { waitReadableInWorker } from "./wait_worker.ts";
 
 /** The Bun FFI type of each neutral C type of `ffi/symbols.ts` (64-bit integers as `*_fast`: numbers in, out). */
@@ -51,7 +52,7 @@ export function load(): Libc {
   const errnoView = new Int32Array(toArrayBuffer(s.__errno_location(), 0, 4));
   const encoder = new TextEncoder();
   const cstring = (text: string): Uint8Array => encoder.encode(text + "\0");
-  const { EAGAIN, EINTR } = ERRNO;
+  const { EAGAIN } = ERRNO;
   const pageSize = s.sysconf(SC_PAGESIZE) as number;
   const num = (address: Address): number => Number(address);
 
@@ -96,24 +97,16 @@ export function load(): Libc {
     },
     pread: (fd, buf, offset, target) => check(s.pread(fd, buf, buf.byteLength, offset), "pread", target),
     pwrite: (fd, buf, offset, target) => check(s.pwrite(fd, buf, buf.byteLength, offset), "pwrite", target),
-    poll: (fds: PollFd[], timeoutMs) => {
-      const b = pollFds(fds);
-      const r = s.poll(b, fds.length, timeoutMs);
-      if (r < 0 && errnoView[0] === EINTR) return 0;
-      check(r, "poll");
-      pollRevents(fds, b);
-      return r;
-    },
-    epollCreate: (flags) => check(s.epoll_create1(flags), "epoll_create1"),
-    epollCtl: (epfd, op, fd, events, data) =>
-      void check(s.epoll_ctl(epfd, op, fd, epollEvent(events, data)), "epoll_ctl", `fd ${fd}`),
-    epollWait: (epfd, maxEvents, timeoutMs) => {
-      const buf = new Uint8Array(EPOLL_EVENT_SIZE * maxEvents);
-      const r = s.epoll_wait(epfd, buf, maxEvents, timeoutMs);
-      if (r < 0 && errnoView[0] === EINTR) return [];
-      check(r, "epoll_wait");
-      return epollTags(buf, r);
-    },
+    ...eventCalls(
+      {
+        poll: (b, count, timeoutMs) => s.poll(b, count, timeoutMs),
+        epollCreate1: (flags) => s.epoll_create1(flags),
+        epollCtl: (epfd, op, fd, event) => s.epoll_ctl(epfd, op, fd, event),
+        epollWait: (epfd, events, maxEvents, timeoutMs) => s.epoll_wait(epfd, events, maxEvents, timeoutMs),
+      },
+      () => errnoView[0],
+      check,
+    ),
     sysconf: (name) => s.sysconf(name),
     getuid: () => s.getuid(),
     geteuid: () => s.geteuid(),

@@ -10,7 +10,8 @@
  */
 import { ERRNO, throwErrno } from "../lib/errors.ts";
 import { POLLIN, SC_PAGESIZE } from "./constants.ts";
-import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, rlimit } from "./layout.ts";
+import { eventCalls } from "./event_calls.ts";
+import { rlimit } from "./layout.ts";
 import { denoSymbols } from "./symbols.ts";
 import type { Address, Libc, RLimit } from "./types.ts";
 
@@ -25,7 +26,7 @@ export function load(): Libc {
   const bytes = (view: ArrayBufferView): Uint8Array =>
     view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   const MAP_FAILED = 0xffffffffffffffffn;
-  const { EAGAIN, EINTR } = ERRNO;
+  const { EAGAIN } = ERRNO;
   const pageSize = Number(s.sysconf(SC_PAGESIZE));
 
   const check = (r: number, call: string, target?: string): number => {
@@ -72,24 +73,16 @@ export function load(): Libc {
       check(Number(s.pread(fd, bytes(buf), BigInt(buf.byteLength), BigInt(offset))), "pread", target),
     pwrite: (fd, buf, offset, target) =>
       check(Number(s.pwrite(fd, bytes(buf), BigInt(buf.byteLength), BigInt(offset))), "pwrite", target),
-    poll: (fds, timeoutMs) => {
-      const b = pollFds(fds);
-      const r = s.poll(new Uint8Array(b.buffer), BigInt(fds.length), timeoutMs);
-      if (r < 0 && errnoView[0] === EINTR) return 0;
-      check(r, "poll");
-      pollRevents(fds, b);
-      return r;
-    },
-    epollCreate: (flags) => check(s.epoll_create1(flags), "epoll_create1"),
-    epollCtl: (epfd, op, fd, events, data) =>
-      void check(s.epoll_ctl(epfd, op, fd, epollEvent(events, data)), "epoll_ctl", `fd ${fd}`),
-    epollWait: (epfd, maxEvents, timeoutMs) => {
-      const buf = new Uint8Array(EPOLL_EVENT_SIZE * maxEvents);
-      const r = s.epoll_wait(epfd, buf, maxEvents, timeoutMs);
-      if (r < 0 && errnoView[0] === EINTR) return [];
-      check(r, "epoll_wait");
-      return epollTags(buf, r);
-    },
+    ...eventCalls(
+      {
+        poll: (b, count, timeoutMs) => s.poll(new Uint8Array(b.buffer), BigInt(count), timeoutMs),
+        epollCreate1: (flags) => s.epoll_create1(flags),
+        epollCtl: (epfd, op, fd, event) => s.epoll_ctl(epfd, op, fd, event),
+        epollWait: (epfd, events, maxEvents, timeoutMs) => s.epoll_wait(epfd, events, maxEvents, timeoutMs),
+      },
+      () => errnoView[0],
+      check,
+    ),
     sysconf: (name) => Number(s.sysconf(name)),
     getuid: () => s.getuid(),
     geteuid: () => s.geteuid(),
