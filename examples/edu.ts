@@ -10,10 +10,8 @@
  * Exits non-zero when any check fails.
  * @module
  */
-import process from "node:process";
-import { parseArgs } from "node:util";
 import { findPciDevices, IrqIndex, openDevice, VfioError } from "../mod.ts";
-import { Checks, runChecks } from "./harness.ts";
+import { programArgs, runChecks } from "./harness.ts";
 
 // edu registers (BAR0)
 const ID = 0x00; // 0xRRrr00ed: major, minor, 0x00ed
@@ -30,19 +28,10 @@ const DMA_CMD = 0x98; // bit 0 start/busy, bit 1 direction (1 = device -> RAM), 
 const DEVICE_BUFFER = 0x40000n; // edu's 4 KiB buffer in its DMA address space
 const DMA_BYTES = 2048; // QEMU 7.2's edu rejects a transfer of its whole buffer (an off-by-one)
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { noiommu: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
-});
-if (values.help) {
-  console.log(
-    "usage: edu.ts [address] [--noiommu] [--json]\n  address: the edu device (default: the first 1234:11e8)\n" +
-      "  --json: the checks as one JSON object on stdout",
-  );
-  process.exit(0);
-}
-
-const checks = new Checks({ json: values.json });
+const USAGE =
+  "usage: edu.ts [address] [--noiommu] [--json]\n  address: the edu device (default: the first 1234:11e8)\n" +
+  "  --json: the checks as one JSON object on stdout";
+const { values, positionals, checks } = programArgs(USAGE, { noiommu: { type: "boolean" } });
 const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 async function until(done: () => boolean, what: string, timeoutMs = 5000): Promise<void> {

@@ -13,10 +13,8 @@
  * `--count` frames were not forwarded within `--timeout` seconds, or when frames had to be dropped.
  * @module
  */
-import process from "node:process";
-import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
-import { Checks, intOption, runChecks } from "./harness.ts";
+import { intOption, programArgs, runChecks } from "./harness.ts";
 import { Backoff, type Nic, type Packet } from "./nic/nic.ts";
 import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
 
@@ -30,26 +28,15 @@ const USAGE = `usage: fwd.ts <port-a> <port-b> [options]
   --noiommu          open the devices in no-IOMMU mode
   --json             print the checks as one JSON object (the rest goes to stderr)`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    batch: { type: "string", default: "32" },
-    count: { type: "string", default: "0" },
-    timeout: { type: "string", default: "60" },
-    hugepages: { type: "string" },
-    busy: { type: "boolean" },
-    noiommu: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  },
+const { values, positionals, checks } = programArgs(USAGE, {
+  batch: { type: "string", default: "32" },
+  count: { type: "string", default: "0" },
+  timeout: { type: "string", default: "60" },
+  hugepages: { type: "string" },
+  busy: { type: "boolean" },
+  noiommu: { type: "boolean" },
 });
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-
 const int = intOption;
-const checks = new Checks({ json: values.json });
 const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 /** One direction: counts what it forwarded and what it had to drop (transmit ring full). */

@@ -13,6 +13,7 @@
  * @module
  */
 import process from "node:process";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { VfioError } from "../mod.ts";
 
 /** Parses `--name text` as an integer in `min..max`, or throws a `VfioError` saying the range. */
@@ -88,4 +89,39 @@ export async function runChecks(name: string, checks: Checks, main: () => Promis
   } else if (error !== undefined) console.error(`${name}: ${error}`);
   else console.log(checks.summary());
   process.exitCode = checks.failures ? 1 : 0;
+}
+
+type ParseArgsOptionConfig = NonNullable<ParseArgsConfig["options"]>[string];
+/** The values `parseArgs` gives for `options` (strings, booleans, or undefined when absent). */
+export type ParsedValues<T extends Record<string, ParseArgsOptionConfig>> = {
+  [K in keyof T]: T[K] extends { type: "boolean" } ? boolean | undefined
+    : T[K] extends { default: string } ? string
+    : string | undefined;
+};
+
+/** The options every example program takes besides its own: `--json` and `--help`. */
+const COMMON_OPTIONS = {
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * Parses the command line for a program with `options` plus `--json` and `--help` (which prints `usage` and
+ * exits), and starts its check list (`--json` decides how it reports).
+ *
+ * ```ts ignore
+ * const { values, positionals, checks } = programArgs(USAGE, { batch: { type: "string", default: "32" } });
+ * ```
+ */
+export function programArgs<T extends Record<string, ParseArgsOptionConfig>>(
+  usage: string,
+  options: T,
+): { values: ParsedValues<T & typeof COMMON_OPTIONS>; positionals: string[]; checks: Checks } {
+  const parsed = parseArgs({ allowPositionals: true, options: { ...options, ...COMMON_OPTIONS } });
+  const values = parsed.values as unknown as ParsedValues<T & typeof COMMON_OPTIONS>;
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return { values, positionals: parsed.positionals, checks: new Checks({ json: values.json === true }) };
 }

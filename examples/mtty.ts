@@ -12,8 +12,6 @@
  * Needs root and the mtty module (`modprobe mtty`). Exits non-zero when any check fails.
  * @module
  */
-import process from "node:process";
-import { parseArgs } from "node:util";
 import {
   createMdev,
   IrqIndex,
@@ -24,7 +22,7 @@ import {
   type Region,
   removeMdev,
 } from "../mod.ts";
-import { Checks, runChecks } from "./harness.ts";
+import { programArgs, runChecks } from "./harness.ts";
 
 // 16550 registers (offsets in BAR0, one byte each) and the bits used here
 const RBR_THR = 0; // read: receive buffer; write: transmit holding register
@@ -40,26 +38,15 @@ const LSR = 5; // line status
 const LSR_DR = 0x01; //   data ready
 const MTTY_ID = 0x3253_4348; // device:vendor dword at config offset 0
 
-const { values } = parseArgs({
-  options: {
-    parent: { type: "string", default: "mtty" },
-    type: { type: "string", default: "mtty-2" },
-    iommu: { type: "string", default: "auto" },
-    keep: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  },
+const USAGE = "usage: mtty.ts [--parent mtty] [--type mtty-1|mtty-2] [--iommu auto|type1|iommufd|iommufd-compat]\n" +
+  "  [--keep] [--json]\n" +
+  "  creates a mediated device, exercises its UART and interrupts, removes it (--keep leaves it)";
+const { values, checks } = programArgs(USAGE, {
+  parent: { type: "string", default: "mtty" },
+  type: { type: "string", default: "mtty-2" },
+  iommu: { type: "string", default: "auto" },
+  keep: { type: "boolean" },
 });
-if (values.help) {
-  console.log(
-    "usage: mtty.ts [--parent mtty] [--type mtty-1|mtty-2] [--iommu auto|type1|iommufd|iommufd-compat] [--keep]\n" +
-      "  [--json]\n" +
-      "  creates a mediated device, exercises its UART and interrupts, removes it (--keep leaves it)",
-  );
-  process.exit(0);
-}
-
-const checks = new Checks({ json: values.json });
 const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 function send(uart: Region, text: string): void {

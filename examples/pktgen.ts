@@ -12,10 +12,8 @@
  * fails: a frame lost, duplicated, out of order or damaged, or the device's counters disagreeing with the count.
  * @module
  */
-import process from "node:process";
-import { parseArgs } from "node:util";
 import { reserveHugepages, VfioError } from "../mod.ts";
-import { Checks, intOption, runChecks } from "./harness.ts";
+import { intOption, programArgs, runChecks } from "./harness.ts";
 import { FrameWriter, SequenceChecker } from "./nic/frame.ts";
 import { Backoff, type Packet, parseMac } from "./nic/nic.ts";
 import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
@@ -34,30 +32,19 @@ const USAGE = `usage: pktgen.ts <tx-port> [--verify <rx-port>] [options]
   --noiommu          open the devices in no-IOMMU mode
   --json             print the checks as one JSON object (the rest goes to stderr)`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    verify: { type: "string" },
-    size: { type: "string", default: "60" },
-    batch: { type: "string", default: "32" },
-    count: { type: "string", default: "10000" },
-    window: { type: "string", default: "128" },
-    "dst-mac": { type: "string" },
-    timeout: { type: "string", default: "5" },
-    hugepages: { type: "string" },
-    busy: { type: "boolean" },
-    noiommu: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  },
+const { values, positionals, checks } = programArgs(USAGE, {
+  verify: { type: "string" },
+  size: { type: "string", default: "60" },
+  batch: { type: "string", default: "32" },
+  count: { type: "string", default: "10000" },
+  window: { type: "string", default: "128" },
+  "dst-mac": { type: "string" },
+  timeout: { type: "string", default: "5" },
+  hugepages: { type: "string" },
+  busy: { type: "boolean" },
+  noiommu: { type: "boolean" },
 });
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-
 const int = intOption;
-const checks = new Checks({ json: values.json });
 const check = (ok: boolean, what: string): void => checks.check(ok, what);
 
 const rate = (n: number, ms: number): string => `${Math.round(n / (ms / 1000))} pps`;
