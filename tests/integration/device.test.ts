@@ -154,6 +154,27 @@ describe("openDevice on edu", { skip: skipIf(guest.edu, "edu", "openDevice on ed
     assert.equal(again.bar(0).read32(EDU_ID), 0x010000ed);
   });
 
+  it("what the user closes is released at once and forgotten by the device; the device closes the rest", () => {
+    const fds = fdCount();
+    using dev = open();
+    const kept = dev.allocDma(4096, { hugepages: "never" });
+    const keptAt = kept.vaddr;
+    for (let i = 0; i < 200; i++) {
+      const buf = dev.allocDma(4096, { hugepages: "never" });
+      const at = buf.vaddr;
+      buf.close();
+      assert.equal(mapped(at), false, "a buffer the user closes is unmapped at once");
+    }
+    const irqs = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+    irqs.close();
+    assert.equal(irqs.closed, true);
+    using again = dev.enableIrqs(IrqIndex.MSI, { count: 1 }); // the index is free again after the user's close
+    dev.close(); // closes `kept` and `again`, nothing twice, and reports no error
+    assert.equal(again.closed, true);
+    assert.equal(mapped(keptAt), false, "the buffer the user kept is unmapped with the device");
+    assert.equal(fdCount(), fds, "no fd leaked");
+  });
+
   it("bad input gets typed errors", () => {
     assert.throws(() => openDevice("00:zz.0"), InvalidAddressError);
     assert.throws(() => openDevice("0000:00:1f.6"), InvalidAddressError);
