@@ -75,6 +75,9 @@ class Shared<T extends Owned> implements Owned {
       this.value.close();
     }
   }
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
 /** An IOMMU context shared by devices: the container or iommufd, and the mapper of its IOVA space. */
@@ -193,14 +196,6 @@ function acquireGroup(n: number, noiommu: boolean, devDir: string): Shared<Group
   return shared;
 }
 
-function closeAll(resources: Owned[]): void {
-  for (const r of resources) {
-    try {
-      r.close();
-    } catch { /* report the first error */ }
-  }
-}
-
 /**
  * Opens device `name` (a PCI address, or a mediated device's UUID) of IOMMU group `group` through the group.
  * Releases everything it made when a step fails.
@@ -208,35 +203,29 @@ function closeAll(resources: Owned[]): void {
 export function openThroughGroup(name: string, group: number, options: GroupPathOptions): Device {
   const devDir = options.devDir ?? "/dev/vfio";
   const path = options.path;
-  const cleanup: Owned[] = [];
-  try {
-    const base = path === "noiommu" ? undefined : options.iovaBase ?? environmentIovaBase();
-    const ctx = path === "compat"
+  // Released in reverse on a failure (a failing release joins the error as a SuppressedError); the Device takes
+  // everything over on success.
+  using made = new DisposableStack();
+  const base = path === "noiommu" ? undefined : options.iovaBase ?? environmentIovaBase();
+  const ctx = made.use(
+    path === "compat"
       ? acquire("compat", () => compatContext(base), base)
-      : acquire(path, () => legacyContext(path, devDir, base), base);
-    cleanup.unshift(ctx);
-    const g = acquireGroup(group, path === "noiommu", devDir);
-    cleanup.unshift(g);
-    if (path === "compat") {
-      g.value.setContainer(ctx.value.iommufd!);
-    } else {
-      g.value.setContainer(ctx.value.container!);
-      ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
-    }
-    const fd = g.value.openDeviceFd(name);
-    try {
-      checkIovaBase(ctx.value); // after the open: a compat IOAS has the device's ranges only once it is attached
-    } catch (e) {
-      libc.close(fd, name);
-      throw e;
-    }
-    const iommu = path === "compat" ? "iommufd" : path;
-    const groupType = options.groupType;
-    return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: cleanup });
-  } catch (e) {
-    closeAll(cleanup);
-    throw e;
+      : acquire(path, () => legacyContext(path, devDir, base), base),
+  );
+  const g = made.use(acquireGroup(group, path === "noiommu", devDir));
+  if (path === "compat") {
+    g.value.setContainer(ctx.value.iommufd!);
+  } else {
+    g.value.setContainer(ctx.value.container!);
+    ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
   }
+  const fd = g.value.openDeviceFd(name);
+  made.defer(() => libc.close(fd, name));
+  checkIovaBase(ctx.value); // after the open: a compat IOAS has the device's ranges only once it is attached
+  const iommu = path === "compat" ? "iommufd" : path;
+  const groupType = options.groupType;
+  made.move();
+  return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: [g, ctx] });
 }
 
 /**
@@ -259,32 +248,26 @@ function busyBecauseHeld(name: string, cdevPath: string, error: unknown, holding
 
 /** Opens the device cdev at `cdevPath`, binds it to the shared iommufd and attaches it to the shared IOAS. */
 export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
-  const cleanup: Owned[] = [];
+  using made = new DisposableStack(); // as in openThroughGroup
+  const base = options.iovaBase ?? environmentIovaBase();
+  const ctx = made.use(acquire("iommufd", () => iommufdContext(base), base));
+  let fd: number;
   try {
-    const base = options.iovaBase ?? environmentIovaBase();
-    const ctx = acquire("iommufd", () => iommufdContext(base), base);
-    cleanup.unshift(ctx);
-    let fd: number;
-    try {
-      fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
-    } catch (e) {
-      if (!(e instanceof SystemError && e.code === "EBUSY")) throw e;
-      throw busyBecauseHeld(name, cdevPath, e, false) ?? new DeviceBusyError(cdevPath, name, [], { cause: e });
-    }
-    cleanup.unshift({ close: () => libc.close(fd, cdevPath) });
-    try {
-      bindIommufd(fd, ctx.value.iommufd!, name);
-    } catch (e) {
-      // A device open elsewhere: through its group the bind fails with EBUSY, through its cdev with EINVAL.
-      throw busyBecauseHeld(name, cdevPath, e, true) ?? e;
-    }
-    attachIoas(fd, ctx.value.ioas!, name);
-    checkIovaBase(ctx.value);
-    cleanup.shift(); // the Device owns the fd now
-    const groupType = options.groupType;
-    return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, groupType, after: cleanup });
+    fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
   } catch (e) {
-    closeAll(cleanup);
-    throw e;
+    if (!(e instanceof SystemError && e.code === "EBUSY")) throw e;
+    throw busyBecauseHeld(name, cdevPath, e, false) ?? new DeviceBusyError(cdevPath, name, [], { cause: e });
   }
+  made.defer(() => libc.close(fd, cdevPath));
+  try {
+    bindIommufd(fd, ctx.value.iommufd!, name);
+  } catch (e) {
+    // A device open elsewhere: through its group the bind fails with EBUSY, through its cdev with EINVAL.
+    throw busyBecauseHeld(name, cdevPath, e, true) ?? e;
+  }
+  attachIoas(fd, ctx.value.ioas!, name);
+  checkIovaBase(ctx.value);
+  const groupType = options.groupType;
+  made.move();
+  return new Device({ fd, name, iommu: "iommufd", mapper: ctx.value.mapper, groupType, after: [ctx] });
 }

@@ -570,37 +570,22 @@ function mapAreas(dev: DeviceFd, info: RegionInfo): { maps: Mapping[]; pieces: V
   const prot = PROT_READ | PROT_WRITE;
   const maps: Mapping[] = [];
   const pieces: ViewPiece[] = [];
-  try {
-    for (const want of wanted) {
-      const length = Math.ceil(want.size / libc.pageSize) * libc.pageSize;
-      const address = libc.mmap(
-        length,
-        prot,
-        MAP_SHARED,
-        dev.fd,
-        info.offset + want.offset,
-        `${dev.name} ${info.name}`,
-      );
-      // Recorded before anything else can throw, so that a failure below unmaps it too.
-      maps.push({ offset: want.offset, size: want.size, address, length });
-      pieces.push(...viewPieces(address, want.size, want.offset));
-    }
-  } catch (e) {
-    detachPieces(pieces);
-    unmapAll(maps);
-    throw e;
+  using undo = new DisposableStack(); // on a failure: detach and unmap what was made, keeping every error
+  undo.defer(() => unmapAll(maps));
+  undo.defer(() => detachPieces(pieces));
+  for (const want of wanted) {
+    const length = Math.ceil(want.size / libc.pageSize) * libc.pageSize;
+    const address = libc.mmap(length, prot, MAP_SHARED, dev.fd, info.offset + want.offset, `${dev.name} ${info.name}`);
+    // Recorded before anything else can throw, so that a failure below unmaps it too.
+    maps.push({ offset: want.offset, size: want.size, address, length });
+    pieces.push(...viewPieces(address, want.size, want.offset));
   }
+  undo.move();
   return { maps, pieces };
 }
 
+/** Unmaps every mapping, each even when another fails; several failures arrive as a SuppressedError chain. */
 function unmapAll(maps: readonly Mapping[]): void {
-  let first: unknown = null;
-  for (const m of maps) {
-    try {
-      libc.munmap(m.address, m.length);
-    } catch (e) {
-      first ??= e;
-    }
-  }
-  if (first !== null) throw first;
+  using stack = new DisposableStack();
+  for (const m of maps) stack.defer(() => libc.munmap(m.address, m.length));
 }

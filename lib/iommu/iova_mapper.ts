@@ -202,19 +202,15 @@ export class IovaMapper implements DmaMapper {
     this.#iovas!.free(m.iova);
   }
 
-  /** Unmaps every mapping still mapped (idempotent); throws the first failure after trying them all. */
+  /**
+   * Unmaps every mapping still mapped (idempotent), each even when another fails: one failure is thrown as it is,
+   * several as a SuppressedError chain.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    let first: unknown = null;
-    for (const m of [...this.#live]) {
-      try {
-        m.unmap();
-      } catch (e) {
-        first ??= e;
-      }
-    }
-    if (first !== null) throw first;
+    using stack = new DisposableStack();
+    for (const m of [...this.#live]) stack.defer(() => m.unmap());
   }
 
   /** Same as {@linkcode close}. */

@@ -9,6 +9,8 @@ class FakeSpace implements IoAddressSpace {
   readonly calls: string[] = [];
   readonly mapped = new Map<bigint, { vaddr: bigint; size: number }>();
   failNextMap: number | null = null;
+  /** IOVAs whose unmap fails with EBUSY. */
+  readonly failUnmap = new Set<bigint>();
   constructor(readonly iovaRanges: readonly IovaRange[], readonly pageSizes: bigint = 0x40201000n) {}
   mapDma(vaddr: bigint, iova: bigint, sizeBytes: number): void {
     this.calls.push(`map ${vaddr.toString(16)} ${iova.toString(16)} ${sizeBytes}`);
@@ -21,6 +23,7 @@ class FakeSpace implements IoAddressSpace {
   }
   unmapDma(iova: bigint, sizeBytes: number): void {
     this.calls.push(`unmap ${iova.toString(16)} ${sizeBytes}`);
+    if (this.failUnmap.has(iova)) throwErrno("ioctl", 16, { target: `unmap ${iova.toString(16)}` });
     assert.equal(this.mapped.get(iova)?.size, sizeBytes, "unmap must match a mapping exactly");
     this.mapped.delete(iova);
   }
@@ -43,6 +46,26 @@ describe("IovaMapper over a recording IoAddressSpace", () => {
     assert.deepEqual(space.calls, ["map 7f0000000000 10000 4096", "map 7f0000200000 200000 2097152"]);
     assert.throws(() => a.busAddress(4096), OutOfRangeError);
     assert.throws(() => a.busAddress(-1), OutOfRangeError);
+  });
+
+  it("close unmaps every mapping even when some fail, and reports every failure", () => {
+    const space = new FakeSpace(RANGES);
+    const mapper = new IovaMapper(space);
+    const maps = [0, 1, 2, 3].map((i) => mapper.map(0x7f0000000000n + BigInt(i) * 0x1000n, 4096));
+    space.failUnmap.add(maps[0].busAddress(0));
+    space.failUnmap.add(maps[2].busAddress(0));
+    let thrown: unknown;
+    try {
+      mapper.close();
+    } catch (e) {
+      thrown = e;
+    }
+    assert.equal(space.calls.filter((c) => c.startsWith("unmap")).length, 4, "every mapping was tried");
+    assert.equal(space.mapped.size, 2, "the two that could be unmapped are gone");
+    assert.ok(thrown instanceof SuppressedError, `both failures: ${thrown}`);
+    const messages = [thrown.error, thrown.suppressed].map((e) => (e as Error).message).sort();
+    assert.match(messages[0], /unmap 10000/);
+    assert.match(messages[1], /unmap 12000/);
   });
 
   it("unmap removes the exact mapping and gives the IOVA back", () => {
