@@ -113,7 +113,7 @@ export class SystemError extends VfioError {
     const code = errnoName(errno);
     const what = context.target ? `${syscall} ${context.target}` : syscall;
     super(`${what}: ${errnoMessage(errno)} [${code}]`, {
-      remedy: context.remedy ?? remedyFor(syscall, code, context.target),
+      remedy: context.remedy ?? remedyFor(syscall, code, targetKind(context.target)),
     });
     this.syscall = syscall;
     this.errno = errno;
@@ -138,27 +138,83 @@ export class DmaMapError extends SystemError {
 }
 
 /**
- * A generic remedy for a failed call, by errno; specific layers pass their own remedy in the context.
+ * What a failed call was aimed at, as far as the remedy depends on it: a VFIO node (group, no-IOMMU group, device
+ * cdev, container), `/dev/iommu`, a VFIO or iommufd ioctl (device ioctls apart: a cdev answers them only once bound),
+ * or anything else.
+ */
+export type TargetKind =
+  | "vfio-group"
+  | "noiommu-group"
+  | "vfio-cdev"
+  | "vfio-container"
+  | "iommufd"
+  | "vfio-ioctl"
+  | "vfio-device-ioctl"
+  | "iommufd-ioctl"
+  | "other";
+
+/** The kinds that are VFIO or iommufd objects (an EBUSY there means another user, ENOMEM the locked-memory limit). */
+const VFIO_KINDS: ReadonlySet<TargetKind> = new Set<TargetKind>([
+  "vfio-group",
+  "noiommu-group",
+  "vfio-cdev",
+  "vfio-container",
+  "iommufd",
+  "vfio-ioctl",
+  "vfio-device-ioctl",
+  "iommufd-ioctl",
+]);
+
+/** The one reading of a target's text: the whole path or ioctl name, matched exactly. */
+const TARGET_KINDS: readonly [RegExp, TargetKind][] = [
+  [/^\/dev\/vfio\/\d+$/, "vfio-group"],
+  [/^\/dev\/vfio\/noiommu-\d+$/, "noiommu-group"],
+  [/^\/dev\/vfio\/devices\/vfio\d+$/, "vfio-cdev"],
+  [/^\/dev\/vfio\/vfio$/, "vfio-container"],
+  [/^\/dev\/iommu$/, "iommufd"],
+  [/^VFIO_DEVICE_BIND_IOMMUFD\b/, "vfio-ioctl"],
+  [/^VFIO_DEVICE_[A-Z0-9_]+\b/, "vfio-device-ioctl"],
+  [/^VFIO_[A-Z0-9_]+\b/, "vfio-ioctl"],
+  [/^IOMMU_[A-Z0-9_]+\b/, "iommufd-ioctl"],
+];
+
+/**
+ * The kind of a failed call's target (`/dev/vfio/3` → `vfio-group`, `VFIO_DEVICE_GET_INFO` → `vfio-device-ioctl`).
+ *
+ * ```ts
+ * import { targetKind } from "@vfio-ts/vfio";
+ * console.log(targetKind("/dev/vfio/noiommu-0")); // "noiommu-group"
+ * ```
+ */
+export function targetKind(target: string | undefined): TargetKind {
+  if (target === undefined) return "other";
+  return TARGET_KINDS.find(([pattern]) => pattern.test(target))?.[1] ?? "other";
+}
+
+/**
+ * A generic remedy for a failed call, by errno and the kind of its target; specific layers pass their own remedy
+ * in the context.
  *
  * ```ts
  * import { remedyFor } from "@vfio-ts/vfio";
- * console.log(remedyFor("open", "EACCES", "/dev/vfio/3"));
+ * console.log(remedyFor("open", "EACCES", "vfio-group"));
  * ```
  */
-export function remedyFor(syscall: string, code: string, target?: string): string | undefined {
-  const vfio = target?.startsWith("/dev/vfio") || target?.startsWith("VFIO_") || target === "/dev/iommu" ||
-    target?.startsWith("IOMMU_");
+export function remedyFor(syscall: string, code: string, kind: TargetKind = "other"): string | undefined {
+  const vfio = VFIO_KINDS.has(kind);
   switch (code) {
     case "EPERM":
     case "EACCES":
-      if (target?.includes("noiommu")) return "no-IOMMU groups need root or CAP_SYS_RAWIO";
+      if (kind === "noiommu-group") return "no-IOMMU groups need root or CAP_SYS_RAWIO";
       if (vfio) {
         return "run as root, or give your user the device node (chown/udev rule on /dev/vfio/N) and a large enough RLIMIT_MEMLOCK";
       }
       return "run as root or grant the needed permission";
     case "ENOENT":
-      if (target?.startsWith("/dev/vfio")) return "is the device bound to vfio-pci? see `vfio bind <address>`";
-      if (target === "/dev/iommu") return "the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy group path";
+      if (kind === "vfio-group" || kind === "noiommu-group" || kind === "vfio-cdev" || kind === "vfio-container") {
+        return "is the device bound to vfio-pci? see `vfio bind <address>`";
+      }
+      if (kind === "iommufd") return "the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy group path";
       return undefined;
     case "EBUSY":
       if (vfio) return "another process (or this one) already has it open; close the other user first";
@@ -170,7 +226,7 @@ export function remedyFor(syscall: string, code: string, target?: string): strin
     case "EMFILE":
       return "too many open files: close unused devices or raise the limit (ulimit -n)";
     case "EINVAL":
-      if (target?.startsWith("VFIO_DEVICE_") && target !== "VFIO_DEVICE_BIND_IOMMUFD") {
+      if (kind === "vfio-device-ioctl") {
         return "check the argument; a device cdev (/dev/vfio/devices/vfioN) answers nothing before it is bound to " +
           "an iommufd (VFIO_DEVICE_BIND_IOMMUFD; openDevice does that for you)";
       }
