@@ -28,8 +28,15 @@ export {
   walkCapabilities,
 } from "./lib/capabilities.ts";
 export { type BarRegister, ConfigSpace } from "./lib/config.ts";
-export { Device, type DeviceInfo, type DeviceParts, type HotResetDependent, type Owned } from "./lib/device.ts";
-export { allocDma, DmaBuffer, type DmaBufferOptions, type DmaView } from "./lib/dma/buffer.ts";
+export {
+  Device,
+  type DeviceInfo,
+  type DeviceParts,
+  type DeviceSummary,
+  type HotResetDependent,
+  type Owned,
+} from "./lib/device.ts";
+export { allocDma, DmaBuffer, type DmaBufferOptions, type DmaBufferSummary, type DmaView } from "./lib/dma/buffer.ts";
 export { DmaMemory, type DmaMemoryOptions, HUGEPAGE_SIZE, type HugepagePolicy } from "./lib/dma/memory.ts";
 export { physicalAddressOf, translatePages } from "./lib/dma/pagemap.ts";
 export { allocDmaPool, DmaPool, type DmaPoolOptions } from "./lib/dma/pool.ts";
@@ -44,6 +51,7 @@ export {
   irqInfo,
   irqInfoAll,
   IrqSet,
+  type IrqSetSummary,
   type IrqWaitOptions,
   type SpinOptions,
   type WaitOptions,

@@ -37,6 +37,7 @@ import {
   VfioIovaRange,
 } from "./abi/vfio.ts";
 import { ClosedError, OutOfRangeError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import { type AddressSpaceSummary, inspectable, spaceSummary } from "./inspect.ts";
 import type { IoAddressSpace, IovaRange } from "./iommu/types.ts";
 import { capabilityChain, checkSpan, growingReply } from "./kernel_reply.ts";
 
@@ -315,7 +316,15 @@ export class Container implements IoAddressSpace {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(container)` shows: node, IOMMU model, groups, IOVA ranges and DMA mappings. */
+  toJSON(): AddressSpaceSummary {
+    const type = this.#iommuType === null ? "unset" : this.noiommu ? "noiommu" : `type1 (${this.#iommuType})`;
+    const ranges = this.#info?.iovaRanges;
+    return spaceSummary({ path: this.#path, iommu: type, groups: this.#groups }, this.#fd < 0, ranges, this.#mappings);
+  }
 }
+inspectable(Container);
 
 function explainMapError(e: unknown, iova: bigint, sizeBytes: number): unknown {
   if (!(e instanceof SystemError)) return e;

@@ -24,10 +24,11 @@ import { ConfigSpace } from "./config.ts";
 import { allocDma, type DmaBuffer, type DmaBufferOptions } from "./dma/buffer.ts";
 import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
 import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
+import { inspectable } from "./inspect.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
-import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
+import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet, type IrqSetSummary } from "./irq.ts";
 import { checkSpan, replyBytes } from "./kernel_reply.ts";
-import { Region, type RegionOptions } from "./region.ts";
+import { Region, type RegionOptions, type RegionSummary } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 import type { DeviceFd } from "./types.ts";
 
@@ -336,6 +337,38 @@ export class Device implements DeviceFd {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(dev)` shows: address, IOMMU path, group type, open regions and IRQ sets, owned resources. */
+  toJSON(): DeviceSummary {
+    return {
+      name: this.#name,
+      iommu: this.#iommu,
+      groupType: this.#groupType,
+      closed: this.closed,
+      regions: [...this.#regions.values()].filter((r) => !r.closed).map((r) => r.toJSON()),
+      irqs: [...this.#owned].filter((r): r is IrqSet => r instanceof IrqSet && !r.closed).map((r) => r.toJSON()),
+      owned: this.#owned.size,
+    };
+  }
+}
+inspectable(Device);
+
+/** {@linkcode Device.toJSON}'s plain form of a device. */
+export interface DeviceSummary {
+  /** PCI address (or mdev UUID). */
+  name: string;
+  /** The IOMMU path. */
+  iommu: IommuKind;
+  /** What isolates its DMA. */
+  groupType: GroupType;
+  /** Whether it is closed. */
+  closed: boolean;
+  /** The regions opened through `region()`/`bar()`. */
+  regions: RegionSummary[];
+  /** The enabled IRQ sets. */
+  irqs: IrqSetSummary[];
+  /** How many resources it owns (regions, IRQ sets, DMA buffers and pools, config space). */
+  owned: number;
 }
 
 function hex(n: number, width: number): string {

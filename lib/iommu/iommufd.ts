@@ -44,6 +44,7 @@ import {
   VfioDeviceDetachIommufdPt,
 } from "../abi/vfio.ts";
 import { ClosedError, SystemError, VfioError } from "../errors.ts";
+import { type AddressSpaceSummary, inspectable, spaceSummary } from "../inspect.ts";
 import { replyBytes } from "../kernel_reply.ts";
 import type { IoAddressSpace, IovaRange } from "./types.ts";
 
@@ -170,7 +171,18 @@ export class Iommufd {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(iommufd)` shows: open or closed, its IOASes, compat groups attached. */
+  toJSON(): { fd: number; closed: boolean; ioas: number[]; groups: number } {
+    return {
+      fd: this.#fd,
+      closed: this.#fd < 0,
+      ioas: [...this.#ioas].map((i) => i.toJSON().id ?? -1),
+      groups: this.#groups,
+    };
+  }
 }
+inspectable(Iommufd);
 
 /**
  * An iommufd I/O address space: IOVA ranges, and `IOMMU_IOAS_MAP`/`UNMAP` at fixed IOVAs.
@@ -296,7 +308,13 @@ export class Ioas implements IoAddressSpace {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(ioas)` shows: its id, IOVA ranges (once read) and DMA mappings. */
+  toJSON(): AddressSpaceSummary {
+    return spaceSummary({ id: this.#id, iommu: "iommufd" }, this.#closed, this.#ranges ?? undefined, this.#mappings);
+  }
 }
+inspectable(Ioas);
 
 function explainIoasMapError(e: unknown, iova: bigint, sizeBytes: number, ranges: readonly IovaRange[]): unknown {
   if (!(e instanceof SystemError)) return e;
