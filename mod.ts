@@ -77,5 +77,6 @@ export {
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
+export { disableTrace, enableTrace, mmioTraced, tracedRegion, type TraceOptions } from "./lib/trace.ts";
 export type { DeviceFd } from "./lib/types.ts";
 export * from "./sysfs.ts";

@@ -30,6 +30,7 @@ import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet, type IrqSetSummar
 import { checkSpan, replyBytes } from "./kernel_reply.ts";
 import { Region, type RegionOptions, type RegionSummary } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
+import { mmioTraced, tracedRegion } from "./trace.ts";
 import type { DeviceFd } from "./types.ts";
 
 /** What `VFIO_DEVICE_GET_INFO` reports. */
@@ -242,7 +243,8 @@ export class Device implements DeviceFd {
   region(index: number, options?: RegionOptions): Region {
     const cached = this.#regions.get(index);
     if (cached && !cached.closed) return cached;
-    const region = this.own(Region.open(this, index, options));
+    const opened = Region.open(this, index, options);
+    const region = this.own(mmioTraced() ? tracedRegion(opened) : opened);
     this.#regions.set(index, region);
     return region;
   }
