@@ -24,6 +24,7 @@ import { ConfigSpace } from "./config.ts";
 import { allocDma, type DmaBuffer, type DmaBufferOptions } from "./dma/buffer.ts";
 import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
 import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
+import { hotReset } from "./hot_reset.ts";
 import { inspectable } from "./inspect.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
 import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet, type IrqSetSummary } from "./irq.ts";
@@ -229,6 +230,20 @@ export class Device implements DeviceFd {
       return decodeHotResetInfo(info.bytes);
     }
     return null;
+  }
+
+  /**
+   * PCI hot reset (`VFIO_DEVICE_PCI_HOT_RESET`): resets this device and every device {@linkcode hotResetInfo}
+   * names, passing the fds of their IOMMU groups (legacy path) or none (cdev path: the kernel checks they are
+   * bound to this process's iommufd). A `HotResetBlockedError` names the devices to open first; an
+   * `UnsupportedError` says the kernel has no hot reset for this device.
+   *
+   * ```ts ignore
+   * dev.hotReset();
+   * ```
+   */
+  hotReset(): void {
+    hotReset(this);
   }
 
   /**

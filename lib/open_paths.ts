@@ -23,6 +23,7 @@ import { Container } from "./container.ts";
 import { Device, type Owned } from "./device.ts";
 import { DeviceBusyError, SystemError, VfioError } from "./errors.ts";
 import { Group, nodeHolders } from "./group.ts";
+import { rememberGroup } from "./hot_reset.ts";
 import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
 import { IovaMapper } from "./iommu/iova_mapper.ts";
 import { NoIommuMapper } from "./iommu/noiommu.ts";
@@ -232,7 +233,9 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
     }
     const iommu = path === "compat" ? "iommufd" : path;
     const groupType = options.groupType;
-    return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: cleanup });
+    const device = new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: cleanup });
+    rememberGroup(device, g.value); // a hot reset passes the group's fd
+    return device;
   } catch (e) {
     closeAll(cleanup);
     throw e;
