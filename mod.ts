@@ -42,6 +42,13 @@ export { physicalAddressOf, translatePages } from "./lib/dma/pagemap.ts";
 export { allocDmaPool, DmaPool, type DmaPoolOptions } from "./lib/dma/pool.ts";
 export * from "./lib/errors.ts";
 export {
+  createIovaSpace,
+  IovaSpace,
+  type IovaSpaceKind,
+  type IovaSpaceLease,
+  type IovaSpaceOptions,
+} from "./lib/iova_space.ts";
+export {
   type IrqEnableOptions,
   IrqEventFd,
   IrqIndex,

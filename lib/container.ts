@@ -142,6 +142,22 @@ export class Container implements IoAddressSpace {
     }
   }
 
+  /**
+   * Adopts an open container fd (e.g. received from a privileged helper over a UNIX socket) after checking its API
+   * version; the container owns the fd from then on.
+   *
+   * ```ts ignore
+   * const c = Container.fromFd(receivedFd);
+   * ```
+   */
+  static fromFd(fd: number): Container {
+    const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+    if (version !== VFIO_API_VERSION) {
+      throw new UnsupportedError(`fd ${fd} is not a VFIO container (API ${version}, not ${VFIO_API_VERSION})`);
+    }
+    return new Container(fd, `container fd ${fd}`);
+  }
+
   /** The container fd (throws `ClosedError` after close). */
   get fd(): number {
     if (this.#fd < 0) throw new ClosedError(`container ${this.#path}`);

@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import type { Device } from "./device.ts";
 import { GroupNotViableError, NoIommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
 import { Group } from "./group.ts";
+import type { IovaSpace } from "./iova_space.ts";
 import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { parsePciAddress } from "./pci_address.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
@@ -53,6 +54,11 @@ export interface OpenDeviceOptions {
    * must agree on it. Ignored in no-IOMMU mode (bus addresses are physical addresses there).
    */
   iovaBase?: bigint;
+  /**
+   * A caller-owned IOVA space (`createIovaSpace()`) to open the device into, instead of the process-wide one: its
+   * kind decides the path (`iommufd`: the device cdev; `type1`: the legacy group). Not for no-IOMMU devices.
+   */
+  space?: IovaSpace;
   /** The sysfs root (tests). */
   sysfsRoot?: string;
   /** The VFIO device node directory (tests). */
@@ -121,7 +127,8 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
   }
   const group = sysfs.iommuGroup;
   const fromEnvironment = options.iommu === undefined ? environmentChoice() : undefined;
-  const choice = options.iommu ?? fromEnvironment ?? "auto";
+  const spaceChoice = options.space && options.iommu === undefined ? options.space.kind : undefined;
+  const choice = options.iommu ?? spaceChoice ?? fromEnvironment ?? "auto";
   if (choice === "noiommu" && !options.noiommu) throw noIommuNotOptedIn(canonical, fromEnvironment !== undefined);
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
@@ -142,7 +149,7 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     // The kernel answers a bind in a non-viable group with a bare EPERM: name the members instead.
     const blockers = groupViabilityBlockers(group, { root: options.sysfsRoot });
     if (blockers.length) throw new GroupNotViableError(group, blockers);
-    return openThroughCdev(canonical, cdev, { iovaBase: options.iovaBase });
+    return openThroughCdev(canonical, cdev, { iovaBase: options.iovaBase, space: options.space });
   }
   if (!where) {
     throw new VfioError(`${canonical} is bound to vfio-pci but ${devDir} has no node for group ${group}`, {
@@ -150,6 +157,11 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   if (where.noiommu) {
+    if (options.space) {
+      throw new UnsupportedError(`${canonical} is in no-IOMMU group ${group}: it has no IOVA space to join`, {
+        remedy: "open it without { space } (its bus addresses are physical addresses)",
+      });
+    }
     if (choice === "type1" || choice === "iommufd-compat") {
       throw new UnsupportedError(`${canonical} is in no-IOMMU group ${group}: there is no IOMMU for ${choice}`, {
         remedy: "open it with { noiommu: true }, knowing that its DMA is unchecked",
@@ -176,5 +188,5 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   const path = choice === "iommufd-compat" ? "compat" : "type1";
-  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase });
+  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase, space: options.space });
 }

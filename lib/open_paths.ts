@@ -28,6 +28,7 @@ import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts"
 import { IovaMapper } from "./iommu/iova_mapper.ts";
 import { NoIommuMapper } from "./iommu/noiommu.ts";
 import type { DmaMapper } from "./iommu/types.ts";
+import type { IovaSpace } from "./iova_space.ts";
 import { readLinkName } from "./sysfs/attr.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 
@@ -51,6 +52,8 @@ export interface GroupPathOptions {
    * ignored on the no-IOMMU path).
    */
   iovaBase?: bigint;
+  /** A caller-owned IOVA space (type1) to open the device into instead of the shared one. */
+  space?: IovaSpace;
 }
 
 /** Options of {@linkcode openThroughCdev}. */
@@ -59,6 +62,8 @@ export interface CdevPathOptions {
   groupType?: GroupType;
   /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; default: `VFIO_TS_IOVA_BASE`). */
   iovaBase?: bigint;
+  /** A caller-owned IOVA space (iommufd) to open the device into instead of the shared one. */
+  space?: IovaSpace;
 }
 
 /** A process-wide shared object with a reference count. */
@@ -182,7 +187,7 @@ function environmentIovaBase(): bigint | undefined {
 }
 
 /** A chosen IOVA base is checked against the space's ranges when the device opens, not at its first DMA map. */
-function checkIovaBase(ctx: Context): void {
+function checkIovaBase(ctx: Pick<Context, "iovaBase" | "mapper">): void {
   if (ctx.iovaBase !== undefined && ctx.mapper instanceof IovaMapper) void ctx.mapper.allocator;
 }
 
@@ -212,7 +217,9 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   const cleanup: Owned[] = [];
   try {
     const base = path === "noiommu" ? undefined : options.iovaBase ?? environmentIovaBase();
-    const ctx = path === "compat"
+    const ctx = options.space
+      ? options.space.lease(path)
+      : path === "compat"
       ? acquire("compat", () => compatContext(base), base)
       : acquire(path, () => legacyContext(path, devDir, base), base);
     cleanup.unshift(ctx);
@@ -265,7 +272,7 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
   const cleanup: Owned[] = [];
   try {
     const base = options.iovaBase ?? environmentIovaBase();
-    const ctx = acquire("iommufd", () => iommufdContext(base), base);
+    const ctx = options.space ? options.space.lease("iommufd") : acquire("iommufd", () => iommufdContext(base), base);
     cleanup.unshift(ctx);
     let fd: number;
     try {

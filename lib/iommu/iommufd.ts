@@ -91,6 +91,18 @@ export class Iommufd {
     }
   }
 
+  /**
+   * Adopts an open iommufd (e.g. received from a privileged helper over a UNIX socket); it owns the fd from then on.
+   *
+   * ```ts ignore
+   * const iommufd = Iommufd.fromFd(receivedFd);
+   * ```
+   */
+  static fromFd(fd: number): Iommufd {
+    if (!Number.isInteger(fd) || fd < 0) throw new VfioError(`${fd} is not a file descriptor`);
+    return new Iommufd(fd);
+  }
+
   /** The iommufd file descriptor (throws `ClosedError` after close). */
   get fd(): number {
     if (this.#fd < 0) throw new ClosedError("iommufd");
