@@ -30,6 +30,7 @@ export {
 export { type BarRegister, ConfigSpace } from "./lib/config.ts";
 export {
   Device,
+  type DeviceFromFdOptions,
   type DeviceInfo,
   type DeviceParts,
   type DeviceSummary,

@@ -23,10 +23,12 @@ import {
 import { ConfigSpace } from "./config.ts";
 import { allocDma, type DmaBuffer, type DmaBufferOptions } from "./dma/buffer.ts";
 import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
-import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
+import { ClosedError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
 import { hotReset } from "./hot_reset.ts";
 import { inspectable } from "./inspect.ts";
+import { attachIoas, bindIommufd } from "./iommu/iommufd.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
+import { IovaSpace } from "./iova_space.ts";
 import { type IrqEnableOptions, type IrqInfo, irqInfo, IrqSet, type IrqSetSummary } from "./irq.ts";
 import { checkSpan, replyBytes } from "./kernel_reply.ts";
 import { Region, type RegionOptions, type RegionSummary } from "./region.ts";
@@ -86,6 +88,16 @@ export function decodeHotResetInfo(bytes: Uint8Array): HotResetDependent[] {
   return out;
 }
 
+/** Options of {@linkcode Device.fromFd}. */
+export interface DeviceFromFdOptions {
+  /** The name for messages and inspection (e.g. the PCI address; default `device fd N`). */
+  name?: string;
+  /** An open iommufd to bind to (adopted; default: `/dev/iommu` opened here). Ignored with `space`. */
+  iommufd?: number;
+  /** A caller-owned iommufd IOVA space to attach to (default: a fresh one, closed with the device). */
+  space?: IovaSpace;
+}
+
 /** Anything a device owns and closes with itself. */
 export interface Owned {
   /** Releases the resource (idempotent). */
@@ -137,6 +149,36 @@ export class Device implements DeviceFd {
     this.#groupType = parts.groupType ?? (parts.iommu === "noiommu" ? "noiommu" : "iommu");
     this.#mapper = parts.mapper;
     this.#after = parts.after ?? [];
+  }
+
+  /**
+   * Adopts a VFIO device cdev fd opened by someone else (`/dev/vfio/devices/vfioN`, e.g. received from a privileged
+   * helper over a UNIX socket, libvirt style): binds it to an iommufd and attaches it to an IOAS, so a process that
+   * may not open the nodes itself can drive the device. The iommufd is `options.iommufd` (an fd received the same
+   * way), else `/dev/iommu` opened here; the IOAS is `options.space`'s, else a fresh one closed with the device.
+   * The iommufd given is adopted either way (closed with the device, or on failure); `fd` is the device's on
+   * success and stays the caller's on failure.
+   *
+   * ```ts ignore
+   * using dev = Device.fromFd(deviceFd, { name: "0000:00:03.0", iommufd: iommufdFd });
+   * ```
+   */
+  static fromFd(fd: number, options: DeviceFromFdOptions = {}): Device {
+    const name = options.name ?? `device fd ${fd}`;
+    if (!Number.isInteger(fd) || fd < 0) throw new VfioError(`${fd} is not a file descriptor`);
+    const own = options.space ? null : IovaSpace.create({ kind: "iommufd", fd: options.iommufd });
+    const space = options.space ?? own!;
+    let lease: Owned | null = null;
+    try {
+      lease = space.lease("iommufd");
+      bindIommufd(fd, space.iommufd!, name);
+      attachIoas(fd, space.ioas!, name);
+    } catch (e) {
+      lease?.close();
+      own?.close();
+      throw e;
+    }
+    return new Device({ fd, name, iommu: "iommufd", mapper: space.mapper, after: own ? [lease, own] : [lease] });
   }
 
   /** The device fd (throws `ClosedError` after close). */
