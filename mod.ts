@@ -66,6 +66,7 @@ export {
 } from "./lib/irq.ts";
 export { type IommuChoice, openDevice, type OpenDeviceOptions } from "./lib/open.ts";
 export { type MdevIommuChoice, openMediatedDevice, type OpenMediatedDeviceOptions } from "./lib/open_mdev.ts";
+export { mapPeerRegion, type PeerMapping } from "./lib/p2p.ts";
 export {
   DEFAULT_MAX_SPINS,
   type PolledRing,
