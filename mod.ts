@@ -83,6 +83,7 @@ export {
   regionInfo,
   regionName,
   type RegionOptions,
+  type RegionSummary,
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
