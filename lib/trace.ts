@@ -37,22 +37,29 @@ export interface TraceOptions {
   sink?: (line: string) => void;
 }
 
-/** The system calls traced besides ioctl: the ones that make, map or reach a device's resources. */
-const TRACED: readonly (keyof Libc)[] = [
-  "open",
-  "close",
-  "ioctl",
-  "ioctlValue",
-  "mmap",
-  "munmap",
-  "mlock",
-  "munlock",
-  "eventfd",
-  "memfdCreate",
-  "ftruncate",
-  "pread",
-  "pwrite",
-];
+/**
+ * The libc functions not traced: reads and writes of eventfds and pipes, polling and waiting (the hot path of
+ * interrupts), and the ones that make no system call of interest. Everything else is traced: open, close, ioctl,
+ * mmap, munmap, mlock, eventfd, memfd_create, ftruncate, pread, pwrite, flock.
+ */
+const UNTRACED: ReadonlySet<keyof Libc> = new Set<keyof Libc>([
+  "read",
+  "write",
+  "poll",
+  "epollCreate",
+  "epollCtl",
+  "epollWait",
+  "waitReadable",
+  "sysconf",
+  "getuid",
+  "geteuid",
+  "getpid",
+  "getrlimit",
+  "arrayBuffer",
+  "addressOf",
+  "pipe",
+  "madvise",
+]);
 
 let state: { mmio: boolean; emit: (line: string) => void } | null = null;
 
@@ -72,7 +79,7 @@ export function enableTrace(options: TraceOptions = {}): void {
   const emit = options.sink ??
     (file ? (line: string) => appendFileSync(file, line + "\n") : (line: string) => void writeSync(2, line + "\n"));
   state = { mmio: options.mmio ?? false, emit };
-  interceptLibc((name, fn) => (TRACED.includes(name) ? traced(name, fn) : fn));
+  interceptLibc((name, fn) => (UNTRACED.has(name) ? fn : traced(name, fn)));
 }
 
 /**
