@@ -15,6 +15,7 @@
  * @module
  */
 import { readdirSync, realpathSync } from "node:fs";
+import { dirname } from "node:path";
 import { libc } from "../ffi/libc.ts";
 import { VFIO_DEVICE_PCI_HOT_RESET, VFIO_PCI_DEVID_NOT_OWNED, VfioPciHotReset } from "./abi/vfio.ts";
 import type { Device, HotResetDependent } from "./device.ts";
@@ -55,7 +56,7 @@ function openGroupFd(n: number): number | null {
 /** The other PCI functions on the device's bus (its siblings in sysfs). */
 function busNeighbours(address: string): string[] {
   try {
-    const parent = realpathSync(`/sys/bus/pci/devices/${address}/..`);
+    const parent = dirname(realpathSync(`/sys/bus/pci/devices/${address}`)); // not "/..": resolved lexically
     return readdirSync(parent).filter((n) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(n) && n !== address);
   } catch {
     return [];

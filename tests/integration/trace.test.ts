@@ -71,7 +71,7 @@ describe("trace", { timeout: 300_000 }, () => {
         has(lines, /ioctl\(\d+, VFIO_DEVICE_SET_IRQS, \{argsz=\d+, flags=0x24, index=1, start=0, count=1, \.\.\.\}/),
       );
       assert.ok(has(lines, /^\[vfio-ts\] mmap\(0x100000, .* = 0x[0-9a-f]+ </), "BAR0 mmap");
-      assert.ok(has(lines, /^\[vfio-ts\] eventfd\(0, \d+\) = \d+ </), "MSI eventfd");
+      assert.ok(has(lines, /^\[vfio-ts\] eventfd\(0, (0x[0-9a-f]+|\d+)\) = \d+ </), "MSI eventfd");
       if (guest.mode === "iommufd") {
         assert.ok(has(lines, /^\[vfio-ts\] open\("\/dev\/iommu", /), "iommufd open");
         assert.ok(has(lines, /ioctl\(\d+, IOMMU_IOAS_ALLOC, \{size=\d+, flags=0x0, out_ioas_id=\d+\}\) = 0/));
