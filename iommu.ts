@@ -14,7 +14,8 @@
  */
 export { Container, type Type1Info } from "./lib/container.ts";
 export { IovaAllocator, type IovaAllocatorOptions } from "./lib/dma/iova_allocator.ts";
-export { Group, type GroupContainer, type GroupOpenOptions, type GroupStatus } from "./lib/group.ts";
+export { Group, type GroupContainer, type GroupOpenOptions, type GroupStatus, type GroupSummary } from "./lib/group.ts";
+export type { AddressSpaceSummary } from "./lib/inspect.ts";
 export {
   attachIoas,
   bindIommufd,

@@ -29,12 +29,27 @@ export {
   walkCapabilities,
 } from "./lib/capabilities.ts";
 export { type BarRegister, ConfigSpace } from "./lib/config.ts";
-export { Device, type DeviceInfo, type DeviceParts, type HotResetDependent, type Owned } from "./lib/device.ts";
-export { allocDma, DmaBuffer, type DmaBufferOptions, type DmaView } from "./lib/dma/buffer.ts";
+export {
+  Device,
+  type DeviceFromFdOptions,
+  type DeviceInfo,
+  type DeviceParts,
+  type DeviceSummary,
+  type HotResetDependent,
+  type Owned,
+} from "./lib/device.ts";
+export { allocDma, DmaBuffer, type DmaBufferOptions, type DmaBufferSummary, type DmaView } from "./lib/dma/buffer.ts";
 export { DmaMemory, type DmaMemoryOptions, HUGEPAGE_SIZE, type HugepagePolicy } from "./lib/dma/memory.ts";
 export { physicalAddressOf, translatePages } from "./lib/dma/pagemap.ts";
 export { allocDmaPool, DmaPool, type DmaPoolOptions } from "./lib/dma/pool.ts";
 export * from "./lib/errors.ts";
+export {
+  createIovaSpace,
+  IovaSpace,
+  type IovaSpaceKind,
+  type IovaSpaceLease,
+  type IovaSpaceOptions,
+} from "./lib/iova_space.ts";
 export {
   type IrqEnableOptions,
   IrqEventFd,
@@ -45,12 +60,14 @@ export {
   irqInfo,
   irqInfoAll,
   IrqSet,
+  type IrqSetSummary,
   type IrqWaitOptions,
   type SpinOptions,
   type WaitOptions,
 } from "./lib/irq.ts";
 export { type IommuChoice, openDevice, type OpenDeviceOptions } from "./lib/open.ts";
 export { type MdevIommuChoice, openMediatedDevice, type OpenMediatedDeviceOptions } from "./lib/open_mdev.ts";
+export { mapPeerRegion, type PeerMapping } from "./lib/p2p.ts";
 export {
   DEFAULT_MAX_SPINS,
   type PolledRing,
@@ -67,8 +84,10 @@ export {
   regionInfo,
   regionName,
   type RegionOptions,
+  type RegionSummary,
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
+export { disableTrace, enableTrace, mmioTraced, tracedRegion, type TraceOptions } from "./lib/trace.ts";
 export type { DeviceFd } from "./lib/types.ts";
 export * from "./sysfs.ts";

@@ -81,14 +81,47 @@ function bind(): Libc {
       cause: e,
     });
   }
-  const target = libc as unknown as Record<Listed, Fn>;
-  for (const name of FUNCTIONS) target[name] = backend[name] as Fn;
+  bound = backend;
+  install();
   Object.defineProperty(libc, "pageSize", { value: backend.pageSize, enumerable: true });
   return backend;
 }
 
+/** The bound backend, once there is one. */
+let bound: Libc | null = null;
+/** Wraps the backend's functions (tracing, `lib/trace.ts`); `null`: the backend's own functions, no cost. */
+let interceptor: ((name: keyof Libc, fn: Fn) => Fn) | null = null;
+
+function install(): void {
+  if (!bound) return;
+  const target = libc as unknown as Record<Listed, Fn>;
+  for (const name of FUNCTIONS) {
+    const fn = bound[name] as Fn;
+    target[name] = interceptor ? interceptor(name, fn) : fn;
+  }
+}
+
+/**
+ * Installs `wrap` around every libc function (now if libc is bound, else when it binds), or with `null` puts the
+ * backend's own functions back. What `lib/trace.ts` logs system calls through; one interceptor at a time.
+ *
+ * ```ts
+ * import { interceptLibc, libc } from "./libc.ts";
+ * interceptLibc((name, fn) => (...args) => (console.error(name), fn(...args)));
+ * libc.getpid(); // logs "getpid"
+ * interceptLibc(null);
+ * ```
+ */
+export function interceptLibc(wrap: ((name: keyof Libc, fn: Fn) => Fn) | null): void {
+  interceptor = wrap;
+  install();
+}
+
 const stubs = Object.fromEntries(
-  FUNCTIONS.map((name) => [name, (...args: unknown[]): unknown => (bind()[name] as Fn)(...args)]),
+  FUNCTIONS.map((name) => [name, (...args: unknown[]): unknown => {
+    bind();
+    return (libc[name] as Fn)(...args); // what bind() installed (the backend's own, or the interceptor's wrapper)
+  }]),
 ) as unknown as Pick<Libc, Listed>;
 
 /**

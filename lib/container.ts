@@ -37,6 +37,7 @@ import {
   VfioIovaRange,
 } from "./abi/vfio.ts";
 import { ClosedError, OutOfRangeError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import { type AddressSpaceSummary, inspectable, spaceSummary } from "./inspect.ts";
 import { explainMapError } from "./iommu/map_error.ts";
 import type { IoAddressSpace, IovaRange } from "./iommu/types.ts";
 import { capabilityChain, checkSpan, growingReply } from "./kernel_reply.ts";
@@ -140,6 +141,22 @@ export class Container implements IoAddressSpace {
       libc.close(fd);
       throw e;
     }
+  }
+
+  /**
+   * Adopts an open container fd (e.g. received from a privileged helper over a UNIX socket) after checking its API
+   * version; the container owns the fd from then on.
+   *
+   * ```ts ignore
+   * const c = Container.fromFd(receivedFd);
+   * ```
+   */
+  static fromFd(fd: number): Container {
+    const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+    if (version !== VFIO_API_VERSION) {
+      throw new UnsupportedError(`fd ${fd} is not a VFIO container (API ${version}, not ${VFIO_API_VERSION})`);
+    }
+    return new Container(fd, `container fd ${fd}`);
   }
 
   /** The container fd (throws `ClosedError` after close). */
@@ -316,4 +333,12 @@ export class Container implements IoAddressSpace {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(container)` shows: node, IOMMU model, groups, IOVA ranges and DMA mappings. */
+  toJSON(): AddressSpaceSummary {
+    const type = this.#iommuType === null ? "unset" : this.noiommu ? "noiommu" : `type1 (${this.#iommuType})`;
+    const ranges = this.#info?.iovaRanges;
+    return spaceSummary({ path: this.#path, iommu: type, groups: this.#groups }, this.#fd < 0, ranges, this.#mappings);
+  }
 }
+inspectable(Container);

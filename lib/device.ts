@@ -23,13 +23,18 @@ import {
 import { ConfigSpace } from "./config.ts";
 import { allocDma, type DmaBuffer, type DmaBufferOptions } from "./dma/buffer.ts";
 import { allocDmaPool, type DmaPool, type DmaPoolOptions } from "./dma/pool.ts";
-import { ClosedError, SystemError, UnsupportedError } from "./errors.ts";
+import { ClosedError, SystemError, UnsupportedError, VfioError } from "./errors.ts";
+import { hotReset } from "./hot_reset.ts";
+import { inspectable } from "./inspect.ts";
+import { attachIoas, bindIommufd } from "./iommu/iommufd.ts";
 import type { DmaMapper, IommuKind } from "./iommu/types.ts";
-import { type IrqEnableOptions, type IrqIndex, type IrqInfo, irqInfo, IrqSet } from "./irq.ts";
+import { IovaSpace } from "./iova_space.ts";
+import { type IrqEnableOptions, type IrqIndex, type IrqInfo, irqInfo, IrqSet, type IrqSetSummary } from "./irq.ts";
 import { checkSpan, replyBytes } from "./kernel_reply.ts";
 import { pciAddress } from "./pci_address.ts";
-import { Region, type RegionOptions } from "./region.ts";
+import { Region, type RegionOptions, type RegionSummary } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
+import { mmioTraced, tracedRegion } from "./trace.ts";
 import type { DeviceFd } from "./types.ts";
 
 /** What `VFIO_DEVICE_GET_INFO` reports. */
@@ -84,6 +89,16 @@ export function decodeHotResetInfo(bytes: Uint8Array): HotResetDependent[] {
   return out;
 }
 
+/** Options of {@linkcode Device.fromFd}. */
+export interface DeviceFromFdOptions {
+  /** The name for messages and inspection (e.g. the PCI address; default `device fd N`). */
+  name?: string;
+  /** An open iommufd to bind to (adopted; default: `/dev/iommu` opened here). Ignored with `space`. */
+  iommufd?: number;
+  /** A caller-owned iommufd IOVA space to attach to (default: a fresh one, closed with the device). */
+  space?: IovaSpace;
+}
+
 /** Anything a device owns and closes with itself. */
 export interface Owned {
   /** Releases the resource (idempotent). */
@@ -135,6 +150,36 @@ export class Device implements DeviceFd {
     this.#groupType = parts.groupType ?? (parts.iommu === "noiommu" ? "noiommu" : "iommu");
     this.#mapper = parts.mapper;
     this.#after = parts.after ?? [];
+  }
+
+  /**
+   * Adopts a VFIO device cdev fd opened by someone else (`/dev/vfio/devices/vfioN`, e.g. received from a privileged
+   * helper over a UNIX socket, libvirt style): binds it to an iommufd and attaches it to an IOAS, so a process that
+   * may not open the nodes itself can drive the device. The iommufd is `options.iommufd` (an fd received the same
+   * way), else `/dev/iommu` opened here; the IOAS is `options.space`'s, else a fresh one closed with the device.
+   * The iommufd given is adopted either way (closed with the device, or on failure); `fd` is the device's on
+   * success and stays the caller's on failure.
+   *
+   * ```ts ignore
+   * using dev = Device.fromFd(deviceFd, { name: "0000:00:03.0", iommufd: iommufdFd });
+   * ```
+   */
+  static fromFd(fd: number, options: DeviceFromFdOptions = {}): Device {
+    const name = options.name ?? `device fd ${fd}`;
+    if (!Number.isInteger(fd) || fd < 0) throw new VfioError(`${fd} is not a file descriptor`);
+    const own = options.space ? null : IovaSpace.create({ kind: "iommufd", fd: options.iommufd });
+    const space = options.space ?? own!;
+    let lease: Owned | null = null;
+    try {
+      lease = space.lease("iommufd");
+      bindIommufd(fd, space.iommufd!, name);
+      attachIoas(fd, space.ioas!, name);
+    } catch (e) {
+      lease?.close();
+      own?.close();
+      throw e;
+    }
+    return new Device({ fd, name, iommu: "iommufd", mapper: space.mapper, after: own ? [lease, own] : [lease] });
   }
 
   /** The device fd (throws `ClosedError` after close). */
@@ -231,6 +276,20 @@ export class Device implements DeviceFd {
   }
 
   /**
+   * PCI hot reset (`VFIO_DEVICE_PCI_HOT_RESET`): resets this device and every device {@linkcode hotResetInfo}
+   * names, passing the fds of their IOMMU groups (legacy path) or none (cdev path: the kernel checks they are
+   * bound to this process's iommufd). A `HotResetBlockedError` names the devices to open first; an
+   * `UnsupportedError` says the kernel has no hot reset for this device.
+   *
+   * ```ts ignore
+   * dev.hotReset();
+   * ```
+   */
+  hotReset(): void {
+    hotReset(this);
+  }
+
+  /**
    * Opens region `index` (BAR0-5 are 0-5, ROM 6, config 7), mmapped when the kernel allows, pread/pwrite
    * otherwise. A region opened this way is cached and closed with the device.
    *
@@ -242,7 +301,8 @@ export class Device implements DeviceFd {
   region(index: number, options?: RegionOptions): Region {
     const cached = this.#regions.get(index);
     if (cached && !cached.closed) return cached;
-    const region = this.own(Region.open(this, index, options));
+    const opened = Region.open(this, index, options);
+    const region = this.own(mmioTraced() ? tracedRegion(opened) : opened);
     this.#regions.set(index, region);
     return region;
   }
@@ -337,4 +397,36 @@ export class Device implements DeviceFd {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(dev)` shows: address, IOMMU path, group type, open regions and IRQ sets, owned resources. */
+  toJSON(): DeviceSummary {
+    return {
+      name: this.#name,
+      iommu: this.#iommu,
+      groupType: this.#groupType,
+      closed: this.closed,
+      regions: [...this.#regions.values()].filter((r) => !r.closed).map((r) => r.toJSON()),
+      irqs: [...this.#owned].filter((r): r is IrqSet => r instanceof IrqSet && !r.closed).map((r) => r.toJSON()),
+      owned: this.#owned.size,
+    };
+  }
+}
+inspectable(Device);
+
+/** {@linkcode Device.toJSON}'s plain form of a device. */
+export interface DeviceSummary {
+  /** PCI address (or mdev UUID). */
+  name: string;
+  /** The IOMMU path. */
+  iommu: IommuKind;
+  /** What isolates its DMA. */
+  groupType: GroupType;
+  /** Whether it is closed. */
+  closed: boolean;
+  /** The regions opened through `region()`/`bar()`. */
+  regions: RegionSummary[];
+  /** The enabled IRQ sets. */
+  irqs: IrqSetSummary[];
+  /** How many resources it owns (regions, IRQ sets, DMA buffers and pools, config space). */
+  owned: number;
 }

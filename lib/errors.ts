@@ -338,6 +338,39 @@ export class GroupNotViableError extends VfioError {
 }
 
 /**
+ * A PCI hot reset would also reset devices the caller does not own: their groups are not open in this process
+ * (legacy groups), or they are not bound to the caller's iommufd (cdev), or they are on another driver.
+ *
+ * ```ts
+ * import { HotResetBlockedError } from "@vfio-ts/vfio";
+ * throw new HotResetBlockedError("0000:01:01.0", [{ address: "0000:01:02.0", reason: "group 7 is not open" }]);
+ * ```
+ */
+export class HotResetBlockedError extends VfioError {
+  /** The error class's name, `"HotResetBlockedError"`. */
+  override name = "HotResetBlockedError";
+  /** The device whose reset was asked for. */
+  readonly device: string;
+  /** The devices the caller must also own (open in this process) for the reset, and why each is not. */
+  readonly devices: readonly { address: string; reason: string }[];
+  /** Builds the error from the device and the devices in the way. */
+  constructor(
+    device: string,
+    devices: readonly { address: string; reason: string }[],
+    options: { cause?: unknown } = {},
+  ) {
+    const list = devices.map((d) => `${d.address} (${d.reason})`).join(", ");
+    super(`a hot reset of ${device} also resets ${list || "devices this process does not own"}`, {
+      remedy: `open ${devices.map((d) => d.address).join(" ") || "every affected device"} in this process too ` +
+        "(bound to vfio-pci, on the same IOMMU path), then reset",
+      cause: options.cause,
+    });
+    this.device = device;
+    this.devices = devices;
+  }
+}
+
+/**
  * The device is in a no-IOMMU group and the caller did not opt in, or the kernel cannot do no-IOMMU mode.
  *
  * ```ts

@@ -36,6 +36,7 @@ import {
   SystemError,
   VfioError,
 } from "./errors.ts";
+import { inspectable } from "./inspect.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
 import { openFds, processName, quietly } from "./sysfs/proc_scan.ts";
 
@@ -271,4 +272,33 @@ export class Group {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(group)` shows: number, node, kind, viability and container while open. */
+  toJSON(): GroupSummary {
+    const out: GroupSummary = { number: this.#number, path: this.#path, noiommu: this.noiommu, closed: this.#fd < 0 };
+    if (this.#fd >= 0) {
+      out.containerSet = this.#container !== null;
+      try {
+        out.viable = this.status().viable;
+      } catch { /* printing never throws */ }
+    }
+    return out;
+  }
+}
+inspectable(Group);
+
+/** {@linkcode Group.toJSON}'s plain form of a group. */
+export interface GroupSummary {
+  /** The IOMMU group number. */
+  number: number;
+  /** Its node. */
+  path: string;
+  /** A no-IOMMU group. */
+  noiommu: boolean;
+  /** Whether this handle is closed. */
+  closed: boolean;
+  /** Attached to a container (open groups only). */
+  containerSet?: boolean;
+  /** `VFIO_GROUP_FLAGS_VIABLE` (open groups only). */
+  viable?: boolean;
 }

@@ -24,6 +24,7 @@ import {
   VfioIrqSet,
 } from "./abi/vfio.ts";
 import { ClosedError, OutOfRangeError, UnsupportedError, VfioError } from "./errors.ts";
+import { inspectable } from "./inspect.ts";
 import { IrqEventFd, type SpinOptions, type WaitOptions } from "./irq_eventfd.ts";
 import { type IrqIndex, type IrqIndexName, type IrqInfo, irqInfo, irqInfoAll } from "./irq_info.ts";
 import type { DeviceFd } from "./types.ts";
@@ -369,6 +370,12 @@ export class IrqSet {
     this.close();
   }
 
+  /** What `console.log(irqs)` shows: index, vectors and which of them are enabled. */
+  toJSON(): IrqSetSummary {
+    const vectors = this.#enabled.map((on, i) => `${this.start + i}${on ? "" : " (disabled)"}`);
+    return { device: this.#dev.name, index: this.name, vectors, closed: this.#closed };
+  }
+
   #efd(vector: number): IrqEventFd {
     if (this.#closed) throw new ClosedError(`${this.name} interrupts of ${this.#dev.name}`);
     const i = vector - this.start;
@@ -390,6 +397,19 @@ export class IrqSet {
       });
     }
   }
+}
+inspectable(IrqSet);
+
+/** {@linkcode IrqSet.toJSON}'s plain form of an IRQ set. */
+export interface IrqSetSummary {
+  /** The device's name. */
+  device: string;
+  /** INTx, MSI, MSI-X, ERR or REQ. */
+  index: IrqIndexName;
+  /** The set's vectors, `(disabled)` after those switched off with `disableVector()`. */
+  vectors: string[];
+  /** Whether the set is closed. */
+  closed: boolean;
 }
 
 /**

@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import type { Device } from "./device.ts";
 import { GroupNotViableError, NoiommuError, NotBoundError, UnsupportedError, VfioError } from "./errors.ts";
 import { Group } from "./group.ts";
+import type { IovaSpace } from "./iova_space.ts";
 import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { parsePciAddress } from "./pci_address.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
@@ -51,6 +52,11 @@ export interface OpenDeviceOptions {
    * must agree on it. Ignored in no-IOMMU mode (bus addresses are physical addresses there).
    */
   iovaBase?: bigint;
+  /**
+   * A caller-owned IOVA space (`createIovaSpace()`) to open the device into, instead of the process-wide one: its
+   * kind decides the path (`iommufd`: the device cdev; `type1`: the legacy group). Not for no-IOMMU devices.
+   */
+  space?: IovaSpace;
   /** The sysfs root (tests). */
   sysfsRoot?: string;
   /** The VFIO device node directory (tests). */
@@ -112,7 +118,9 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   const group = sysfs.iommuGroup;
-  const choice = chosenPath(canonical, options);
+  // a caller-owned space decides the path unless the caller names one
+  const spaceChoice = options.space && options.iommu === undefined ? options.space.kind : undefined;
+  const choice = spaceChoice ?? chosenPath(canonical, options);
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
   const haveIommufd = existsSync("/dev/iommu");
@@ -132,7 +140,7 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     // The kernel answers a bind in a non-viable group with a bare EPERM: name the members instead.
     const blockers = groupViabilityBlockers(group, { root: options.sysfsRoot });
     if (blockers.length) throw new GroupNotViableError(group, blockers);
-    return openThroughCdev(canonical, cdev, { iovaBase: options.iovaBase });
+    return openThroughCdev(canonical, cdev, { iovaBase: options.iovaBase, space: options.space });
   }
   if (!where) {
     throw new VfioError(`${canonical} is bound to vfio-pci but ${devDir} has no node for group ${group}`, {
@@ -140,6 +148,11 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   if (where.noiommu) {
+    if (options.space) {
+      throw new UnsupportedError(`${canonical} is in no-IOMMU group ${group}: it has no IOVA space to join`, {
+        remedy: "open it without { space } (its bus addresses are physical addresses)",
+      });
+    }
     if (choice === "type1" || choice === "iommufd-compat") {
       throw new UnsupportedError(`${canonical} is in no-IOMMU group ${group}: there is no IOMMU for ${choice}`, {
         remedy: "open it with { noiommu: true }, knowing that its DMA is unchecked",
@@ -160,5 +173,5 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
     });
   }
   const path = choice === "iommufd-compat" ? "compat" : "type1";
-  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase });
+  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase, space: options.space });
 }

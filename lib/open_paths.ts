@@ -23,10 +23,12 @@ import { Container } from "./container.ts";
 import { Device, type Owned } from "./device.ts";
 import { DeviceBusyError, SystemError, VfioError } from "./errors.ts";
 import { Group, nodeHolders } from "./group.ts";
+import { rememberGroup } from "./hot_reset.ts";
 import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
 import { IovaMapper } from "./iommu/iova_mapper.ts";
 import { NoiommuMapper } from "./iommu/noiommu.ts";
 import type { DmaMapper } from "./iommu/types.ts";
+import type { IovaSpace } from "./iova_space.ts";
 import { readLinkName } from "./sysfs/attr.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 
@@ -50,6 +52,8 @@ export interface GroupPathOptions {
    * ignored on the no-IOMMU path).
    */
   iovaBase?: bigint;
+  /** A caller-owned IOVA space (type1) to open the device into instead of the shared one. */
+  space?: IovaSpace;
 }
 
 /** Options of {@linkcode openThroughCdev}. */
@@ -58,6 +62,8 @@ export interface CdevPathOptions {
   groupType?: GroupType;
   /** The lowest IOVA of the shared IOVA space (see `IovaMapperOptions.iovaBase`; default: `VFIO_TS_IOVA_BASE`). */
   iovaBase?: bigint;
+  /** A caller-owned IOVA space (iommufd) to open the device into instead of the shared one. */
+  space?: IovaSpace;
 }
 
 /** A process-wide shared object with a reference count. */
@@ -184,7 +190,7 @@ function environmentIovaBase(): bigint | undefined {
 }
 
 /** A chosen IOVA base is checked against the space's ranges when the device opens, not at its first DMA map. */
-function checkIovaBase(ctx: Context): void {
+function checkIovaBase(ctx: Pick<Context, "iovaBase" | "mapper">): void {
   if (ctx.iovaBase !== undefined && ctx.mapper instanceof IovaMapper) void ctx.mapper.allocator;
 }
 
@@ -208,7 +214,9 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   using made = new DisposableStack();
   const base = path === "noiommu" ? undefined : options.iovaBase ?? environmentIovaBase();
   const ctx = made.use(
-    path === "compat"
+    options.space
+      ? options.space.lease(path)
+      : path === "compat"
       ? acquire("compat", () => compatContext(base), base)
       : acquire(path, () => legacyContext(path, devDir, base), base),
   );
@@ -225,7 +233,9 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
   const iommu = path === "compat" ? "iommufd" : path;
   const groupType = options.groupType;
   made.move();
-  return new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: [g, ctx] });
+  const device = new Device({ fd, name, iommu, mapper: ctx.value.mapper, groupType, after: [g, ctx] });
+  rememberGroup(device, g.value); // a hot reset passes the group's fd
+  return device;
 }
 
 /**
@@ -250,7 +260,9 @@ function busyBecauseHeld(name: string, cdevPath: string, error: unknown, holding
 export function openThroughCdev(name: string, cdevPath: string, options: CdevPathOptions = {}): Device {
   using made = new DisposableStack(); // as in openThroughGroup
   const base = options.iovaBase ?? environmentIovaBase();
-  const ctx = made.use(acquire("iommufd", () => iommufdContext(base), base));
+  const ctx = made.use(
+    options.space ? options.space.lease("iommufd") : acquire("iommufd", () => iommufdContext(base), base),
+  );
   let fd: number;
   try {
     fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);

@@ -25,6 +25,7 @@ import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
 import { hex } from "./hex.ts";
+import { byteSize, hexAddress, inspectable } from "./inspect.ts";
 import { type RegionInfo, regionInfo, type SparseMmapArea } from "./region_info.ts";
 import type { DeviceFd } from "./types.ts";
 import { detachPieces, pieceFor, subPiece, type ViewPiece, viewPieces } from "./views.ts";
@@ -402,6 +403,24 @@ export class Region {
     this.close();
   }
 
+  /** What `console.log(region)` shows: device, region, size, access flags, how it is reached. */
+  toJSON(): RegionSummary {
+    const i = this.#info;
+    const flags = [i.readable && "read", i.writable && "write", i.mmappable && "mmap"].filter(Boolean).join(",");
+    return {
+      device: this.#dev.name,
+      name: i.name,
+      index: i.index,
+      size: byteSize(this.#size),
+      ...(this.#root ? { windowOffset: hexAddress(this.#base) } : {}),
+      flags,
+      access: this.#closed ? "closed" : this.#pieces.length ? "mmap" : "pread/pwrite",
+      ...(i.sparseAreas
+        ? { sparseAreas: i.sparseAreas.map((a) => `${hexAddress(a.offset)}+${byteSize(a.size)}`) }
+        : {}),
+    };
+  }
+
   // ----- slow paths: validation, other mapped pieces, pread/pwrite -----
 
   #read8(offset: number): number {
@@ -552,6 +571,27 @@ export class Region {
     }
     return first;
   }
+}
+inspectable(Region);
+
+/** {@linkcode Region.toJSON}'s plain form of a region. */
+export interface RegionSummary {
+  /** The device's name. */
+  device: string;
+  /** `BAR0` … `config`. */
+  name: string;
+  /** The region index. */
+  index: number;
+  /** Size, e.g. `4 KiB` (of the window, for a window). */
+  size: string;
+  /** Where a window starts in its region (windows only). */
+  windowOffset?: string;
+  /** The kernel's `read`/`write`/`mmap` flags. */
+  flags: string;
+  /** `mmap`, `pread/pwrite`, or `closed`. */
+  access: string;
+  /** The mmappable areas of a sparse region. */
+  sparseAreas?: string[];
 }
 
 /**

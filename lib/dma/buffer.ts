@@ -16,6 +16,7 @@
  */
 import { libc } from "../../ffi/libc.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../errors.ts";
+import { byteSize, hexAddress, inspectable } from "../inspect.ts";
 import type { DmaMapper, DmaMapping, IommuKind } from "../iommu/types.ts";
 import { detachPieces, maxViewBytes, typedViews, type ViewPiece, viewPieces } from "../views.ts";
 import { DmaMemory, type HugepagePolicy } from "./memory.ts";
@@ -338,6 +339,40 @@ export class DmaBuffer {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(buf)` shows: size, backing pages, process address and bus address range. */
+  toJSON(): DmaBufferSummary {
+    const out: DmaBufferSummary = {
+      size: byteSize(this.#sizeBytes),
+      kind: this.#mapping.kind,
+      pages: this.#memory.hugepage ? "2 MiB hugepages" : byteSize(this.#memory.pageSize),
+      closed: this.#closed,
+    };
+    if (this.#closed) return out;
+    out.vaddr = hexAddress(this.#vaddr);
+    const first = this.#mapping.busAddress(0);
+    out.bus = this.#mapping.contiguous
+      ? `${hexAddress(first)}-${hexAddress(first + BigInt(this.#sizeBytes - 1))}`
+      : `${hexAddress(first)}… (per page)`;
+    return out;
+  }
+}
+inspectable(DmaBuffer);
+
+/** {@linkcode DmaBuffer.toJSON}'s plain form of a DMA buffer. */
+export interface DmaBufferSummary {
+  /** Size, e.g. `4 KiB`. */
+  size: string;
+  /** The mapper that made its bus addresses. */
+  kind: IommuKind;
+  /** The backing page size. */
+  pages: string;
+  /** Whether it is closed. */
+  closed: boolean;
+  /** Its process address (open buffers). */
+  vaddr?: string;
+  /** Its bus address range (first-last), or the first address when not one run (open buffers). */
+  bus?: string;
 }
 
 /**

@@ -20,8 +20,9 @@
  * @module
  */
 import { ClosedError, OutOfRangeError, VfioError } from "../errors.ts";
+import { inspectable } from "../inspect.ts";
 import type { DmaMapper } from "../iommu/types.ts";
-import { allocDma, type DmaBuffer } from "./buffer.ts";
+import { allocDma, type DmaBuffer, type DmaBufferSummary } from "./buffer.ts";
 import { HUGEPAGE_SIZE, type HugepagePolicy } from "./memory.ts";
 
 /** Options of {@linkcode allocDmaPool}. */
@@ -199,7 +200,20 @@ export class DmaPool {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(pool)` shows: entry size, count, how many are free, and its buffer. */
+  toJSON(): { entrySize: number; count: number; available: number; closed: boolean; buffer: DmaBufferSummary } {
+    const c = this.#closed;
+    return {
+      entrySize: this.#entrySize,
+      count: this.#count,
+      available: c ? 0 : this.#top,
+      closed: c,
+      buffer: this.#buffer.toJSON(),
+    };
+  }
 }
+inspectable(DmaPool);
 
 /**
  * Allocates one DMA buffer for `count` entries of `entrySize` bytes and makes a pool of it.

@@ -44,6 +44,7 @@ import {
   VfioDeviceDetachIommufdPt,
 } from "../abi/vfio.ts";
 import { ClosedError, SystemError, VfioError } from "../errors.ts";
+import { type AddressSpaceSummary, inspectable, spaceSummary } from "../inspect.ts";
 import { replyBytes } from "../kernel_reply.ts";
 import { explainMapError } from "./map_error.ts";
 import type { IoAddressSpace, IovaRange } from "./types.ts";
@@ -89,6 +90,18 @@ export class Iommufd {
       }
       throw e;
     }
+  }
+
+  /**
+   * Adopts an open iommufd (e.g. received from a privileged helper over a UNIX socket); it owns the fd from then on.
+   *
+   * ```ts ignore
+   * const iommufd = Iommufd.fromFd(receivedFd);
+   * ```
+   */
+  static fromFd(fd: number): Iommufd {
+    if (!Number.isInteger(fd) || fd < 0) throw new VfioError(`${fd} is not a file descriptor`);
+    return new Iommufd(fd);
   }
 
   /** The iommufd file descriptor (throws `ClosedError` after close). */
@@ -171,7 +184,18 @@ export class Iommufd {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(iommufd)` shows: open or closed, its IOASes, compat groups attached. */
+  toJSON(): { fd: number; closed: boolean; ioas: number[]; groups: number } {
+    return {
+      fd: this.#fd,
+      closed: this.#fd < 0,
+      ioas: [...this.#ioas].map((i) => i.toJSON().id ?? -1),
+      groups: this.#groups,
+    };
+  }
 }
+inspectable(Iommufd);
 
 /**
  * An iommufd I/O address space: IOVA ranges, and `IOMMU_IOAS_MAP`/`UNMAP` at fixed IOVAs.
@@ -297,7 +321,13 @@ export class Ioas implements IoAddressSpace {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** What `console.log(ioas)` shows: its id, IOVA ranges (once read) and DMA mappings. */
+  toJSON(): AddressSpaceSummary {
+    return spaceSummary({ id: this.#id, iommu: "iommufd" }, this.#closed, this.#ranges ?? undefined, this.#mappings);
+  }
 }
+inspectable(Ioas);
 
 /** A device cdev bound to an iommufd: its device id and the IOAS it is attached to. */
 export interface IommufdBinding {

@@ -17,7 +17,7 @@ export const MODES = ["noiommu", "iommu", "iommufd"] as const;
 export type Mode = (typeof MODES)[number];
 export const RUNTIMES = ["deno", "bun"] as const;
 export type Runtime = (typeof RUNTIMES)[number];
-export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net", "ivshmem"] as const;
+export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net", "ivshmem", "nvme-cmb"] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
 /** Name of the environment variable listing the addresses of one kind of device. */
@@ -28,6 +28,7 @@ export const ENV_OF_KIND: Record<DeviceKind, string> = {
   "igb": "VFIO_TS_IGB",
   "virtio-net": "VFIO_TS_VIRTIO_NET",
   "ivshmem": "VFIO_TS_IVSHMEM",
+  "nvme-cmb": "VFIO_TS_NVME_CMB", // an nvme with a 1 MiB controller memory buffer at BAR2 (peer-to-peer DMA tests)
 };
 const NIC_KINDS: readonly DeviceKind[] = ["e1000e", "igb", "virtio-net"];
 
@@ -369,7 +370,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
   const run = await Deno.makeTempDir({ prefix: "vfio-ts-vm-" });
   try {
     let nvmeIndex = 0;
-    for (const d of devices.filter((d) => d.kind === "nvme")) {
+    for (const d of devices.filter((d) => d.kind === "nvme" || d.kind === "nvme-cmb")) {
       const given = opts.nvmeImages?.[nvmeIndex];
       d.image = given ? resolve(given) : resolve(run, `nvme${nvmeIndex}.img`);
       nvmeIndex++;
@@ -508,12 +509,13 @@ async function qemuArgs(
       case "edu":
         args.push("-device", `edu,dma_mask=0xffffffffffffffff,${addr}`);
         break;
+      case "nvme-cmb":
       case "nvme":
         args.push(
           "-drive",
           `if=none,id=nvme${nvmes},file=${qemuValue(d.image ?? "")},format=raw`,
           "-device",
-          `nvme,serial=vfio-ts-nvme${nvmes},drive=nvme${nvmes},${addr}`,
+          `nvme,serial=vfio-ts-nvme${nvmes},drive=nvme${nvmes},${addr}${d.kind === "nvme-cmb" ? ",cmb_size_mb=1" : ""}`,
         );
         nvmes++;
         break;
