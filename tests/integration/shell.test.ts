@@ -50,7 +50,8 @@ describe("vfio shell", { timeout: 400_000 }, () => {
     assert.ok(lines.includes("16777453 (0x10000ed)"), out); // edu's id
     assert.ok(lines.includes("120 (0x78)"), out); // 5!
     assert.ok(lines.includes("1 (0x1)"), out); // one MSI awaited
-    assert.match(out, /^00000000 {2}ed 00 00 01 [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} 78 00 00 00 /m); // id, liveness, 5!
+    // id and liveness (the factorial word is not checked: another test's edu use can have changed it meanwhile)
+    assert.match(out, /^00000000 {2}ed 00 00 01 [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} [0-9a-f]{2} /m);
     assert.match(out, /^DmaBuffer \{/m);
     assert.ok(lines.includes("00000000  ab 00 00 00                                      ...."), out);
     assert.match(out, /^error: ReferenceError: no_such_name is not defined$/m);

@@ -119,7 +119,7 @@ describe("trace", { timeout: 300_000 }, () => {
     const traced = dev2.bar(0);
     assert.ok(traced instanceof Region);
     assert.equal(traced.read32(0), 0x10000ed);
-    assert.equal(traced.window(0x8, 8).read32(0), traced.read32(0x8));
+    assert.equal(traced.window(0x0, 8).read32(0), traced.read32(0x0)); // the ID register: stable, unlike the factorial
     assert.ok(has(lines, /mmio 0000:00:03\.0 BAR0 read32 0x0 = 0x10000ed$/), lines.join("\n"));
     disableTrace();
     const n = lines.length;
