@@ -12,7 +12,9 @@
 import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
 import { E1000e } from "./e1000e.ts";
 import type { LinkStatus, Nic } from "./nic.ts";
+import { VirtioNetModern } from "./virtio_modern.ts";
 import { VirtioNet } from "./virtio_net.ts";
+import { hasVirtioPci } from "./virtio_pci.ts";
 
 /** Options of {@linkcode openNic}. */
 export interface NicOptions {
@@ -26,6 +28,7 @@ export interface NicOptions {
 export const NIC_IDS: Readonly<Record<string, string>> = {
   "8086:10d3": "e1000e", // Intel 82574L (QEMU's e1000e)
   "1af4:1000": "virtio-net", // legacy/transitional virtio network device
+  "1af4:1041": "virtio-net-modern", // modern-only (virtio 1.x) virtio network device
 };
 
 /**
@@ -47,8 +50,10 @@ export function openNic(address: string, options: NicOptions = {}): Nic {
     switch (NIC_IDS[id]) {
       case "e1000e":
         return new E1000e(dev, poolSize);
-      case "virtio-net":
-        return new VirtioNet(dev, poolSize);
+      case "virtio-net": // transitional: the modern interface when it has one (it can use the IOMMU)
+        return hasVirtioPci(dev) ? new VirtioNetModern(dev, poolSize) : new VirtioNet(dev, poolSize);
+      case "virtio-net-modern":
+        return new VirtioNetModern(dev, poolSize);
     }
     throw new UnsupportedError(`${address} (${id}) is not a NIC these examples drive`, {
       remedy: `use one of ${Object.entries(NIC_IDS).map(([k, v]) => `${v} (${k})`).join(", ")}`,
