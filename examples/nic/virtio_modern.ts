@@ -29,12 +29,11 @@ import {
   type DmaBuffer,
   IrqIndex,
   type IrqSet,
-  OutOfRangeError,
   physicalAddressOf,
   UnsupportedError,
   VfioError,
 } from "../../mod.ts";
-import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
+import { formatMac, type LinkStatus, type Packet, PacketPool } from "./nic.ts";
 import {
   findVirtioPci,
   MmioStruct,
@@ -51,6 +50,7 @@ import {
   modernQueueLayout,
   splitQueueBytes,
   VirtioNetHdrV1,
+  VirtioNetPort,
   VirtioNetQueues,
   Virtqueue,
   type VirtqueueLayout,
@@ -94,32 +94,22 @@ export type VirtioAddressing = "iova" | "physical (no IOMMU)" | "physical (bypas
  * if (n === 0 && await nic.waitRx(0, 100)) n = nic.rxBatch(bufs, 32);
  * ```
  */
-export class VirtioNetModern implements Nic {
+export class VirtioNetModern extends VirtioNetPort {
   readonly driver = "virtio-net-modern";
-  readonly queues = 1;
-  readonly address: string;
   readonly mac: string;
-  readonly pool: PacketPool;
-  readonly rxRingSize: number;
-  readonly txRingSize: number;
   /** The features both sides agreed on. */
   readonly features: bigint;
   /** What addresses the device is given. */
   readonly addressing: VirtioAddressing;
-  readonly #dev: Device;
   readonly #vp: VirtioPci;
   readonly #cfg: MmioStruct<typeof VirtioNetConfig.layout> | null;
   readonly #irqs: IrqSet;
   readonly #rings: DmaBuffer;
   readonly #notifyAt: number[] = []; // per queue: byte offset of its notify register in the notify BAR
-  readonly #q: VirtioNetQueues;
-  #stopped = false;
-  #closed = false;
 
   /** Resets, negotiates and starts the port; the device is owned (and closed) by the driver from here on. */
   constructor(dev: Device, poolSize: number) {
-    this.#dev = dev;
-    this.address = dev.name;
+    super(dev);
     dev.config.enableMemory();
     dev.config.enableBusMaster();
     const vp = this.#vp = findVirtioPci(dev);
@@ -167,17 +157,15 @@ export class VirtioNetModern implements Nic {
     common.set("msix_config", CONFIG_VECTOR);
     if (common.get("msix_config") !== CONFIG_VECTOR) throw this.#noVector("the configuration");
 
-    this.pool = new PacketPool(dev, poolSize);
-    if (physical) this.pool.translate();
+    const pool = new PacketPool(dev, poolSize);
+    if (physical) pool.translate();
     const rx = this.#setupQueue(RX_QUEUE, modernQueueLayout(0, sizes[0]), sizes[0], RX_VECTOR, physical);
     const tx = this.#setupQueue(TX_QUEUE, modernQueueLayout(bytesOf[0], sizes[1]), sizes[1], TX_VECTOR, physical);
-    this.rxRingSize = rx.size;
-    this.txRingSize = tx.size;
     const notify = vp.notify;
-    this.#q = new VirtioNetQueues({
+    this.queuePair = new VirtioNetQueues({
       rx,
       tx,
-      pool: this.pool,
+      pool,
       headerBytes: VirtioNetHdrV1.size,
       addressOf: physical
         ? (p: Packet): number => {
@@ -264,10 +252,6 @@ export class VirtioNetModern implements Nic {
     return vq;
   }
 
-  #check(): void {
-    if (this.#stopped) throw new VfioError(`virtio-net ${this.address} is stopped`);
-  }
-
   link(): LinkStatus {
     const up = this.#cfg && this.features & bit(VIRTIO_NET_F_STATUS)
       ? (this.#cfg.get("status") & VIRTIO_NET_S_LINK_UP) !== 0
@@ -275,70 +259,24 @@ export class VirtioNetModern implements Nic {
     return { up, speedMbps: null };
   }
 
-  rxBatch(bufs: Packet[], n: number, queue = 0): number {
-    this.#check();
-    this.#checkQueue(queue);
-    return this.#q.rxBatch(bufs, n);
-  }
-
-  txBatch(bufs: Packet[], n: number, queue = 0): number {
-    this.#check();
-    this.#checkQueue(queue);
-    return this.#q.txBatch(bufs, n);
-  }
-
-  #checkQueue(queue: number): void {
-    if (queue !== 0) {
-      throw new OutOfRangeError(`virtio-net ${this.address} has one queue pair, not queue ${queue}`, {
-        remedy: "use queue 0",
-      });
-    }
-  }
-
   /**
    * Arms the receive queue's interrupt (clears VRING_AVAIL_F_NO_INTERRUPT), waits for its MSI-X vector up to
    * `timeoutMs`, and suppresses the interrupt again. Resolves at once when frames are already waiting.
    */
   async waitRx(queue: number, timeoutMs: number): Promise<boolean> {
-    this.#check();
-    this.#checkQueue(queue);
-    const rx = this.#q.rx;
+    this.check(queue);
+    const rx = this.queuePair.rx;
     this.#irqs.poll(RX_VECTOR); // forget interrupts from before
     rx.interrupts = true; // a sequentially consistent store: ordered before the check below
     try {
       if (rx.pending()) return true;
       return await this.#irqs.wait(RX_VECTOR, { timeoutMs }) > 0 || rx.pending();
     } finally {
-      if (!this.#stopped) rx.interrupts = false;
+      if (!this.stopped) rx.interrupts = false;
     }
   }
 
-  txPending(): number {
-    if (this.#stopped) return 0;
-    return this.#q.txPending();
-  }
-
-  stats(): NicStats {
-    return { ...this.#q.stats };
-  }
-
-  stop(): void {
-    if (this.#stopped || this.#closed) return;
-    this.#stopped = true;
-    this.#reset(); // the device lets go of both queues
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    try {
-      this.stop();
-    } finally {
-      this.#closed = true;
-      this.#dev.close(); // frees the queues, the pool and the vectors with it
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+  protected resetDevice(): void {
+    this.#reset();
   }
 }

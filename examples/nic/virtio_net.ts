@@ -21,8 +21,8 @@
  * @module
  */
 import { type Device, type DmaBuffer, type Region, translatePages, VfioError } from "../../mod.ts";
-import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
-import { legacyQueueLayout, splitQueueBytes, VirtioNetQueues, Virtqueue } from "./virtio_queue.ts";
+import { formatMac, type LinkStatus, type Packet, PacketPool } from "./nic.ts";
+import { legacyQueueLayout, splitQueueBytes, VirtioNetPort, VirtioNetQueues, Virtqueue } from "./virtio_queue.ts";
 
 // Legacy virtio PCI registers (I/O BAR0)
 const DEVICE_FEATURES = 0x00; // u32, read-only
@@ -61,27 +61,17 @@ const NET_HDR_SIZE = 10; // struct virtio_net_hdr without num_buffers
  * const n = nic.rxBatch(bufs, 32);
  * ```
  */
-export class VirtioNet implements Nic {
+export class VirtioNet extends VirtioNetPort {
   readonly driver = "virtio-net";
-  readonly queues = 1;
-  readonly address: string;
   readonly mac: string;
-  readonly pool: PacketPool;
-  readonly rxRingSize: number;
-  readonly txRingSize: number;
-  readonly #dev: Device;
   readonly #bar0: Region;
   readonly #features: number;
   readonly #rings: DmaBuffer;
   readonly #ringsPhys: number;
-  readonly #q: VirtioNetQueues;
-  #stopped = false;
-  #closed = false;
 
   /** Resets and starts the port; the device is owned (and closed) by the driver from here on. */
   constructor(dev: Device, poolSize: number) {
-    this.#dev = dev;
-    this.address = dev.name;
+    super(dev);
     dev.config.enableIo();
     dev.config.enableBusMaster();
     const io = this.#bar0 = dev.bar(0);
@@ -98,22 +88,18 @@ export class VirtioNet implements Nic {
     const mac = this.#features & NET_F_MAC ? io.readBytes(NET_MAC, 6) : new Uint8Array(6);
     this.mac = formatMac(mac);
 
-    this.pool = new PacketPool(dev, poolSize);
-    this.pool.translate();
+    const pool = new PacketPool(dev, poolSize);
+    pool.translate();
     // Both queues in one hugepage: physically contiguous, as a device that bypasses the IOMMU needs.
     const sizes = [RX_QUEUE, TX_QUEUE].map((q) => this.#queueSize(q));
     const rxBytes = splitQueueBytes(sizes[0], legacyQueueLayout);
     this.#rings = dev.allocDma(rxBytes + splitQueueBytes(sizes[1], legacyQueueLayout), { hugepages: "require" });
     const pages = translatePages(this.#rings.vaddr, this.#rings.sizeBytes);
     this.#ringsPhys = Number(pages[0]);
-    const rx = this.#queue(RX_QUEUE, 0, sizes[0]);
-    const tx = this.#queue(TX_QUEUE, rxBytes, sizes[1]);
-    this.rxRingSize = rx.size;
-    this.txRingSize = tx.size;
-    this.#q = new VirtioNetQueues({
-      rx,
-      tx,
-      pool: this.pool,
+    this.queuePair = new VirtioNetQueues({
+      rx: this.#queue(RX_QUEUE, 0, sizes[0]),
+      tx: this.#queue(TX_QUEUE, rxBytes, sizes[1]),
+      pool,
       headerBytes: NET_HDR_SIZE,
       addressOf: (p: Packet): number => {
         if (p.phys < 0) p.pool.translate(); // a buffer of another port's pool, seen for the first time
@@ -141,51 +127,12 @@ export class VirtioNet implements Nic {
     return new Virtqueue(this.#rings, legacyQueueLayout(base, size), size);
   }
 
-  #check(): void {
-    if (this.#stopped) throw new VfioError(`virtio-net ${this.address} is stopped`);
-  }
-
   link(): LinkStatus {
     const up = this.#features & NET_F_STATUS ? (this.#bar0.read16(NET_STATUS) & NET_S_LINK_UP) !== 0 : true;
     return { up, speedMbps: null };
   }
 
-  rxBatch(bufs: Packet[], n: number): number {
-    this.#check();
-    return this.#q.rxBatch(bufs, n);
-  }
-
-  txBatch(bufs: Packet[], n: number): number {
-    this.#check();
-    return this.#q.txBatch(bufs, n);
-  }
-
-  txPending(): number {
-    if (this.#stopped) return 0;
-    return this.#q.txPending();
-  }
-
-  stats(): NicStats {
-    return { ...this.#q.stats };
-  }
-
-  stop(): void {
-    if (this.#stopped || this.#closed) return;
-    this.#stopped = true;
-    this.#bar0.write8(DEVICE_STATUS, 0); // reset: the device lets go of both queues
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    try {
-      this.stop();
-    } finally {
-      this.#closed = true;
-      this.#dev.close(); // frees the queues and the pool with it
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+  protected resetDevice(): void {
+    this.#bar0.write8(DEVICE_STATUS, 0);
   }
 }

@@ -18,8 +18,8 @@
  * @module
  */
 import { bytes, defineStruct, u16, u32, u64 } from "../../abi.ts";
-import { type DmaBuffer, VfioError } from "../../mod.ts";
-import { HEADROOM, MAX_FRAME, type NicStats, type Packet, type PacketPool } from "./nic.ts";
+import { type Device, type DmaBuffer, OutOfRangeError, VfioError } from "../../mod.ts";
+import { HEADROOM, type LinkStatus, MAX_FRAME, type Nic, type NicStats, type Packet, type PacketPool } from "./nic.ts";
 
 /** `struct vring_desc`: one buffer (guest address, length, flags, index of the next in a chain). */
 export const VringDesc = defineStruct("vring_desc", 16, { addr: u64(0), len: u32(8), flags: u16(12), next: u16(14) });
@@ -213,6 +213,8 @@ export class VirtioNetQueues {
   readonly rx: Virtqueue;
   /** The transmit queue. */
   readonly tx: Virtqueue;
+  /** The pool receive buffers come from. */
+  readonly pool: PacketPool;
   /** Counters kept by the driver (virtio-net has none of its own). */
   readonly stats: NicStats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "driver" };
   readonly #o: VirtioNetQueuesOptions;
@@ -227,6 +229,7 @@ export class VirtioNetQueues {
     this.#o = options;
     this.rx = options.rx;
     this.tx = options.tx;
+    this.pool = options.pool;
     this.#hdr = options.headerBytes;
     for (let i = 0; i < this.rx.size; i++) {
       const p = options.pool.alloc();
@@ -310,5 +313,107 @@ export class VirtioNetQueues {
   txPending(): number {
     this.#clean();
     return this.tx.size - this.#txFreeTop;
+  }
+}
+
+/**
+ * The part of a virtio-net port that does not depend on the interface (legacy or modern): one queue pair, driver
+ * counters, stop by device reset, close with the device. A driver sets {@linkcode VirtioNetPort.queuePair} at the end
+ * of its constructor and implements `link()` and `resetDevice()`.
+ *
+ * ```ts
+ * import type { VirtioNetPort } from "./virtio_queue.ts";
+ * declare const nic: VirtioNetPort;
+ * console.log(nic.rxRingSize, nic.stats());
+ * nic.close();
+ * ```
+ */
+export abstract class VirtioNetPort implements Nic {
+  abstract readonly driver: string;
+  abstract readonly mac: string;
+  readonly queues = 1;
+  readonly address: string;
+  /** The device (closed with the port). */
+  protected readonly dev: Device;
+  /** The queue pair, once the driver has set it up. */
+  protected queuePair!: VirtioNetQueues;
+  #stopped = false;
+  #closed = false;
+
+  /** Takes ownership of `dev`. */
+  constructor(dev: Device) {
+    this.dev = dev;
+    this.address = dev.name;
+  }
+
+  get pool(): PacketPool {
+    return this.queuePair.pool;
+  }
+
+  get rxRingSize(): number {
+    return this.queuePair.rx.size;
+  }
+
+  get txRingSize(): number {
+    return this.queuePair.tx.size;
+  }
+
+  /** Whether {@linkcode stop} has run. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  abstract link(): LinkStatus;
+
+  /** Writes 0 to the device status: the device lets go of every queue. */
+  protected abstract resetDevice(): void;
+
+  /** Throws when stopped or `queue` is not 0. */
+  protected check(queue: number): void {
+    if (this.#stopped) throw new VfioError(`${this.driver} ${this.address} is stopped`);
+    if (queue !== 0) {
+      throw new OutOfRangeError(`${this.driver} ${this.address} has one queue pair, not queue ${queue}`, {
+        remedy: "use queue 0",
+      });
+    }
+  }
+
+  rxBatch(bufs: Packet[], n: number, queue = 0): number {
+    this.check(queue);
+    return this.queuePair.rxBatch(bufs, n);
+  }
+
+  txBatch(bufs: Packet[], n: number, queue = 0): number {
+    this.check(queue);
+    return this.queuePair.txBatch(bufs, n);
+  }
+
+  txPending(): number {
+    if (this.#stopped) return 0;
+    return this.queuePair.txPending();
+  }
+
+  stats(): NicStats {
+    return { ...this.queuePair.stats };
+  }
+
+  stop(): void {
+    if (this.#stopped || this.#closed) return;
+    this.#stopped = true;
+    if (this.queuePair) this.resetDevice();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.stop();
+    } finally {
+      this.#closed = true;
+      this.dev.close(); // frees the queues and the pool with it
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
