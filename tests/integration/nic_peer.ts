@@ -162,6 +162,8 @@ export interface PeerOptions {
   rate?: number;
   /** Give up after this many milliseconds (default 60 000). */
   timeoutMs?: number;
+  /** kernelToVfio: after an empty round, `await nic.waitRx(0, 100)` (interrupt-driven receive) instead of a 1 ms sleep. */
+  interrupts?: boolean;
 }
 
 /** The kernel sends `count` random test frames to `nic`; the driver receives on every queue and checks them. */
@@ -206,7 +208,8 @@ export async function kernelToVfio(nic: Nic, peer: KernelPeer, options: PeerOpti
       doneAt ||= Date.now();
       if (Date.now() - doneAt > 2000) break; // the sender finished and nothing came for 2 s
     }
-    if (n === 0) await new Promise((res) => setTimeout(res, 1));
+    if (n === 0 && options.interrupts && nic.waitRx) await nic.waitRx(0, 100);
+    else if (n === 0) await new Promise((res) => setTimeout(res, 1));
   }
   const s = await senderResult;
   r.senderCode = s.code;
