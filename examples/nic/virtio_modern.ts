@@ -239,9 +239,11 @@ export class VirtioNetModern extends VirtioNetPort {
     common.set("queue_size", size);
     common.set("queue_msix_vector", vector);
     if (common.get("queue_msix_vector") !== vector) throw this.#noVector(`queue ${index}`);
-    common.set("queue_desc", addr(layout.desc));
-    common.set("queue_avail", addr(layout.avail));
-    common.set("queue_used", addr(layout.used));
+    for (const [part, at] of [["desc", layout.desc], ["avail", layout.avail], ["used", layout.used]] as const) {
+      const a = addr(at);
+      common.set(`queue_${part}_lo`, Number(a & 0xffffffffn));
+      common.set(`queue_${part}_hi`, Number(a >> 32n));
+    }
     const at = this.#vp.notify.offset + common.get("queue_notify_off") * this.#vp.notify.multiplier;
     if (at + 2 > this.#vp.notify.offset + this.#vp.notify.length) {
       throw new VfioError(`virtio-net ${this.address}: queue ${index}'s notify address lies outside its structure`);

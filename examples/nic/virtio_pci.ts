@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { defineStruct, type Fields, PCI_CAP_ID_VNDR, type StructDef, u16, u32, u64, u8 } from "../../abi.ts";
+import { defineStruct, type Fields, PCI_CAP_ID_VNDR, struct, type StructDef, u16, u32, u8 } from "../../abi.ts";
 import { type Device, type Region, UnsupportedError, VfioError } from "../../mod.ts";
 
 /** `struct virtio_pci_cap`: which structure (`cfg_type`), in which BAR, where and how long. */
@@ -30,10 +30,7 @@ export const VirtioPciCap = defineStruct("virtio_pci_cap", 16, {
 });
 /** `struct virtio_pci_notify_cap`: the notify capability adds the multiplier of each queue's `queue_notify_off`. */
 export const VirtioPciNotifyCap = defineStruct("virtio_pci_notify_cap", 20, {
-  cfg_type: u8(3),
-  bar: u8(4),
-  offset: u32(8),
-  length: u32(12),
+  cap: struct(VirtioPciCap, 0),
   notify_off_multiplier: u32(16),
 });
 /** `struct virtio_pci_common_cfg`: features, status, and the selected queue's setup. */
@@ -51,9 +48,12 @@ export const VirtioPciCommonCfg = defineStruct("virtio_pci_common_cfg", 56, {
   queue_msix_vector: u16(26),
   queue_enable: u16(28),
   queue_notify_off: u16(30),
-  queue_desc: u64(32),
-  queue_avail: u64(40),
-  queue_used: u64(48),
+  queue_desc_lo: u32(32), // the spec's le64 queue_desc, as Linux splits it: written low half first
+  queue_desc_hi: u32(36),
+  queue_avail_lo: u32(40),
+  queue_avail_hi: u32(44),
+  queue_used_lo: u32(48),
+  queue_used_hi: u32(52),
 });
 
 /** `cfg_type` values (VIRTIO_PCI_CAP_*_CFG). */
@@ -76,7 +76,7 @@ export const VIRTIO_F_ACCESS_PLATFORM = 33;
 
 /**
  * Field-by-name access to a structure in a memory BAR: each read or write has the width the struct gives the field
- * (64-bit fields are written as two 32-bit halves, low first, as the spec allows drivers to).
+ * (8, 16 or 32 bits), as the spec requires of drivers.
  *
  * ```ts
  * import { MmioStruct, VirtioPciCommonCfg } from "./virtio_pci.ts";
@@ -101,35 +101,24 @@ export class MmioStruct<F extends Fields> {
 
   #field(name: keyof F & string): { kind: string; at: number } {
     const f = this.def.layout[name];
+    if (f.kind !== "u8" && f.kind !== "u16" && f.kind !== "u32") {
+      throw new VfioError(`${this.def.cName}.${name} is a ${f.kind} field, not a register`);
+    }
     return { kind: f.kind, at: this.#base + f.offset };
   }
 
-  /** Reads an 8-, 16- or 32-bit field. */
+  /** Reads a field. */
   get(name: keyof F & string): number {
     const { kind, at } = this.#field(name);
-    if (kind === "u8") return this.#region.read8(at);
-    if (kind === "u16") return this.#region.read16(at);
-    if (kind === "u32") return this.#region.read32(at);
-    throw new VfioError(`${this.def.cName}.${name} is a ${kind} field: read it with get64`);
+    return kind === "u8" ? this.#region.read8(at) : kind === "u16" ? this.#region.read16(at) : this.#region.read32(at);
   }
 
-  /** Reads a 64-bit field (two 32-bit reads). */
-  get64(name: keyof F & string): bigint {
-    const { at } = this.#field(name);
-    return BigInt(this.#region.read32(at)) | (BigInt(this.#region.read32(at + 4)) << 32n);
-  }
-
-  /** Writes a field; a 64-bit one as two 32-bit halves, low first. */
-  set(name: keyof F & string, value: number | bigint): void {
+  /** Writes a field. */
+  set(name: keyof F & string, value: number): void {
     const { kind, at } = this.#field(name);
-    const v = BigInt(value);
-    if (kind === "u8") this.#region.write8(at, Number(v));
-    else if (kind === "u16") this.#region.write16(at, Number(v));
-    else if (kind === "u32") this.#region.write32(at, Number(v));
-    else {
-      this.#region.write32(at, Number(v & 0xffffffffn));
-      this.#region.write32(at + 4, Number(v >> 32n));
-    }
+    if (kind === "u8") this.#region.write8(at, value);
+    else if (kind === "u16") this.#region.write16(at, value);
+    else this.#region.write32(at, value);
   }
 }
 

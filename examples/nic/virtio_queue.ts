@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import { bytes, defineStruct, u16, u32, u64 } from "../../abi.ts";
+import { defineStruct, u16, u32, u64, u8 } from "../../abi.ts";
 import { type Device, type DmaBuffer, OutOfRangeError, VfioError } from "../../mod.ts";
 import { HEADROOM, type LinkStatus, MAX_FRAME, type Nic, type NicStats, type Packet, type PacketPool } from "./nic.ts";
 
@@ -31,8 +31,8 @@ export const VringUsedElem = defineStruct("vring_used_elem", 8, { id: u32(0), le
 export const VringUsed = defineStruct("vring_used", 4, { flags: u16(0), idx: u16(2) });
 /** `struct virtio_net_hdr_v1` (VIRTIO_F_VERSION_1: `num_buffers` is always there); 10 bytes without it (legacy). */
 export const VirtioNetHdrV1 = defineStruct("virtio_net_hdr_v1", 12, {
-  flags: bytes(0, 1),
-  gso_type: bytes(1, 1),
+  flags: u8(0),
+  gso_type: u8(1),
   hdr_len: u16(2),
   gso_size: u16(4),
   csum_start: u16(6),
