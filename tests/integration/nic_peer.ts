@@ -274,3 +274,40 @@ export async function vfioToKernel(nic: Nic, peer: KernelPeer, options: PeerOpti
   }
   return { kernel, perQueue, receiverCode: done.code, receiverOut: done.out };
 }
+
+/** What {@linkcode kernelToKernel} saw: the receiving kernel's summary (null if it printed none) and both outputs. */
+export interface KernelToKernelResult {
+  kernel: { received: number; duplicates: number; damaged: number; foreign: number; missing: number[] } | null;
+  senderCode: number | null;
+  receiverCode: number | null;
+  out: string;
+}
+
+/**
+ * One kernel port sends `count` test frames to another, through whatever sits between them (e.g. examples/fwd.ts
+ * across two hubs); the receiving kernel counts them once and intact.
+ */
+export async function kernelToKernel(
+  from: KernelPeer,
+  to: KernelPeer,
+  options: PeerOptions = {},
+): Promise<KernelToKernelResult> {
+  const count = options.count ?? 500, rate = options.rate ?? 250, timeoutMs = options.timeoutMs ?? 60_000;
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => ready = r);
+  const receiver = run([PYTHON, SCRIPT, "recv", to.iface, `${count}`, `${timeoutMs / 1000}`], (line) => {
+    if (line.trim() === "ready") ready();
+  });
+  const early = await Promise.race([isReady.then(() => null), receiver.done]);
+  if (early) return { kernel: null, senderCode: null, receiverCode: early.code, out: early.out };
+  const seed = Math.floor(Math.random() * 2 ** 31);
+  const sent = await run([PYTHON, SCRIPT, "send", from.iface, to.mac, `${count}`, `${rate}`, `${seed}`]).done;
+  const done = await receiver.done;
+  let kernel = null;
+  try {
+    kernel = JSON.parse(done.out.trim().split("\n").pop() ?? "");
+  } catch {
+    // left null: the output says why
+  }
+  return { kernel, senderCode: sent.code, receiverCode: done.code, out: `${sent.out}${done.out}` };
+}

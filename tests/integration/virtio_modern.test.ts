@@ -4,14 +4,14 @@
 // receive queue's MSI-X vector); and, when the rig puts a kernel-driven NIC on the hub
 // (--devices e1000e@0,virtio-net-modern@0,e1000e@0:kernel), the kernel as the peer nobody here wrote.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, it } from "node:test";
 import type { Nic, Packet } from "../../examples/nic/nic.ts";
 import { openNic, waitForLink } from "../../examples/nic/open.ts";
 import { VirtioNetModern } from "../../examples/nic/virtio_modern.ts";
 import { guest, skipUnless } from "./guest.ts";
-import { findKernelPeer, kernelToVfio, linkUp, vfioToKernel } from "./nic_peer.ts";
+import { findKernelPeer, kernelToKernel, kernelToVfio, linkUp, vfioToKernel } from "./nic_peer.ts";
 
 const isBun = "Bun" in globalThis;
 const noiommu = guest.mode === "noiommu";
@@ -158,5 +158,55 @@ describe("modern virtio-net with the guest kernel as peer (AF_PACKET, random siz
     assert.equal(sent.kernel.duplicates, 0, "duplicate frames");
     assert.equal(sent.kernel.received, COUNT, `the kernel counted ${sent.kernel.received} of ${COUNT}`);
     assert.equal(nic.stats().txPackets, COUNT);
+  });
+});
+
+// examples/fwd.ts between two drivers of different families, igb and modern virtio-net, each on its own hub with a
+// kernel NIC: kernel A -> igb -> fwd -> modern virtio-net -> kernel B, and back. Needs
+// --devices igb@0,e1000e@0:kernel,virtio-net-modern@1,e1000e@1:kernel.
+const igb = guest.inVm ? (process.env.VFIO_TS_IGB ?? "").split(",").filter(Boolean)[0] : undefined;
+const peerA = igb ? findKernelPeer(igb) : null;
+const fwdModern = guest.devices.virtioNetModern.find((m) => !guest.hubs.find((h) => h.includes(m))?.includes(igb!));
+const peerB = fwdModern ? findKernelPeer(fwdModern) : null;
+
+describe("examples/fwd.ts between igb and modern virtio-net, kernel NICs at both ends", {
+  skip: skipUnless(
+    !(peerA && peerB) && "needs igb and virtio-net-modern on two hubs, each with a kernel NIC",
+    "fwd igb <-> modern virtio-net",
+  ),
+}, () => {
+  it("400 random frames each way arrive once, intact, at the far kernel", LONG, async () => {
+    await linkUp(peerA!);
+    await linkUp(peerB!);
+    const script = ["examples/fwd.ts", igb!, fwdModern!, ...guest.noiommuFlag];
+    const fwd = spawn(process.execPath, isBun ? script : ["run", "-A", "--no-check", ...script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    const started = new Promise<void>((resolve, reject) => {
+      fwd.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        out += d;
+        if (out.includes("forwarding")) resolve();
+      });
+      fwd.stderr!.setEncoding("utf8").on("data", (d: string) => out += d);
+      fwd.on("close", (code) => reject(new Error(`fwd.ts exited ${code} before forwarding: ${out}`)));
+    });
+    const exited = new Promise<void>((r) => fwd.on("close", () => r()));
+    try {
+      await started;
+      for (const [from, to] of [[peerA!, peerB!], [peerB!, peerA!]]) {
+        const r = await kernelToKernel(from, to, { count: 400, rate: 200 });
+        console.log(`${from.iface} -> fwd -> ${to.iface}: ${JSON.stringify(r.kernel)}`);
+        assert.equal(r.senderCode, 0, r.out);
+        assert.ok(r.kernel, `no summary from the receiving kernel: ${r.out}`);
+        assert.equal(r.kernel.damaged, 0, "damaged frames");
+        assert.equal(r.kernel.duplicates, 0, "duplicate frames");
+        assert.equal(r.kernel.received, 400, `the far kernel counted ${r.kernel.received} of 400`);
+      }
+    } finally {
+      fwd.kill("SIGTERM");
+      await exited;
+      console.log(out);
+    }
   });
 });
