@@ -227,15 +227,40 @@ export interface VfioToKernelResult {
   receiverOut: string;
 }
 
-/** The driver sends `count` random test frames (each transmit queue in turn) to the kernel, which counts them. */
-export async function vfioToKernel(nic: Nic, peer: KernelPeer, options: PeerOptions = {}): Promise<VfioToKernelResult> {
-  const count = options.count ?? 500, rate = options.rate ?? 250, timeoutMs = options.timeoutMs ?? 60_000;
+/** The kernel's receiver summary. */
+type KernelSummary = { received: number; duplicates: number; damaged: number; foreign: number; missing: number[] };
+
+/**
+ * Starts the kernel's receiver on `iface` and waits until its socket is bound; `early` is set when it exited first.
+ * `summary()` waits for it to finish and parses its JSON line (null if there is none).
+ */
+async function startReceiver(iface: string, count: number, timeoutMs: number): Promise<{
+  early: { code: number | null; out: string } | null;
+  summary: () => Promise<{ kernel: KernelSummary | null; code: number | null; out: string }>;
+}> {
   let ready!: () => void;
   const isReady = new Promise<void>((r) => ready = r);
-  const receiver = run([PYTHON, SCRIPT, "recv", peer.iface, `${count}`, `${timeoutMs / 1000}`], (line) => {
+  const receiver = run([PYTHON, SCRIPT, "recv", iface, `${count}`, `${timeoutMs / 1000}`], (line) => {
     if (line.trim() === "ready") ready();
   });
   const early = await Promise.race([isReady.then(() => null), receiver.done]);
+  const summary = async (): Promise<{ kernel: KernelSummary | null; code: number | null; out: string }> => {
+    const done = await receiver.done;
+    let kernel = null;
+    try {
+      kernel = JSON.parse(done.out.trim().split("\n").pop() ?? "");
+    } catch {
+      // left null: the output says why
+    }
+    return { kernel, code: done.code, out: done.out };
+  };
+  return { early, summary };
+}
+
+/** The driver sends `count` random test frames (each transmit queue in turn) to the kernel, which counts them. */
+export async function vfioToKernel(nic: Nic, peer: KernelPeer, options: PeerOptions = {}): Promise<VfioToKernelResult> {
+  const count = options.count ?? 500, rate = options.rate ?? 250, timeoutMs = options.timeoutMs ?? 60_000;
+  const { early, summary } = await startReceiver(peer.iface, count, timeoutMs);
   if (early) return { kernel: null, perQueue: [], receiverCode: early.code, receiverOut: early.out };
   const dst = macBytes(peer.mac), src = macBytes(nic.mac);
   const perQueue: number[] = new Array(nic.queues).fill(0);
@@ -264,20 +289,13 @@ export async function vfioToKernel(nic: Nic, peer: KernelPeer, options: PeerOpti
   }
   const t1 = Date.now();
   while (nic.txPending() > 0 && Date.now() - t1 < 2000) await new Promise((r) => setTimeout(r, 1));
-  const done = await receiver.done;
-  const last = done.out.trim().split("\n").pop() ?? "";
-  let kernel = null;
-  try {
-    kernel = JSON.parse(last);
-  } catch {
-    // left null: the output says why
-  }
-  return { kernel, perQueue, receiverCode: done.code, receiverOut: done.out };
+  const done = await summary();
+  return { kernel: done.kernel, perQueue, receiverCode: done.code, receiverOut: done.out };
 }
 
 /** What {@linkcode kernelToKernel} saw: the receiving kernel's summary (null if it printed none) and both outputs. */
 export interface KernelToKernelResult {
-  kernel: { received: number; duplicates: number; damaged: number; foreign: number; missing: number[] } | null;
+  kernel: KernelSummary | null;
   senderCode: number | null;
   receiverCode: number | null;
   out: string;
@@ -293,21 +311,10 @@ export async function kernelToKernel(
   options: PeerOptions = {},
 ): Promise<KernelToKernelResult> {
   const count = options.count ?? 500, rate = options.rate ?? 250, timeoutMs = options.timeoutMs ?? 60_000;
-  let ready!: () => void;
-  const isReady = new Promise<void>((r) => ready = r);
-  const receiver = run([PYTHON, SCRIPT, "recv", to.iface, `${count}`, `${timeoutMs / 1000}`], (line) => {
-    if (line.trim() === "ready") ready();
-  });
-  const early = await Promise.race([isReady.then(() => null), receiver.done]);
+  const { early, summary } = await startReceiver(to.iface, count, timeoutMs);
   if (early) return { kernel: null, senderCode: null, receiverCode: early.code, out: early.out };
   const seed = Math.floor(Math.random() * 2 ** 31);
   const sent = await run([PYTHON, SCRIPT, "send", from.iface, to.mac, `${count}`, `${rate}`, `${seed}`]).done;
-  const done = await receiver.done;
-  let kernel = null;
-  try {
-    kernel = JSON.parse(done.out.trim().split("\n").pop() ?? "");
-  } catch {
-    // left null: the output says why
-  }
-  return { kernel, senderCode: sent.code, receiverCode: done.code, out: `${sent.out}${done.out}` };
+  const done = await summary();
+  return { kernel: done.kernel, senderCode: sent.code, receiverCode: done.code, out: `${sent.out}${done.out}` };
 }
