@@ -11,21 +11,31 @@
  */
 import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
 import { E1000e } from "./e1000e.ts";
+import { Igb, IGB_MAX_QUEUES } from "./igb.ts";
 import type { LinkStatus, Nic } from "./nic.ts";
+import { VirtioNetModern } from "./virtio_modern.ts";
 import { VirtioNet } from "./virtio_net.ts";
+import { hasVirtioPci } from "./virtio_pci.ts";
 
 /** Options of {@linkcode openNic}. */
 export interface NicOptions {
   /** Open the device in no-IOMMU mode (see `openDevice`). */
   noiommu?: boolean;
-  /** Packet buffers in the port's pool (default 1024). */
+  /** Packet buffers in the port's pool (default 1024, and 512 per queue pair beyond two). */
   poolSize?: number;
+  /**
+   * Queue pairs to set up where the device has several (igb: up to 4, received flows spread by RSS); devices with
+   * one queue pair ignore it. {@linkcode Nic.queues} says how many the port got. Default 1.
+   */
+  queues?: number;
 }
 
 /** PCI IDs of the supported devices. */
 export const NIC_IDS: Readonly<Record<string, string>> = {
   "8086:10d3": "e1000e", // Intel 82574L (QEMU's e1000e)
+  "8086:10c9": "igb", // Intel 82576 (QEMU's igb)
   "1af4:1000": "virtio-net", // legacy/transitional virtio network device
+  "1af4:1041": "virtio-net-modern", // modern-only (virtio 1.x) virtio network device
 };
 
 /**
@@ -43,12 +53,17 @@ export function openNic(address: string, options: NicOptions = {}): Nic {
   try {
     const hex4 = (n: number): string => n.toString(16).padStart(4, "0");
     const id = `${hex4(dev.config.vendorId)}:${hex4(dev.config.deviceId)}`;
-    const poolSize = options.poolSize ?? 1024;
+    const queues = options.queues ?? 1;
+    const poolSize = options.poolSize ?? Math.max(1024, 512 * queues);
     switch (NIC_IDS[id]) {
       case "e1000e":
         return new E1000e(dev, poolSize);
-      case "virtio-net":
-        return new VirtioNet(dev, poolSize);
+      case "igb":
+        return new Igb(dev, poolSize, Math.min(queues, IGB_MAX_QUEUES));
+      case "virtio-net": // transitional: the modern interface when it has one (it can use the IOMMU)
+        return hasVirtioPci(dev) ? new VirtioNetModern(dev, poolSize) : new VirtioNet(dev, poolSize);
+      case "virtio-net-modern":
+        return new VirtioNetModern(dev, poolSize);
     }
     throw new UnsupportedError(`${address} (${id}) is not a NIC these examples drive`, {
       remedy: `use one of ${Object.entries(NIC_IDS).map(([k, v]) => `${v} (${k})`).join(", ")}`,
@@ -77,7 +92,9 @@ export async function waitForLink(nic: Nic, timeoutMs = 10_000): Promise<LinkSta
 /** One line about a port that is up: driver, address, MAC, link speed, ring sizes, and where its buffers are. */
 export function portSummary(nic: Nic, link: LinkStatus): string {
   return `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
-    `rings ${nic.rxRingSize}/${nic.txRingSize}, buffers at bus address 0x${nic.pool.busAddress.toString(16)}`;
+    `${
+      nic.queues > 1 ? `${nic.queues} queue pairs, ` : ""
+    }rings ${nic.rxRingSize}/${nic.txRingSize}, buffers at bus address 0x${nic.pool.busAddress.toString(16)}`;
 }
 
 /** Waits (busy, up to `timeoutMs`) until every frame queued on `nic` has left. Returns the frames still queued. */

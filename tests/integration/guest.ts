@@ -49,6 +49,7 @@ export const guest = {
     nvme: all(env.VFIO_TS_NVME),
     e1000e: all(env.VFIO_TS_E1000E),
     virtioNet: all(env.VFIO_TS_VIRTIO_NET),
+    virtioNetModern: all(env.VFIO_TS_VIRTIO_NET_MODERN),
   },
   /** The first nvme on vfio-pci. */
   nvme: first(env.VFIO_TS_NVME),

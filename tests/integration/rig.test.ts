@@ -17,6 +17,7 @@ const IDS: Record<string, string> = {
   VFIO_TS_E1000E: "0x8086:0x10d3",
   VFIO_TS_IGB: "0x8086:0x10c9",
   VFIO_TS_VIRTIO_NET: "0x1af4:0x1000",
+  VFIO_TS_VIRTIO_NET_MODERN: "0x1af4:0x1041",
 };
 
 function list(name: string): string[] {

@@ -17,7 +17,16 @@ export const MODES = ["noiommu", "iommu", "iommufd"] as const;
 export type Mode = (typeof MODES)[number];
 export const RUNTIMES = ["deno", "bun"] as const;
 export type Runtime = (typeof RUNTIMES)[number];
-export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net", "ivshmem", "nvme-cmb"] as const;
+export const DEVICE_KINDS = [
+  "edu",
+  "nvme",
+  "e1000e",
+  "igb",
+  "virtio-net",
+  "ivshmem",
+  "nvme-cmb",
+  "virtio-net-modern",
+] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
 /** Name of the environment variable listing the addresses of one kind of device. */
@@ -27,10 +36,11 @@ export const ENV_OF_KIND: Record<DeviceKind, string> = {
   "e1000e": "VFIO_TS_E1000E",
   "igb": "VFIO_TS_IGB",
   "virtio-net": "VFIO_TS_VIRTIO_NET",
+  "virtio-net-modern": "VFIO_TS_VIRTIO_NET_MODERN",
   "ivshmem": "VFIO_TS_IVSHMEM",
   "nvme-cmb": "VFIO_TS_NVME_CMB", // an nvme with a 1 MiB controller memory buffer at BAR2 (peer-to-peer DMA tests)
 };
-const NIC_KINDS: readonly DeviceKind[] = ["e1000e", "igb", "virtio-net"];
+const NIC_KINDS: readonly DeviceKind[] = ["e1000e", "igb", "virtio-net", "virtio-net-modern"];
 
 export interface DeviceSpec {
   kind: DeviceKind;
@@ -113,6 +123,8 @@ export function defaultDevices(igbAvailable: boolean): DeviceSpec[] {
   // round trip, and (one IOMMU group for both functions) a group that is not viable while the e1000e is on e1000e.
   d.push({ kind: "edu", hub: 0, kernel: false });
   d.push({ kind: "e1000e", hub: 1, kernel: true, sameSlot: true });
+  // A modern-only virtio-net (1af4:1041) last, so no address above changes: IOVAs through the emulated IOMMU.
+  d.push({ kind: "virtio-net-modern", hub: 0, kernel: false });
   return d;
 }
 
@@ -530,8 +542,13 @@ async function qemuArgs(
         break;
       case "e1000e":
       case "igb":
-      case "virtio-net": {
-        const model = d.kind === "virtio-net" ? "virtio-net-pci,disable-modern=on" : d.kind;
+      case "virtio-net":
+      case "virtio-net-modern": {
+        const model = d.kind === "virtio-net"
+          ? "virtio-net-pci,disable-modern=on"
+          : d.kind === "virtio-net-modern" // DMA through the emulated IOMMU when there is one (ACCESS_PLATFORM)
+          ? `virtio-net-pci,disable-legacy=on${iommu ? ",iommu_platform=on" : ""}`
+          : d.kind;
         args.push(
           "-netdev",
           `hubport,id=net${n},hubid=${d.hub}`,
