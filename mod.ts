@@ -70,4 +70,5 @@ export {
   type SparseMmapArea,
 } from "./lib/region.ts";
 export type { DeviceFd } from "./lib/types.ts";
+export { checkVfToken, deviceNameWithToken, setVfToken, vfTokenBytes } from "./lib/vf_token.ts";
 export * from "./sysfs.ts";

@@ -23,6 +23,7 @@ import { mdev } from "./commands/mdev.ts";
 import { noiommu } from "./commands/noiommu.ts";
 import { read } from "./commands/read.ts";
 import { restore } from "./commands/restore.ts";
+import { sriov } from "./commands/sriov.ts";
 import { status } from "./commands/status.ts";
 import { unbind } from "./commands/unbind.ts";
 import { write } from "./commands/write.ts";
@@ -41,6 +42,7 @@ export const COMMANDS: readonly Command[] = [
   read,
   write,
   mdev,
+  sriov,
 ];
 
 const USAGE = `usage: vfio <command> [options] [arguments]

@@ -660,11 +660,16 @@ export class VfTokenError extends VfioError {
     options: VfioErrorOptions = {},
   ) {
     const owner = pf === null ? "" : ` (a VF of ${pf})`;
+    const needs = pf === null
+      ? `${address} needs a VF token: it is a PF whose VFs are open through vfio-pci with one`
+      : `${address}${owner} needs a VF token: its PF is owned through vfio-pci by a process that set one`;
     const what = problem === "missing"
-      ? `${address}${owner} needs a VF token: its PF is owned through vfio-pci by a process that set one`
+      ? needs
       : problem === "wrong"
       ? `${address}${owner}: the kernel refused the VF token given, which is not the one the PF's owner set`
-      : `${address}${owner} takes no VF token: ${pf === null ? "it is not a VF" : "its PF is not on vfio-pci"}`;
+      : `${address}${owner} takes no VF token: ${
+        pf === null ? "it is neither a VF nor a PF on vfio-pci" : "its PF is not on vfio-pci"
+      } (or it is not a member of the group)`;
     super(what, {
       remedy: options.remedy ??
         (problem === "unexpected"

@@ -35,8 +35,11 @@ import {
   NoIommuError,
   SystemError,
   VfioError,
+  VfTokenError,
 } from "./errors.ts";
+import { readLinkName } from "./sysfs/attr.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
+import { deviceNameWithToken } from "./vf_token.ts";
 
 /** Options of {@linkcode nodeHolders}. */
 export interface NodeHoldersOptions {
@@ -248,8 +251,11 @@ export class Group {
     libc.ioctl(this.fd, VFIO_GROUP_UNSET_CONTAINER, null, "VFIO_GROUP_UNSET_CONTAINER");
   }
 
-  /** Gets a device fd for the member at `address` (`VFIO_GROUP_GET_DEVICE_FD`). */
-  openDeviceFd(address: string): number {
+  /**
+   * Gets a device fd for the member at `address` (`VFIO_GROUP_GET_DEVICE_FD`), passing `vfToken` (a UUID) as
+   * `"<address> vf_token=<uuid>"` when given: a VF of a PF owned through vfio-pci needs it (see `vf_token.ts`).
+   */
+  openDeviceFd(address: string, vfToken?: string): number {
     if (!this.#container) {
       throw new VfioError(`group ${this.#number} has no container yet`, {
         remedy: "call group.setContainer(container) and container.setIommu() first",
@@ -259,10 +265,12 @@ export class Group {
       return libc.ioctl(
         this.fd,
         VFIO_GROUP_GET_DEVICE_FD,
-        new TextEncoder().encode(address + "\0"),
+        new TextEncoder().encode(deviceNameWithToken(address, vfToken) + "\0"),
         "VFIO_GROUP_GET_DEVICE_FD",
       );
     } catch (e) {
+      const token = vfTokenRefusal(address, vfToken, e);
+      if (token) throw token;
       if (e instanceof SystemError && e.code === "EBUSY") {
         throw new VfioError(`${address} is already open`, { remedy: "close the other Device first", cause: e });
       }
@@ -297,4 +305,13 @@ export class Group {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** The kernel's answer to a VF token (EACCES: missing or wrong; EINVAL with a token: none expected) as an error. */
+function vfTokenRefusal(address: string, vfToken: string | undefined, e: unknown): VfTokenError | null {
+  if (!(e instanceof SystemError)) return null;
+  if (e.code !== "EACCES" && !(e.code === "EINVAL" && vfToken !== undefined)) return null;
+  const pf = readLinkName(`/sys/bus/pci/devices/${address}/physfn`);
+  if (e.code === "EINVAL") return new VfTokenError(address, pf, "unexpected", { cause: e });
+  return new VfTokenError(address, pf, vfToken === undefined ? "missing" : "wrong", { cause: e });
 }

@@ -50,6 +50,8 @@ export interface GroupPathOptions {
    * ignored on the no-IOMMU path).
    */
   iovaBase?: bigint;
+  /** The VF token (a UUID) to open the device with: see `OpenDeviceOptions.vfToken`. */
+  vfToken?: string;
 }
 
 /** Options of {@linkcode openThroughCdev}. */
@@ -223,7 +225,7 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
       g.value.setContainer(ctx.value.container!);
       ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
     }
-    const fd = g.value.openDeviceFd(name);
+    const fd = g.value.openDeviceFd(name, options.vfToken);
     try {
       checkIovaBase(ctx.value); // after the open: a compat IOAS has the device's ranges only once it is attached
     } catch (e) {
