@@ -17,7 +17,7 @@ export const MODES = ["noiommu", "iommu", "iommufd"] as const;
 export type Mode = (typeof MODES)[number];
 export const RUNTIMES = ["deno", "bun"] as const;
 export type Runtime = (typeof RUNTIMES)[number];
-export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net", "ivshmem"] as const;
+export const DEVICE_KINDS = ["edu", "nvme", "e1000e", "igb", "virtio-net", "ivshmem", "nvme-sriov"] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
 /** Name of the environment variable listing the addresses of one kind of device. */
@@ -28,6 +28,7 @@ export const ENV_OF_KIND: Record<DeviceKind, string> = {
   "igb": "VFIO_TS_IGB",
   "virtio-net": "VFIO_TS_VIRTIO_NET",
   "ivshmem": "VFIO_TS_IVSHMEM",
+  "nvme-sriov": "VFIO_TS_NVME_SRIOV",
 };
 const NIC_KINDS: readonly DeviceKind[] = ["e1000e", "igb", "virtio-net"];
 
@@ -369,7 +370,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
   const run = await Deno.makeTempDir({ prefix: "vfio-ts-vm-" });
   try {
     let nvmeIndex = 0;
-    for (const d of devices.filter((d) => d.kind === "nvme")) {
+    for (const d of devices.filter((d) => d.kind === "nvme" || d.kind === "nvme-sriov")) {
       const given = opts.nvmeImages?.[nvmeIndex];
       d.image = given ? resolve(given) : resolve(run, `nvme${nvmeIndex}.img`);
       nvmeIndex++;
@@ -514,6 +515,23 @@ async function qemuArgs(
           `if=none,id=nvme${nvmes},file=${qemuValue(d.image ?? "")},format=raw`,
           "-device",
           `nvme,serial=vfio-ts-nvme${nvmes},drive=nvme${nvmes},${addr}`,
+        );
+        nvmes++;
+        break;
+      case "nvme-sriov":
+        // SR-IOV (not in the default set): a primary controller in its own NVM subsystem with 2 VFs (secondary
+        // controllers at functions 1 and 2 of its slot) and flexible queue/interrupt resources to give them; the
+        // image is namespace 1 of the subsystem, shared by all its controllers
+        args.push(
+          "-drive",
+          `if=none,id=nvme${nvmes},file=${qemuValue(d.image ?? "")},format=raw`,
+          "-device",
+          `nvme-subsys,id=nvmesubsys${nvmes}`,
+          "-device",
+          `nvme,serial=vfio-ts-nvme${nvmes},subsys=nvmesubsys${nvmes},sriov_max_vfs=2,sriov_vq_flexible=8,` +
+            `sriov_vi_flexible=4,max_ioqpairs=10,msix_qsize=6,${addr}`,
+          "-device",
+          `nvme-ns,drive=nvme${nvmes},nsid=1`,
         );
         nvmes++;
         break;
