@@ -382,7 +382,7 @@ export function setVfCount(pf: string | PciAddress, numVfs: number, options: Set
     steps.push(write(sysfsPath("sriov_numvfs"), "0", `destroy the ${status.numVfs} VFs of ${addr}`));
   }
   const bind = options.bind === true && numVfs > 0;
-  const autoprobeOff = bind && status.driversAutoprobe !== false;
+  const autoprobeOff = bind && status.numVfs !== numVfs && status.driversAutoprobe !== false;
   if (autoprobeOff) {
     steps.push(write(sysfsPath("sriov_drivers_autoprobe"), "0", "keep drivers from probing the new VFs"));
   }

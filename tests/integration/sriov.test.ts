@@ -204,7 +204,11 @@ describe("SR-IOV in the guest", () => {
       assert.equal(driverOf(vf0), "vfio-pci");
       const token = KERNEL_PF ? undefined : crypto.randomUUID();
       const pfDev = token ? openInGuest(pf) : undefined;
-      if (token) pfDev!.setVfToken(token);
+      if (token) {
+        pfDev!.setVfToken(token);
+        assert.equal(main(["info", vf0]), 1, "info without the VF token fails");
+        log(main(["info", vf0, "--vf-token", token]), "info --vf-token");
+      }
       const vf = openInGuest(vf0, { vfToken: token });
       assert.equal(main(["sriov", pf, "--vfs", "0"]), 3, "refused while a VF is open");
       assert.equal(sriovStatus(pf).numVfs, 2);
