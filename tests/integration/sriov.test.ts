@@ -186,7 +186,11 @@ describe("SR-IOV in the guest", () => {
   });
 
   it("vfio sriov: status, --dry-run, --vfs N --bind, refusal while a VF is open, --vfs 0", {
-    skip: skipUnless(!(KERNEL_PF ?? (noiommu ? undefined : VFIO_PF)) && "no igb in the guest"),
+    skip: skipUnless(
+      !(KERNEL_PF ?? (noiommu ? undefined : VFIO_PF)) &&
+        (VFIO_PF ? "with a vfio-pci PF it needs VF tokens (iommu, iommufd)" : "no igb in the guest"),
+      "CLI",
+    ),
     timeout: LONG,
   }, () => {
     const pf = (KERNEL_PF ?? VFIO_PF)!;
