@@ -90,4 +90,5 @@ export {
 } from "./lib/region.ts";
 export { disableTrace, enableTrace, mmioTraced, tracedRegion, type TraceOptions } from "./lib/trace.ts";
 export type { DeviceFd } from "./lib/types.ts";
+export { checkVfToken, deviceNameWithToken, setVfToken, vfTokenBytes } from "./lib/vf_token.ts";
 export * from "./sysfs.ts";

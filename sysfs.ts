@@ -103,3 +103,19 @@ export {
   type ProcessPrivileges,
   processPrivileges,
 } from "./lib/sysfs/privileges.ts";
+export {
+  isSriovPf,
+  parseSriovCapability,
+  physicalFunction,
+  setVfCount,
+  type SetVfCountOptions,
+  type SetVfCountResult,
+  type SriovCapability,
+  type SriovStatus,
+  sriovStatus,
+  vfAddress,
+  type VfInfo,
+  vfioPciSriovEnabled,
+  vfUsers,
+  virtualFunctions,
+} from "./lib/sysfs/sriov.ts";

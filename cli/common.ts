@@ -156,12 +156,14 @@ export function requireRoot(what: string): void {
 export const OPEN_OPTIONS: Options = {
   iommu: { type: "string" },
   noiommu: { type: "boolean" },
+  "vf-token": { type: "string" },
 };
 
 /** Help text of {@linkcode OPEN_OPTIONS}. */
 export const OPEN_HELP = `  --iommu auto|type1|iommufd           IOMMU path to open the device through (default auto)
   --noiommu                            accept a no-IOMMU group (the device's DMA is unchecked): the one way to
-                                       ask for no-IOMMU mode (auto then opens the group without an IOMMU)`;
+                                       ask for no-IOMMU mode (auto then opens the group without an IOMMU)
+  --vf-token UUID                      the VF token a VF of a PF owned through vfio-pci needs (its owner's)`;
 
 /** The `openDevice` options from `--iommu` and `--noiommu`. */
 export function openOptions(values: Values): OpenDeviceOptions {
@@ -172,7 +174,8 @@ export function openOptions(values: Values): OpenDeviceOptions {
   if (iommu !== undefined && !["auto", "type1", "iommufd"].includes(String(iommu))) {
     throw new UsageError(`--iommu ${iommu} is not an IOMMU path`, { remedy: "use auto, type1 or iommufd" });
   }
-  return { iommu: iommu as IommuChoice | undefined, noiommu: values.noiommu === true };
+  const vfToken = typeof values["vf-token"] === "string" ? values["vf-token"] : undefined;
+  return { iommu: iommu as IommuChoice | undefined, noiommu: values.noiommu === true, vfToken };
 }
 
 /** Checks the number of positional arguments. */

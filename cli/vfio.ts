@@ -24,6 +24,7 @@ import { noiommu } from "./commands/noiommu.ts";
 import { read } from "./commands/read.ts";
 import { restore } from "./commands/restore.ts";
 import { shell } from "./commands/shell.ts";
+import { sriov } from "./commands/sriov.ts";
 import { status } from "./commands/status.ts";
 import { unbind } from "./commands/unbind.ts";
 import { write } from "./commands/write.ts";
@@ -43,6 +44,7 @@ export const COMMANDS: readonly Command[] = [
   write,
   mdev,
   shell,
+  sriov,
 ];
 
 const USAGE = `usage: vfio <command> [options] [arguments]

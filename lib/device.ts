@@ -36,6 +36,7 @@ import { Region, type RegionOptions, type RegionSummary } from "./region.ts";
 import type { GroupType } from "./sysfs/iommu_group.ts";
 import { mmioTraced, tracedRegion } from "./trace.ts";
 import type { DeviceFd } from "./types.ts";
+import { setVfToken } from "./vf_token.ts";
 
 /** What `VFIO_DEVICE_GET_INFO` reports. */
 export interface DeviceInfo {
@@ -245,6 +246,19 @@ export class Device implements DeviceFd {
       if (e instanceof SystemError && (e.code === "EINVAL" || e.code === "ENOTTY")) throw unsupported(e);
       throw e;
     }
+  }
+
+  /**
+   * Sets the SR-IOV VF token (a UUID) of this PF, opened through vfio-pci with SR-IOV enabled: the users of its VFs
+   * must then open them with the same token (`openDevice(vf, { vfToken })`). An `UnsupportedError` when the device
+   * is not such a PF.
+   *
+   * ```ts ignore
+   * pf.setVfToken(crypto.randomUUID());
+   * ```
+   */
+  setVfToken(uuid: string): void {
+    setVfToken(this.fd, this.#name, uuid);
   }
 
   /**

@@ -637,3 +637,101 @@ export class MalformedReplyError extends VfioError {
 export const NoIommuError: typeof NoiommuError = NoiommuError;
 /** @deprecated use {@linkcode NoiommuError}. */
 export type NoIommuError = NoiommuError;
+/** One use of a VF that keeps its PF's VFs from being destroyed, as named in a {@linkcode VfsInUseError}. */
+export interface VfUser {
+  /** The VF's address. */
+  readonly address: string;
+  /** One phrase for people: "pid 4242 (deno) holds /dev/vfio/12", "network interface eth3 is up". */
+  readonly description: string;
+  /** The process, when one is known. */
+  readonly pid?: number;
+  /** Its command name, when known. */
+  readonly command?: string;
+  /** A process holds the VF through VFIO (never overridden: removing the VF would block until it lets go). */
+  readonly vfio: boolean;
+}
+
+/**
+ * A PF's VFs cannot be destroyed or re-created: one of them is in use (held through VFIO, or used through its
+ * kernel driver). Names the VFs and their holders.
+ *
+ * ```ts
+ * import { VfsInUseError } from "@vfio-ts/vfio";
+ * const e = new VfsInUseError("0000:00:07.0", [
+ *   { address: "0000:00:17.0", description: "pid 4242 (deno) holds /dev/vfio/12", pid: 4242, vfio: true },
+ * ]);
+ * console.log(e.users[0].pid); // 4242
+ * ```
+ */
+export class VfsInUseError extends VfioError {
+  /** The error class's name, `"VfsInUseError"`. */
+  override name = "VfsInUseError";
+  /** The PF's address. */
+  readonly address: string;
+  /** What uses its VFs. */
+  readonly users: readonly VfUser[];
+  /** Builds the error from the PF's address and the uses found. */
+  constructor(address: string, users: readonly VfUser[], options: VfioErrorOptions = {}) {
+    const list = users.map((u) => `${u.address}: ${u.description}`).join("; ");
+    const pids = [...new Set(users.flatMap((u) => (u.pid === undefined ? [] : [u.pid])))];
+    super(`refusing to change the VFs of ${address}: ${list}`, {
+      remedy: options.remedy ??
+        (users.every((u) => u.vfio)
+          ? `close the VFs in ${pids.length ? `pid ${pids.join(", ")}` : "the processes that hold them"} first`
+          : "stop using the VFs first (or force it for kernel-driver uses; a VFIO user is never overridden)"),
+      cause: options.cause,
+    });
+    this.address = address;
+    this.users = users;
+  }
+}
+
+/**
+ * The kernel refused a VF token (EACCES or EINVAL from `VFIO_GROUP_GET_DEVICE_FD`): the VF's PF is owned by a
+ * vfio-pci user that set a token and none or another was given, or a token was given for a device that takes none.
+ *
+ * ```ts
+ * import { VfTokenError } from "@vfio-ts/vfio";
+ * throw new VfTokenError("0000:00:17.0", "0000:00:07.0", "missing");
+ * ```
+ */
+export class VfTokenError extends VfioError {
+  /** The error class's name, `"VfTokenError"`. */
+  override name = "VfTokenError";
+  /** The device that was opened. */
+  readonly address: string;
+  /** Its PF (`null`: the device is not a VF). */
+  readonly pf: string | null;
+  /** `missing`: a token is needed; `wrong`: not the PF owner's; `unexpected`: this device takes no token. */
+  readonly problem: "missing" | "wrong" | "unexpected";
+  /** Builds the error from the device, its PF and what was wrong. */
+  constructor(
+    address: string,
+    pf: string | null,
+    problem: "missing" | "wrong" | "unexpected",
+    options: VfioErrorOptions = {},
+  ) {
+    const owner = pf === null ? "" : ` (a VF of ${pf})`;
+    const needs = pf === null
+      ? `${address} needs a VF token: it is a PF whose VFs are open through vfio-pci with one`
+      : `${address}${owner} needs a VF token: its PF is owned through vfio-pci by a process that set one`;
+    const what = problem === "missing"
+      ? needs
+      : problem === "wrong"
+      ? `${address}${owner}: the kernel refused the VF token given, which is not the one the PF's owner set`
+      : `${address}${owner} takes no VF token: ${
+        pf === null ? "it is neither a VF nor a PF on vfio-pci" : "its PF is not on vfio-pci"
+      } (or it is not a member of the group)`;
+    super(what, {
+      remedy: options.remedy ??
+        (problem === "unexpected"
+          ? "open it without vfToken"
+          : `pass the UUID the owner of ${pf ?? "the PF"} set (Device.setVfToken): openDevice("${address}", ` +
+            `{ vfToken: "<uuid>" }) or --vf-token <uuid>`),
+      cause: options.cause,
+    });
+    this.address = address;
+    this.pf = pf;
+    this.problem = problem;
+  }
+}

@@ -35,10 +35,13 @@ import {
   NoiommuError,
   SystemError,
   VfioError,
+  VfTokenError,
 } from "./errors.ts";
 import { inspectable } from "./inspect.ts";
+import { readLinkName } from "./sysfs/attr.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
 import { openFds, processName, quietly } from "./sysfs/proc_scan.ts";
+import { deviceNameWithToken } from "./vf_token.ts";
 
 /** Options of {@linkcode nodeHolders}. */
 export interface NodeHoldersOptions {
@@ -223,8 +226,11 @@ export class Group {
     libc.ioctl(this.fd, VFIO_GROUP_UNSET_CONTAINER, null, "VFIO_GROUP_UNSET_CONTAINER");
   }
 
-  /** Gets a device fd for the member at `address` (`VFIO_GROUP_GET_DEVICE_FD`). */
-  openDeviceFd(address: string): number {
+  /**
+   * Gets a device fd for the member at `address` (`VFIO_GROUP_GET_DEVICE_FD`), passing `vfToken` (a UUID) as
+   * `"<address> vf_token=<uuid>"` when given: a VF of a PF owned through vfio-pci needs it (see `vf_token.ts`).
+   */
+  openDeviceFd(address: string, vfToken?: string): number {
     if (!this.#container) {
       throw new VfioError(`group ${this.#number} has no container yet`, {
         remedy: "call group.setContainer(container) and container.setIommu() first",
@@ -234,10 +240,12 @@ export class Group {
       return libc.ioctl(
         this.fd,
         VFIO_GROUP_GET_DEVICE_FD,
-        new TextEncoder().encode(address + "\0"),
+        new TextEncoder().encode(deviceNameWithToken(address, vfToken) + "\0"),
         "VFIO_GROUP_GET_DEVICE_FD",
       );
     } catch (e) {
+      const token = vfTokenRefusal(address, vfToken, e);
+      if (token) throw token;
       if (e instanceof SystemError && e.code === "EBUSY") {
         throw new VfioError(`${address} is already open`, { remedy: "close the other Device first", cause: e });
       }
@@ -301,4 +309,13 @@ export interface GroupSummary {
   containerSet?: boolean;
   /** `VFIO_GROUP_FLAGS_VIABLE` (open groups only). */
   viable?: boolean;
+}
+
+/** The kernel's answer to a VF token (EACCES: missing or wrong; EINVAL with a token: none expected) as an error. */
+function vfTokenRefusal(address: string, vfToken: string | undefined, e: unknown): VfTokenError | null {
+  if (!(e instanceof SystemError)) return null;
+  if (e.code !== "EACCES" && !(e.code === "EINVAL" && vfToken !== undefined)) return null;
+  const pf = readLinkName(`/sys/bus/pci/devices/${address}/physfn`);
+  if (e.code === "EINVAL") return new VfTokenError(address, pf, "unexpected", { cause: e });
+  return new VfTokenError(address, pf, vfToken === undefined ? "missing" : "wrong", { cause: e });
 }

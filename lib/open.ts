@@ -17,9 +17,11 @@ import { Group } from "./group.ts";
 import type { IovaSpace } from "./iova_space.ts";
 import { openThroughCdev, openThroughGroup } from "./open_paths.ts";
 import { parsePciAddress } from "./pci_address.ts";
+import { hostPath, readLinkName } from "./sysfs/attr.ts";
 import { groupViabilityBlockers } from "./sysfs/iommu_group.ts";
 import { pciDevice } from "./sysfs/pci.ts";
 import { checkNoiommuPrivileges } from "./sysfs/privileges.ts";
+import { checkVfToken } from "./vf_token.ts";
 
 /**
  * Which IOMMU path to use: `auto` (the default) picks the best the kernel offers for the device; `iommufd` is the
@@ -57,6 +59,13 @@ export interface OpenDeviceOptions {
    * kind decides the path (`iommufd`: the device cdev; `type1`: the legacy group). Not for no-IOMMU devices.
    */
   space?: IovaSpace;
+  /**
+   * The SR-IOV VF token (a UUID) a VF of a PF owned through vfio-pci needs: the one the PF's owner set with
+   * `Device.setVfToken`. A missing or wrong token is a `VfTokenError` naming the PF. Linux 6.12's device cdev path
+   * checks no token (its `VFIO_DEVICE_BIND_IOMMUFD` has no token field), so such VFs, and any open with a token, take
+   * the group path (`iommufd-compat` when `/dev/iommu` exists, else `type1`); `iommu: "iommufd"` is refused for them.
+   */
+  vfToken?: string;
   /** The sysfs root (tests). */
   sysfsRoot?: string;
   /** The VFIO device node directory (tests). */
@@ -78,6 +87,21 @@ function chosenPath(address: string, options: OpenDeviceOptions): IommuChoice {
     throw new NoiommuError(`${address}: ${named} is not a way to ask for no-IOMMU mode`, ASK_FOR_NOIOMMU);
   }
   throw new VfioError(`${named} is not an IOMMU path`, { remedy: `use one of ${CHOICES.join(", ")}` });
+}
+
+/** Whether the device is a VF whose PF is on vfio-pci (its user may have set a VF token). */
+function vfOfVfioPf(address: string, sysfsRoot?: string): boolean {
+  const pf = readLinkName(hostPath({ root: sysfsRoot }, `/sys/bus/pci/devices/${address}/physfn`));
+  return pf !== null && readLinkName(hostPath({ root: sysfsRoot }, `/sys/bus/pci/devices/${pf}/driver`)) === "vfio-pci";
+}
+
+/** The refusal of the cdev path for a VF token (Linux 6.12 checks none there). */
+function noTokenOnCdev(address: string): UnsupportedError {
+  return new UnsupportedError(
+    `${address}: the device cdev path cannot carry a VF token: Linux 6.12's VFIO_DEVICE_BIND_IOMMUFD has no token ` +
+      "field and checks none, so a VF of a vfio-pci-owned PF would open there without its owner's consent",
+    { remedy: 'use the group path: iommu: "iommufd-compat" or "type1" (or leave iommu at "auto", which picks it)' },
+  );
 }
 
 /** Addresses of the devices this process has open: the kernel's answers to a second open differ by path. */
@@ -124,7 +148,11 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
   const where = Group.locate(group, devDir);
   const cdev = sysfs.vfioDevicePath;
   const haveIommufd = existsSync("/dev/iommu");
-  if (choice === "iommufd" || (choice === "auto" && !where?.noiommu && cdev !== null && haveIommufd)) {
+  const vfToken = options.vfToken === undefined ? undefined : checkVfToken(options.vfToken);
+  const tokenPath = vfToken !== undefined || vfOfVfioPf(canonical, options.sysfsRoot);
+  if (tokenPath && choice === "iommufd" && options.iommu === "iommufd") throw noTokenOnCdev(canonical);
+  const onCdev = choice === "iommufd" || (choice === "auto" && !where?.noiommu && cdev !== null && haveIommufd);
+  if (onCdev && !tokenPath) {
     if (!cdev) {
       throw new UnsupportedError(`${canonical} has no VFIO device cdev (/dev/vfio/devices/vfioN)`, {
         remedy: where?.noiommu
@@ -165,13 +193,20 @@ function openUnchecked(canonical: string, options: OpenDeviceOptions): Device {
       );
     }
     checkNoiommuPrivileges({ root: options.sysfsRoot });
-    return openThroughGroup(canonical, group, { path: "noiommu", devDir });
+    return openThroughGroup(canonical, group, { path: "noiommu", devDir, vfToken });
   }
   if (choice === "iommufd-compat" && !haveIommufd) {
     throw new UnsupportedError("/dev/iommu does not exist: no iommufd for the compat form", {
       remedy: "modprobe iommufd, or use iommu: type1",
     });
   }
-  const path = choice === "iommufd-compat" ? "compat" : "type1";
-  return openThroughGroup(canonical, group, { path, devDir, iovaBase: options.iovaBase, space: options.space });
+  const compat = choice === "iommufd-compat" || (tokenPath && choice !== "type1" && haveIommufd);
+  const path = compat ? "compat" : "type1";
+  return openThroughGroup(canonical, group, {
+    path,
+    devDir,
+    iovaBase: options.iovaBase,
+    space: options.space,
+    vfToken,
+  });
 }

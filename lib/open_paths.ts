@@ -54,6 +54,8 @@ export interface GroupPathOptions {
   iovaBase?: bigint;
   /** A caller-owned IOVA space (type1) to open the device into instead of the shared one. */
   space?: IovaSpace;
+  /** The VF token (a UUID) to open the device with: see `OpenDeviceOptions.vfToken`. */
+  vfToken?: string;
 }
 
 /** Options of {@linkcode openThroughCdev}. */
@@ -227,7 +229,7 @@ export function openThroughGroup(name: string, group: number, options: GroupPath
     g.value.setContainer(ctx.value.container!);
     ctx.value.container!.setIommu(path === "noiommu" ? VFIO_NOIOMMU_IOMMU : undefined);
   }
-  const fd = g.value.openDeviceFd(name);
+  const fd = g.value.openDeviceFd(name, options.vfToken);
   made.defer(() => libc.close(fd, name));
   checkIovaBase(ctx.value); // after the open: a compat IOAS has the device's ranges only once it is attached
   const iommu = path === "compat" ? "iommufd" : path;

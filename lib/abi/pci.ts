@@ -440,3 +440,39 @@ export const PCI_EXT_CAP_ID_MAX: number = PCI_EXT_CAP_ID_DOE;
 export const PCI_EXT_CAP_DSN_SIZEOF = 12;
 /** Size of the SR-IOV capability. */
 export const PCI_EXT_CAP_SRIOV_SIZEOF = 0x40;
+
+// SR-IOV extended capability (PCI_EXT_CAP_ID_SRIOV): register offsets from the capability's start
+/** SR-IOV capabilities register. */
+export const PCI_SRIOV_CAP = 0x04;
+/** SR-IOV control register. */
+export const PCI_SRIOV_CTRL = 0x08;
+/** SR-IOV control: VF enable. */
+export const PCI_SRIOV_CTRL_VFE = 0x0001;
+/** SR-IOV control: VF memory space enable. */
+export const PCI_SRIOV_CTRL_MSE = 0x0008;
+/** SR-IOV control: ARI capable hierarchy. */
+export const PCI_SRIOV_CTRL_ARI = 0x0010;
+/** SR-IOV status register. */
+export const PCI_SRIOV_STATUS = 0x0a;
+/** Initial VFs. */
+export const PCI_SRIOV_INITIAL_VF = 0x0c;
+/** Total VFs. */
+export const PCI_SRIOV_TOTAL_VF = 0x0e;
+/** Number of VFs (as enabled). */
+export const PCI_SRIOV_NUM_VF = 0x10;
+/** Function dependency link. */
+export const PCI_SRIOV_FUNC_LINK = 0x12;
+/** First VF offset (routing-id offset from the PF). */
+export const PCI_SRIOV_VF_OFFSET = 0x14;
+/** VF stride (routing-id distance between consecutive VFs). */
+export const PCI_SRIOV_VF_STRIDE = 0x16;
+/** VF device id. */
+export const PCI_SRIOV_VF_DID = 0x1a;
+/** Supported page sizes. */
+export const PCI_SRIOV_SUP_PGSIZE = 0x1c;
+/** System page size. */
+export const PCI_SRIOV_SYS_PGSIZE = 0x20;
+/** VF BAR0 (six VF BARs follow). */
+export const PCI_SRIOV_BAR = 0x24;
+/** Number of VF BARs. */
+export const PCI_SRIOV_NUM_BARS = 6;

@@ -26,6 +26,7 @@ export const DEVICE_KINDS = [
   "ivshmem",
   "nvme-cmb",
   "virtio-net-modern",
+  "nvme-sriov",
 ] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
@@ -39,6 +40,7 @@ export const ENV_OF_KIND: Record<DeviceKind, string> = {
   "virtio-net-modern": "VFIO_TS_VIRTIO_NET_MODERN",
   "ivshmem": "VFIO_TS_IVSHMEM",
   "nvme-cmb": "VFIO_TS_NVME_CMB", // an nvme with a 1 MiB controller memory buffer at BAR2 (peer-to-peer DMA tests)
+  "nvme-sriov": "VFIO_TS_NVME_SRIOV",
 };
 const NIC_KINDS: readonly DeviceKind[] = ["e1000e", "igb", "virtio-net", "virtio-net-modern"];
 
@@ -382,7 +384,7 @@ export async function runVm(opts: VmOptions): Promise<VmResult> {
   const run = await Deno.makeTempDir({ prefix: "vfio-ts-vm-" });
   try {
     let nvmeIndex = 0;
-    for (const d of devices.filter((d) => d.kind === "nvme" || d.kind === "nvme-cmb")) {
+    for (const d of devices.filter((d) => d.kind === "nvme" || d.kind === "nvme-cmb" || d.kind === "nvme-sriov")) {
       const given = opts.nvmeImages?.[nvmeIndex];
       d.image = given ? resolve(given) : resolve(run, `nvme${nvmeIndex}.img`);
       nvmeIndex++;
@@ -528,6 +530,23 @@ async function qemuArgs(
           `if=none,id=nvme${nvmes},file=${qemuValue(d.image ?? "")},format=raw`,
           "-device",
           `nvme,serial=vfio-ts-nvme${nvmes},drive=nvme${nvmes},${addr}${d.kind === "nvme-cmb" ? ",cmb_size_mb=1" : ""}`,
+        );
+        nvmes++;
+        break;
+      case "nvme-sriov":
+        // SR-IOV (not in the default set): a primary controller in its own NVM subsystem with 2 VFs (secondary
+        // controllers at functions 1 and 2 of its slot) and flexible queue/interrupt resources to give them; the
+        // image is namespace 1 of the subsystem, shared by all its controllers
+        args.push(
+          "-drive",
+          `if=none,id=nvme${nvmes},file=${qemuValue(d.image ?? "")},format=raw`,
+          "-device",
+          `nvme-subsys,id=nvmesubsys${nvmes}`,
+          "-device",
+          `nvme,serial=vfio-ts-nvme${nvmes},subsys=nvmesubsys${nvmes},sriov_max_vfs=2,sriov_vq_flexible=8,` +
+            `sriov_vi_flexible=4,max_ioqpairs=10,msix_qsize=6,${addr}`,
+          "-device",
+          `nvme-ns,drive=nvme${nvmes},nsid=1`,
         );
         nvmes++;
         break;
