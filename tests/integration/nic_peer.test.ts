@@ -20,13 +20,9 @@ const targets = [
   ...guest.devices.e1000e.map((address) => ({ address, kind: "e1000e", queues: 1 })),
 ].map((t) => ({ ...t, peer: guest.inVm ? findKernelPeer(t.address) : null })).filter((t) => t.peer);
 
-const skip = skipUnless(
-  !existsSync(PYTHON)
-    ? `no ${PYTHON} in the guest`
-    : targets.length === 0 &&
-      "needs a vfio NIC with a kernel NIC on its hub (--devices igb@0,e1000e@0:kernel,e1000e@1,igb@1:kernel)",
-  "NIC peer checks against the kernel's drivers",
-);
+const NEEDS = "needs a vfio NIC with a kernel NIC on its hub (--devices igb@0,e1000e@0:kernel,e1000e@1,igb@1:kernel)";
+const reason = !existsSync(PYTHON) ? `no ${PYTHON} in the guest` : targets.length === 0 ? NEEDS : false;
+const skip = skipUnless(reason, "NIC peer checks against the kernel's drivers");
 
 describe("NIC peer checks against the kernel's drivers", { skip }, () => {
   for (const t of targets) {
