@@ -31,6 +31,10 @@ step "guest integration tests (3 modes x 2 runtimes)" $DENO run -A tests/vm/test
 # DMA address past 4 GiB, so a driver that drops a descriptor's upper 32 bits loses frames
 step "NIC forwarder chain (4 NICs on 2 hubs, DMA above 4 GiB, 3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
   --filter fwd --jobs 2 --high-dma --devices virtio-net@0,e1000e@0,virtio-net@1,e1000e@1
+# the example NIC drivers against the guest kernel's own drivers on the same hubs: igb (2 queue pairs) with a kernel
+# e1000e, e1000e with a kernel igb; random frames both ways through AF_PACKET
+step "NIC peer checks against kernel drivers (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter nic_peer --jobs 2 --devices igb@0,e1000e@0:kernel,e1000e@1,igb@1:kernel
 # in-use detection with an nvme and a virtio-net left on their kernel drivers (swap, a raw opener in another mount
 # namespace, an address, the default route)
 step "in-use detection on kernel-driver devices (noiommu, iommu x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \

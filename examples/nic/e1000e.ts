@@ -1,7 +1,7 @@
 /**
  * An ixy-style poll-mode driver for the Intel 82574L (8086:10d3; QEMU's `e1000e`), after the 82574 datasheet:
  * legacy receive and transmit descriptors (RFCTL.EXTEN clear), one queue each way, interrupts masked, promiscuous
- * receive. Descriptor status is read with `Atomics.load` (DmaBuffer.read32) so a polling loop sees the device's
+ * receive; interrupt-driven receive ({@linkcode E1000e.waitRx}) through the MSI vector and ICR.RXT0. Descriptor status is read with `Atomics.load` (DmaBuffer.read32) so a polling loop sees the device's
  * write-backs on every runtime.
  *
  * ```ts
@@ -13,13 +13,16 @@
  * ```
  * @module
  */
-import { type Device, type DmaBuffer, type Region, VfioError } from "../../mod.ts";
+import { type Device, type DmaBuffer, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
+import { addDeviceCounters } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
 
 // Registers (BAR0, 82574 datasheet section 10)
 const CTRL = 0x0000; // device control
 const STATUS = 0x0008; // device status
 const ICR = 0x00c0; // interrupt cause read (clears on read)
+const ITR = 0x00c4; // interrupt throttling (0: none)
+const IMS = 0x00d0; // interrupt mask set
 const IMC = 0x00d8; // interrupt mask clear
 const RCTL = 0x0100; // receive control
 const TCTL = 0x0400; // transmit control
@@ -38,13 +41,6 @@ const RFCTL = 0x5008; // receive filter control (EXTEN = extended descriptors; l
 const MTA = 0x5200; // multicast table array, 128 words
 const RAL0 = 0x5400; // receive address 0, low / high (AV = bit 31)
 const RAH0 = 0x5404;
-// Statistics: clear on read; the 64-bit octet counters clear when the high word is read (read low first)
-const GPRC = 0x4074; // good packets received
-const GPTC = 0x4080; // good packets transmitted
-const GORCL = 0x4088; // good octets received
-const GORCH = 0x408c;
-const GOTCL = 0x4090; // good octets transmitted
-const GOTCH = 0x4094;
 
 // Register bits
 const CTRL_SLU = 1 << 6; // set link up
@@ -57,6 +53,7 @@ const RCTL_MPE = 1 << 4; // multicast promiscuous
 const RCTL_BAM = 1 << 15; // accept broadcast
 const RCTL_BSIZE_2048 = 0 << 16; // with BSEX = 0
 const RCTL_SECRC = 1 << 26; // strip the Ethernet CRC
+const ICR_RXT0 = 1 << 7; // receiver timer interrupt: a frame was written back
 const TCTL_EN = 1 << 1;
 const TCTL_PSP = 1 << 3; // pad short packets
 const TCTL_CT = 0x0f << 4; // collision threshold
@@ -109,6 +106,7 @@ export class E1000e implements Nic {
   #txTail = 0; // next transmit descriptor to fill
   #txClean = 0; // oldest transmit descriptor not yet cleaned
   #stats: NicStats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" };
+  #irqs: IrqSet | null = null;
   #stopped = false;
   #closed = false;
 
@@ -130,6 +128,7 @@ export class E1000e implements Nic {
     }
     bar0.write32(IMC, 0xffffffff);
     bar0.read32(ICR);
+    bar0.write32(ITR, 0); // an interrupt per frame when waitRx arms one
 
     const ral = bar0.read32(RAL0), rah = bar0.read32(RAH0);
     this.mac = formatMac([ral, ral >>> 8, ral >>> 16, ral >>> 24, rah, rah >>> 8].map((b) => b & 0xff));
@@ -220,6 +219,34 @@ export class E1000e implements Nic {
     return k;
   }
 
+  /**
+   * Interrupt-driven receive through the device's MSI vector: reads ICR (which clears stale causes), returns at
+   * once when a frame is already there, else unmasks RXT0 (IMS, which fires at once for a frame that came in
+   * meanwhile), waits, and masks it again (IMC).
+   */
+  async waitRx(queue: number, timeoutMs: number): Promise<boolean> {
+    this.#check();
+    if (queue !== 0) throw new VfioError(`e1000e ${this.address}: no queue ${queue}`, { remedy: "use queue 0" });
+    const irqs = this.#irqs ??= this.#dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+    const bar0 = this.#bar0;
+    irqs.poll(0); // drop a count left from an earlier wake-up
+    bar0.read32(ICR);
+    if (this.#ready()) return true;
+    bar0.write32(IMS, ICR_RXT0);
+    try {
+      return (await irqs.wait(0, { timeoutMs })) > 0 || this.#ready();
+    } finally {
+      if (!this.#closed) {
+        bar0.write32(IMC, ICR_RXT0);
+        bar0.read32(ICR);
+      }
+    }
+  }
+
+  #ready(): boolean {
+    return (this.#rx.read32(this.#rxNext * DESC_SIZE + 12) & RXD_STAT_DD) !== 0;
+  }
+
   #clean(): void {
     const tx = this.#tx;
     let c = this.#txClean;
@@ -263,11 +290,7 @@ export class E1000e implements Nic {
   stats(): NicStats {
     const s = this.#stats;
     if (this.#stopped) return { ...s };
-    const r = this.#bar0;
-    s.rxPackets += r.read32(GPRC);
-    s.txPackets += r.read32(GPTC);
-    s.rxBytes += r.read32(GORCL) + r.read32(GORCH) * TWO32;
-    s.txBytes += r.read32(GOTCL) + r.read32(GOTCH) * TWO32;
+    addDeviceCounters(this.#bar0, s);
     return { ...s };
   }
 

@@ -18,13 +18,15 @@
  */
 import { VfioError } from "../../mod.ts";
 
+/** The UDP source port of test frames unless {@linkcode FrameSpec.srcPort} says otherwise. */
+export const DEFAULT_SRC_PORT = 42424;
 /** Ethernet (14) + IPv4 (20) + UDP (8). */
 export const HEADERS = 42;
 /** The smallest frame (without FCS) with room for the sequence number. */
 export const MIN_SIZE = 60;
 const SRC_IP = [10, 0, 0, 1];
 const DST_IP = [10, 0, 0, 2];
-const SRC_PORT = 42424;
+const SRC_PORT = DEFAULT_SRC_PORT;
 const DST_PORT = 4242;
 const IPPROTO_UDP = 17;
 const SEQ_AT = HEADERS; // payload offset of the sequence number
@@ -54,6 +56,8 @@ export interface FrameSpec {
   /** Source and destination MAC addresses (6 bytes each). */
   src: Uint8Array;
   dst: Uint8Array;
+  /** UDP source port (default 42424): distinct ports make distinct flows, which RSS spreads over receive queues. */
+  srcPort?: number;
 }
 
 function checkSize(size: number): void {
@@ -98,7 +102,8 @@ export class FrameWriter {
     const ipSum = ~fold(sum16(t, 14, 34)) & 0xffff;
     t[24] = ipSum >> 8;
     t[25] = ipSum & 0xff;
-    t.set([SRC_PORT >> 8, SRC_PORT & 0xff, DST_PORT >> 8, DST_PORT & 0xff, udpLen >> 8, udpLen & 0xff, 0, 0], 34);
+    const srcPort = spec.srcPort ?? SRC_PORT;
+    t.set([srcPort >> 8, srcPort & 0xff, DST_PORT >> 8, DST_PORT & 0xff, udpLen >> 8, udpLen & 0xff, 0, 0], 34);
     this.#base = sum16(SRC_IP, 0, 4) + sum16(DST_IP, 0, 4) + IPPROTO_UDP + udpLen + sum16(t, 34, 42);
     this.#sums = patternSums(spec.size);
   }
@@ -154,9 +159,10 @@ export class SequenceChecker {
   /** What went wrong first, for the report. */
   firstError: string | null = null;
 
-  constructor(size: number) {
+  /** Checks frames of `size` bytes from UDP source port `srcPort` (one flow; default 42424). */
+  constructor(size: number, srcPort?: number) {
     this.size = size;
-    this.#writer = new FrameWriter({ size, src: new Uint8Array(6), dst: new Uint8Array(6) });
+    this.#writer = new FrameWriter({ size, src: new Uint8Array(6), dst: new Uint8Array(6), srcPort });
     this.#ref = new Uint8Array(size);
     this.#writer.write(this.#ref, 0);
   }

@@ -16,6 +16,7 @@
  */
 import { type Device, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
 import { AdvRxRing, AdvTxRing, pfRxQueueRegs, pfTxQueueRegs, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
+import { addDeviceCounters } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
 
 // Registers (BAR0, 82576 datasheet section 8)
@@ -42,13 +43,6 @@ const RAH0 = 0x5404;
 const MRQC = 0x5818; // multiple receive queues command
 const RETA = 0x5c00; // redirection table: 32 words, one byte per entry (128 entries)
 const RSSRK = 0x5c80; // RSS random key: 10 words
-// Statistics: clear on read; the 64-bit octet counters clear when the high word is read (read low first)
-const GPRC = 0x4074; // good packets received
-const GPTC = 0x4080; // good packets transmitted
-const GORCL = 0x4088; // good octets received
-const GORCH = 0x408c;
-const GOTCL = 0x4090; // good octets transmitted
-const GOTCH = 0x4094;
 const RQDPC = (q: number): number => 0xc030 + 0x40 * q; // receive queue drop packet count
 
 // Register bits
@@ -87,7 +81,6 @@ const BMCR_AN_ENABLE = 1 << 12;
 const RING_SIZE = 256; // 4 KiB per ring: one page, so contiguous in every IOMMU mode
 /** Most queue pairs the driver sets up (the 82576 has 16; RSS alone spreads over at most 8, 4 here is plenty). */
 export const IGB_MAX_QUEUES = 4;
-const TWO32 = 2 ** 32;
 // A fixed RSS key (any 40 bytes work; fixed so flows land on the same queue run after run)
 const RSS_KEY = [
   0x6d5a56da,
@@ -323,11 +316,7 @@ export class Igb implements Nic {
   stats(): NicStats {
     const s = this.#stats;
     if (this.#stopped) return { ...s };
-    const r = this.#bar0;
-    s.rxPackets += r.read32(GPRC);
-    s.txPackets += r.read32(GPTC);
-    s.rxBytes += r.read32(GORCL) + r.read32(GORCH) * TWO32;
-    s.txBytes += r.read32(GOTCL) + r.read32(GOTCH) * TWO32;
+    addDeviceCounters(this.#bar0, s);
     return { ...s };
   }
 

@@ -5,7 +5,8 @@
  *
  * - {@linkcode kernelToVfio}: the kernel sends frames of random sizes (60..1514) and random payloads, half IPv4/UDP
  *   from random source ports (RSS spreads them over receive queues), half on the private EtherType 0x88b5; the
- *   driver must receive every one once and intact, and the result says on which receive queue each arrived.
+ *   driver must receive every one once and intact, and the result says on which receive queue each arrived (with
+ *   `interrupts`, the driver sleeps on its receive interrupts between frames: `waitRx` against a real sender).
  * - {@linkcode vfioToKernel}: the driver sends such frames (EtherType 0x88b5) from each of its transmit queues in
  *   turn, paced; the kernel must count every one once and intact.
  *
@@ -23,6 +24,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { IdleLoop } from "../../examples/nic/idle.ts";
 import type { Nic, Packet } from "../../examples/nic/nic.ts";
 import { guest } from "./guest.ts";
 
@@ -149,6 +151,8 @@ export interface KernelToVfioResult {
   foreign: number;
   /** Test frames per receive queue. */
   perQueue: number[];
+  /** With `interrupts`: sleeps that an interrupt ended. */
+  wakeups: number;
   /** The sender's exit code and output. */
   senderCode: number | null;
   senderOut: string;
@@ -162,7 +166,7 @@ export interface PeerOptions {
   rate?: number;
   /** Give up after this many milliseconds (default 60 000). */
   timeoutMs?: number;
-  /** kernelToVfio: after an empty round, `await nic.waitRx(0, 100)` (interrupt-driven receive) instead of a 1 ms sleep. */
+  /** kernelToVfio: receive interrupt-driven (IdleLoop over every receive queue; the driver needs waitRx). */
   interrupts?: boolean;
 }
 
@@ -180,10 +184,13 @@ export async function kernelToVfio(nic: Nic, peer: KernelPeer, options: PeerOpti
     damaged: 0,
     foreign: 0,
     perQueue: new Array(nic.queues).fill(0),
+    wakeups: 0,
     senderCode: null,
     senderOut: "",
   };
   const bufs: Packet[] = new Array(32);
+  const rxQueues = Array.from({ length: nic.queues }, (_, queue) => ({ nic, queue }));
+  const idle = new IdleLoop(rxQueues, { interrupts: options.interrupts });
   const t0 = Date.now();
   let doneAt = 0;
   while (r.received < count && Date.now() - t0 < timeoutMs) {
@@ -208,9 +215,10 @@ export async function kernelToVfio(nic: Nic, peer: KernelPeer, options: PeerOpti
       doneAt ||= Date.now();
       if (Date.now() - doneAt > 2000) break; // the sender finished and nothing came for 2 s
     }
-    if (n === 0 && options.interrupts && nic.waitRx) await nic.waitRx(0, 100);
-    else if (n === 0) await new Promise((res) => setTimeout(res, 1));
+    if (idle.idle(n > 0)) await idle.sleep(50);
   }
+  await idle.settle();
+  r.wakeups = idle.stats.wakeups;
   const s = await senderResult;
   r.senderCode = s.code;
   r.senderOut = s.out;
