@@ -35,6 +35,18 @@ step "NIC forwarder chain (4 NICs on 2 hubs, DMA above 4 GiB, 3 modes x 2 runtim
 # e1000e, e1000e with a kernel igb; random frames both ways through AF_PACKET
 step "NIC peer checks against kernel drivers (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
   --filter nic_peer --jobs 2 --devices igb@0,e1000e@0:kernel,e1000e@1,igb@1:kernel
+# modern virtio-net (virtio 1.x, IOVAs through the IOMMU, physical addresses in no-IOMMU mode) against a vfio e1000e
+# and the kernel's e1000e on one hub; then fwd.ts between igb and modern virtio-net with kernel NICs at both ends
+step "modern virtio-net: pktgen, waitRx, kernel peer (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter virtio_modern --jobs 2 --devices e1000e@0,virtio-net-modern@0,e1000e@0:kernel
+step "fwd.ts igb <-> modern virtio-net between kernel NICs (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter virtio_modern --jobs 2 --devices igb@0,e1000e@0:kernel,virtio-net-modern@1,e1000e@1:kernel
+# a secondary bus reset: two edus behind one bridge (every device of the bus owned, or the reset refused)
+step "hot reset behind a bridge (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter hot_reset --jobs 2 \
+  --devices edu,edu,edu+
+# edu DMAs into nvme's controller memory buffer mapped into the IOVA space (type1; iommufd on 6.12 refuses MMIO)
+step "peer-to-peer DMA into an NVMe CMB (3 modes x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter p2p --jobs 2 \
+  --devices default,nvme-cmb
 # in-use detection with an nvme and a virtio-net left on their kernel drivers (swap, a raw opener in another mount
 # namespace, an address, the default route)
 step "in-use detection on kernel-driver devices (noiommu, iommu x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
