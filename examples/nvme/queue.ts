@@ -101,6 +101,9 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+/** Pages of a queue pair's memory. */
+const SQ_PAGE = 0, CQ_PAGE = 1, LISTS_PAGE = 2;
+
 /** Spins without a completion between two looks at the clock (and a turn of the event loop). */
 const SPINS_PER_CHECK = 0x3fff;
 
@@ -114,9 +117,7 @@ export class QueuePair {
   readonly irq?: QueueIrq;
   /** Interrupts counted so far. */
   interrupts = 0;
-  readonly #sq: DmaBuffer;
-  readonly #cq: DmaBuffer;
-  readonly #lists: DmaBuffer; // one PRP list page per command id
+  readonly #memory: DmaBuffer; // page 0: the SQ, page 1: the CQ, then one PRP list page per command id
   readonly #bar0: Region;
   readonly #stride: number;
   readonly #timeoutMs: number;
@@ -132,7 +133,7 @@ export class QueuePair {
   #collecting = false;
   #failed: Error | undefined;
 
-  /** Allocates the queues' DMA memory on `dev` (one page each, plus a PRP list page per command id). */
+  /** Allocates the queues' DMA memory on `dev`: one page each, plus a PRP list page per command id. */
   constructor(dev: Device, options: QueuePairOptions) {
     const { id, depth } = options;
     if (!Number.isInteger(depth) || depth < 2 || depth > MAX_QUEUE_DEPTH) {
@@ -144,25 +145,24 @@ export class QueuePair {
     this.#bar0 = options.bar0;
     this.#stride = options.stride;
     this.#timeoutMs = options.timeoutMs;
-    using stack = new DisposableStack();
-    this.#sq = stack.use(dev.allocDma(PAGE, { hugepages: "never" }));
-    this.#cq = stack.use(dev.allocDma(PAGE, { hugepages: "never" }));
-    this.#lists = stack.use(dev.allocDma(PAGE * (depth - 1), { hugepages: "never" }));
-    stack.move();
-    this.#cqViews = Array.from({ length: depth }, (_, i) => CompletionEntry.view(this.#cq.u8, i * CQE_SIZE, CQE_SIZE));
-    this.#cqStatus = this.#cq.u16;
+    // One allocation: on a 2 MiB page when one is free (never migrated, what no-IOMMU DMA wants), else 4 KiB pages,
+    // each queue within one page (so physically contiguous) and each page's bus address asked for on its own.
+    this.#memory = dev.allocDma(PAGE * (LISTS_PAGE + depth - 1));
+    const cq = this.#memory.u8.subarray(CQ_PAGE * PAGE, (CQ_PAGE + 1) * PAGE);
+    this.#cqViews = Array.from({ length: depth }, (_, i) => CompletionEntry.view(cq, i * CQE_SIZE, CQE_SIZE));
+    this.#cqStatus = new Uint16Array(cq.buffer, cq.byteOffset, PAGE / 2);
     this.#free = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i); // pop() hands out 0 first
     this.#pending = new Array(depth - 1).fill(undefined);
   }
 
   /** The submission queue's bus address (for Create I/O SQ or ASQ). */
   get sqBus(): bigint {
-    return this.#sq.busAddress(0);
+    return this.#memory.busAddress(SQ_PAGE * PAGE);
   }
 
   /** The completion queue's bus address (for Create I/O CQ or ACQ). */
   get cqBus(): bigint {
-    return this.#cq.busAddress(0);
+    return this.#memory.busAddress(CQ_PAGE * PAGE);
   }
 
   /** The most commands in flight at once (`depth - 1`: a full queue keeps one slot empty). */
@@ -189,7 +189,7 @@ export class QueuePair {
       });
     }
     try {
-      const prp = cmd.data ? prpEntries(cmd.data, this.#lists, cid * PAGE) : undefined;
+      const prp = cmd.data ? prpEntries(cmd.data, this.#memory, (LISTS_PAGE + cid) * PAGE) : undefined;
       const entry = this.#slot(cmd.def, this.#sqTail);
       entry.bytes.fill(0);
       Object.assign(entry, cmd.fields);
@@ -295,7 +295,10 @@ export class QueuePair {
   #slot<F extends Fields>(def: StructDef<F>, slot: number): StructView<F> {
     let views = this.#sqViews.get(def);
     if (!views) {
-      views = Array.from({ length: this.depth }, (_, i) => def.view(this.#sq.u8, i * SQE_SIZE, SQE_SIZE));
+      views = Array.from(
+        { length: this.depth },
+        (_, i) => def.view(this.#memory.u8, SQ_PAGE * PAGE + i * SQE_SIZE, SQE_SIZE),
+      );
       this.#sqViews.set(def, views);
     }
     return views[slot] as StructView<F>;
@@ -304,9 +307,7 @@ export class QueuePair {
   /** Fails what is in flight with `ClosedError` and frees the queues' memory (idempotent). Stop the controller first. */
   close(): void {
     if (!this.#failed) this.#fail(new ClosedError(`NVMe queue pair ${this.id}`));
-    this.#lists.close();
-    this.#cq.close();
-    this.#sq.close();
+    this.#memory.close();
   }
 
   /** Same as {@linkcode close}. */
