@@ -101,6 +101,13 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+/** Byte offsets of the completion entry fields the queue reads. */
+const CQE_AT = {
+  status: CompletionEntry.layout.status.offset,
+  cid: CompletionEntry.layout.cid.offset,
+  result: CompletionEntry.layout.result.offset,
+};
+
 /** Pages of a queue pair's memory. */
 const SQ_PAGE = 0, CQ_PAGE = 1, LISTS_PAGE = 2;
 
@@ -122,8 +129,9 @@ export class QueuePair {
   readonly #stride: number;
   readonly #timeoutMs: number;
   readonly #sqViews = new Map<StructDef, StructView<Fields>[]>();
-  readonly #cqViews: StructView<typeof CompletionEntry.layout>[];
-  readonly #cqStatus: Uint16Array;
+  readonly #cq16: Uint16Array; // the CQ, read only with Atomics.load (the controller writes it behind our back)
+  readonly #cq32: Uint32Array;
+  readonly #sq32: Uint32Array;
   readonly #free: number[];
   readonly #pending: (Pending | undefined)[];
   #inFlight = 0;
@@ -149,8 +157,9 @@ export class QueuePair {
     // each queue within one page (so physically contiguous) and each page's bus address asked for on its own.
     this.#memory = dev.allocDma(PAGE * (LISTS_PAGE + depth - 1));
     const cq = this.#memory.u8.subarray(CQ_PAGE * PAGE, (CQ_PAGE + 1) * PAGE);
-    this.#cqViews = Array.from({ length: depth }, (_, i) => CompletionEntry.view(cq, i * CQE_SIZE, CQE_SIZE));
-    this.#cqStatus = new Uint16Array(cq.buffer, cq.byteOffset, PAGE / 2);
+    this.#cq16 = new Uint16Array(cq.buffer, cq.byteOffset, PAGE / 2);
+    this.#cq32 = new Uint32Array(cq.buffer, cq.byteOffset, PAGE / 4);
+    this.#sq32 = new Uint32Array(this.#memory.u8.buffer, this.#memory.u8.byteOffset + SQ_PAGE * PAGE, PAGE / 4);
     this.#free = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i); // pop() hands out 0 first
     this.#pending = new Array(depth - 1).fill(undefined);
   }
@@ -195,6 +204,9 @@ export class QueuePair {
       Object.assign(entry, cmd.fields);
       if (prp) Object.assign(entry, prp);
       (entry as StructView<Fields> & { cid: number }).cid = cid;
+      // Dword 0 again as a sequentially consistent store: no store of the entry may move past it (or the doorbell).
+      const dword0 = (this.#sqTail * SQE_SIZE) / 4;
+      Atomics.store(this.#sq32, dword0, this.#sq32[dword0]);
     } catch (e) {
       this.#free.push(cid);
       throw e;
@@ -219,11 +231,12 @@ export class QueuePair {
     let n = 0;
     let stray: number | undefined;
     for (;;) {
-      const entry = this.#cqViews[this.#cqHead];
-      const status = Atomics.load(this.#cqStatus, (this.#cqHead * CQE_SIZE + CompletionEntry.layout.status.offset) / 2);
+      const at = this.#cqHead * CQE_SIZE;
+      const status = Atomics.load(this.#cq16, (at + CQE_AT.status) / 2);
       if ((status & STATUS_PHASE) !== this.#phase) break;
-      const cid = entry.cid;
-      const result = entry.result;
+      // Atomics.load for the rest too: a JIT may reuse a plain load of the same slot from the previous pass.
+      const cid = Atomics.load(this.#cq16, (at + CQE_AT.cid) / 2);
+      const result = Atomics.load(this.#cq32, (at + CQE_AT.result) / 4);
       this.#cqHead = (this.#cqHead + 1) % this.depth;
       if (this.#cqHead === 0) this.#phase ^= STATUS_PHASE;
       n++;
