@@ -5,6 +5,7 @@
  * layer's IOPS as a ratio of the kernel's, and `RESULT {json}`.
  *
  *   deno task vm --mode iommu --devices nvme,nvme:kernel bench/nvme_qd.ts [--seconds 3] [--qd 1,8,32]
+ *   deno task vm --mode noiommu --devices nvme,nvme:kernel bench/nvme_qd.ts --hugepages 8
  *
  * Each run is a closed loop: `qd` readers each keep one command in flight, at a random 4 KiB-aligned offset of the
  * namespace, for `--seconds`. Under the rig's TCG the figures measure the emulation as much as the drivers; the
@@ -17,7 +18,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { intOption } from "../examples/nic/program.ts";
 import { command, Controller, Namespace, NvmOpcode, type QueuePair, ReadWriteCommand } from "../examples/nvme/mod.ts";
-import { type DmaBuffer, findPciDevices, IrqIndex, openDevice, VfioError } from "../mod.ts";
+import { type DmaBuffer, findPciDevices, IrqIndex, openDevice, reserveHugepages, VfioError } from "../mod.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -26,6 +27,7 @@ const { values, positionals } = parseArgs({
     qd: { type: "string", default: "1,8,32" },
     kernel: { type: "string" },
     noiommu: { type: "boolean" },
+    hugepages: { type: "string" },
   },
 });
 const seconds = intOption("seconds", values.seconds!, 1, 600);
@@ -117,7 +119,10 @@ const results: Record<string, Record<number, Point>> = { polled: {}, irq: {}, ke
 {
   using dev = openDevice(address, { noiommu: values.noiommu || process.env.VFIO_TS_MODE === "noiommu" });
   using irqs = dev.enableIrqs(IrqIndex.MSIX, { count: 2 });
-  using buf = dev.allocDma(63 * IO, { hugepages: "never" });
+  // Without an IOMMU, 4 KiB pages can be migrated under the controller: --hugepages N reserves 2 MiB pages for
+  // the queues and buffers (never migrated).
+  if (values.hugepages) reserveHugepages(intOption("hugepages", values.hugepages, 1, 4096));
+  using buf = dev.allocDma(63 * IO);
   using ctrl = await Controller.enable(dev);
   await ctrl.identifyController();
   const ns = new Namespace(ctrl, await ctrl.identifyNamespace(1));
@@ -128,7 +133,10 @@ const results: Record<string, Record<number, Point>> = { polled: {}, irq: {}, ke
   };
   for (const [kind, q] of Object.entries(queues)) {
     await layerRun(q, ns, buf, 1); // warm up the JIT and the emulation
-    for (const qd of depths) results[kind][qd] = await layerRun(q, ns, buf, qd);
+    for (const qd of depths) {
+      results[kind][qd] = await layerRun(q, ns, buf, qd);
+      console.log(`layer ${kind} QD ${qd}: ${results[kind][qd].iops.toFixed(0)} IOPS`);
+    }
   }
   for (const q of Object.values(queues)) await ctrl.deleteIoQueuePair(q);
   await ctrl.shutdown();

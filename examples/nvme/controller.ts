@@ -169,7 +169,7 @@ export class Controller {
 
     using stack = new DisposableStack();
     const admin = stack.use(new QueuePair(dev, { id: 0, depth, bar0, stride, timeoutMs }));
-    const identify = stack.use(dev.allocDma(IDENTIFY_SIZE, { hugepages: "never" }));
+    const identify = stack.use(dev.allocDma(IDENTIFY_SIZE)); // on a 2 MiB page if one is free (not migrated)
     stack.defer(() => bar0.write32(Reg.CC, 0)); // on failure: stopped before the queues are freed
 
     bar0.write32(Reg.AQA, setBits(setBits(0, AQA.ASQS, depth - 1), AQA.ACQS, depth - 1));

@@ -23,7 +23,7 @@ import { setImmediate } from "node:timers";
 import type { Fields, FieldValue, StructDef, StructView, WritableKeys } from "../../abi.ts";
 import { ClosedError, type Device, type DmaBuffer, type IrqSet, type Region, VfioError } from "../../mod.ts";
 import { type DataRange, PAGE, prpEntries } from "./prp.ts";
-import { cqHeadDoorbell, getBits, sqTailDoorbell } from "./registers.ts";
+import { cqHeadDoorbell, getBits, Reg, sqTailDoorbell } from "./registers.ts";
 import { NvmeCommandError } from "./status.ts";
 import { CompletionEntry, CQE_SIZE, CQE_STATUS, SQE_SIZE, STATUS_PHASE } from "./structs.ts";
 
@@ -287,8 +287,11 @@ export class QueuePair {
 
   #timeout(): VfioError {
     const oldest = this.#pending.find((p) => p !== undefined);
+    const next = Atomics.load(this.#cq16, (this.#cqHead * CQE_SIZE + CQE_AT.status) / 2);
+    const state = `SQ tail ${this.#sqTail}, CQ head ${this.#cqHead}, phase ${this.#phase}, next entry's status ` +
+      `0x${next.toString(16)}, ${this.#inFlight} in flight, CSTS 0x${this.#bar0.read32(Reg.CSTS).toString(16)}`;
     return new VfioError(
-      `${oldest?.what ?? "command"}: no completion within ${this.#timeoutMs} ms on queue ${this.id}`,
+      `${oldest?.what ?? "command"}: no completion within ${this.#timeoutMs} ms on queue ${this.id} (${state})`,
     );
   }
 
