@@ -28,8 +28,9 @@ step() {
 BUILD=(gcc libc6-dev make binutils gcc-aarch64-linux-gnu)
 # device names for the vfio CLI (the guest reads this machine's /usr/share/misc)
 DATA=(pci.ids)
-# run by tests inside the guest: ip, setpriv/mkswap/swapon/runuser, python3, modprobe, dd, nvme (virt-mgmt)
-GUEST=(iproute2 util-linux python3 kmod coreutils nvme-cli)
+# run by tests inside the guest: ip, setpriv/mkswap/swapon/runuser, python3, modprobe, dd, nvme (virt-mgmt); fio
+# (bench/nvme_qd.ts)
+GUEST=(iproute2 util-linux python3 kmod coreutils nvme-cli fio)
 pkgs=("${BUILD[@]}" "${DATA[@]}" "${GUEST[@]}")
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 step "Debian packages (${pkgs[*]})"

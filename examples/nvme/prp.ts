@@ -1,0 +1,70 @@
+/**
+ * Physical Region Page entries (NVMe Base Specification 4.3): how a command names its data. PRP1 is the bus address of
+ * the first byte (dword aligned, anywhere in its page); PRP2 is the second page when the data touches two pages, or
+ * else the bus address of a PRP list naming every further page. Each page's bus address is asked for separately:
+ * without an IOMMU the 4 KiB pages of one buffer are not physically contiguous.
+ *
+ * ```ts
+ * import type { DmaBuffer } from "../../mod.ts";
+ * import { PAGE, prpEntries } from "./prp.ts";
+ * declare const data: DmaBuffer, lists: DmaBuffer;
+ * const { prp1, prp2 } = prpEntries({ buffer: data, offset: 0, length: 4 * PAGE }, lists, 0); // a list of 3 pages
+ * ```
+ * @module
+ */
+import { type DmaBuffer, OutOfRangeError } from "../../mod.ts";
+
+/** The memory page size this layer programs (CC.MPS 0): PRP entries and queues are in these units. */
+export const PAGE = 4096;
+/** Entries in one PRP list page (this layer does not chain lists). */
+export const PRP_LIST_ENTRIES = PAGE / 8;
+/** The most bytes one command may move: PRP1's page plus one full list. */
+export const MAX_PRP_BYTES = PAGE * PRP_LIST_ENTRIES;
+
+/** The data of one command: `length` bytes at byte `offset` of a DMA buffer. */
+export interface DataRange {
+  /** The buffer (page aligned, as every `DmaBuffer` is). */
+  readonly buffer: DmaBuffer;
+  /** Byte offset of the first byte: a multiple of 4. */
+  readonly offset: number;
+  /** Bytes, at least 1. */
+  readonly length: number;
+}
+
+/** The two PRP fields of a command. */
+export interface PrpEntries {
+  /** PRP entry 1. */
+  readonly prp1: bigint;
+  /** PRP entry 2: 0, the second page, or a PRP list's bus address. */
+  readonly prp2: bigint;
+}
+
+/**
+ * The PRP entries for `data`, writing a PRP list at byte `listOffset` of `lists` (a page of its own) when the data
+ * spans more than two pages. Throws `OutOfRangeError` for a range outside the buffer, a misaligned start, or more
+ * than {@linkcode MAX_PRP_BYTES}.
+ */
+export function prpEntries(data: DataRange, lists: DmaBuffer, listOffset: number): PrpEntries {
+  const { buffer, offset, length } = data;
+  if (
+    !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1 ||
+    offset + length > buffer.sizeBytes
+  ) {
+    throw new OutOfRangeError(
+      `NVMe transfer of ${length} bytes at ${offset}: outside the ${buffer.sizeBytes}-byte buffer`,
+    );
+  }
+  if (offset % 4 !== 0) throw new OutOfRangeError(`NVMe transfer at ${offset}: PRP1 must be dword aligned`);
+  const firstPage = offset - (offset % PAGE);
+  const pages = Math.ceil((offset + length - firstPage) / PAGE);
+  if (pages > PRP_LIST_ENTRIES + 1) {
+    throw new OutOfRangeError(`NVMe transfer of ${length} bytes: more pages than one PRP list names`, {
+      remedy: `split it into commands of at most ${MAX_PRP_BYTES} bytes`,
+    });
+  }
+  const prp1 = buffer.busAddress(offset);
+  if (pages === 1) return { prp1, prp2: 0n };
+  if (pages === 2) return { prp1, prp2: buffer.busAddress(firstPage + PAGE) };
+  for (let i = 1; i < pages; i++) lists.write64(listOffset + (i - 1) * 8, buffer.busAddress(firstPage + i * PAGE));
+  return { prp1, prp2: lists.busAddress(listOffset) };
+}

@@ -1,0 +1,333 @@
+/**
+ * One NVMe queue pair: a submission queue and its completion queue, each a page of DMA memory, with up to
+ * `depth - 1` commands in flight. A command is written into the SQ slot at the tail, with a free command id, and the
+ * tail doorbell rung; the controller posts a completion entry carrying that id, whose phase tag flips on every pass
+ * through the CQ (an entry is new while its phase equals ours). Completions arrive in any order and settle the
+ * promise of the command whose id they carry.
+ *
+ * Completions are collected by MSI-X interrupt when the queue has a vector, else by polling the phase tag with
+ * `Atomics.load` (which Bun's JIT cannot hoist out of the loop). Collection runs while commands are in flight.
+ *
+ * ```ts
+ * import { command, type QueuePair } from "./queue.ts";
+ * import { NvmOpcode, ReadWriteCommand } from "./structs.ts";
+ * declare const io: QueuePair;
+ * const reads = [0n, 8n, 16n].map((slba) =>
+ *   io.submit(command(ReadWriteCommand, "read", { opc: NvmOpcode.READ, nsid: 1, slba, nlb: 7 }))
+ * );
+ * await Promise.all(reads); // three commands in flight at once (no data pointers: a sketch)
+ * ```
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import type { Fields, FieldValue, StructDef, StructView, WritableKeys } from "../../abi.ts";
+import { ClosedError, type Device, type DmaBuffer, type IrqSet, type Region, VfioError } from "../../mod.ts";
+import { type DataRange, PAGE, prpEntries } from "./prp.ts";
+import { cqHeadDoorbell, getBits, Reg, sqTailDoorbell } from "./registers.ts";
+import { NvmeCommandError } from "./status.ts";
+import { CompletionEntry, CQE_SIZE, CQE_STATUS, SQE_SIZE, STATUS_PHASE } from "./structs.ts";
+
+/** The most entries per queue: one page of 64-byte submission entries, so each queue is one contiguous page. */
+export const MAX_QUEUE_DEPTH = PAGE / SQE_SIZE;
+
+/** Values for the writable fields of a command struct. */
+export type CommandFields<F extends Fields> = { [K in WritableKeys<F>]?: FieldValue<F[K]> };
+
+/** A command to submit: its struct, its field values, its data (if any) and a description for errors. */
+export interface Command<F extends Fields = Fields> {
+  /** The command's layout (a 64-byte submission entry). */
+  readonly def: StructDef<F>;
+  /** Field values; the rest stay zero. `cid`, `prp1` and `prp2` are filled in by the queue. */
+  readonly fields: CommandFields<F>;
+  /** What the command does, for error messages ("read of blocks 8+8 on queue 1"). */
+  readonly what: string;
+  /** The data the command transfers, if any: the queue builds its PRP entries. */
+  readonly data?: DataRange;
+}
+
+/**
+ * A {@linkcode Command} from its struct, description, field values and optional data.
+ *
+ * ```ts
+ * import { command } from "./queue.ts";
+ * import { AdminOpcode, DeleteQueueCommand } from "./structs.ts";
+ * const del = command(DeleteQueueCommand, "delete I/O SQ 1", { opc: AdminOpcode.DELETE_IO_SQ, qid: 1 });
+ * ```
+ */
+export function command<F extends Fields>(
+  def: StructDef<F>,
+  what: string,
+  fields: CommandFields<F>,
+  data?: DataRange,
+): Command<F> {
+  return { def, what, fields, data };
+}
+
+/** What a successful completion entry says. */
+export interface Completion {
+  /** The command id. */
+  readonly cid: number;
+  /** The command specific result (dword 0). */
+  readonly result: number;
+}
+
+/** The MSI-X vector a completion queue interrupts on. */
+export interface QueueIrq {
+  /** The enabled MSI-X vectors. */
+  readonly set: IrqSet;
+  /** The vector of this queue. */
+  readonly vector: number;
+}
+
+/** How to build a {@linkcode QueuePair}. */
+export interface QueuePairOptions {
+  /** Queue identifier: 0 for the admin queue pair. */
+  readonly id: number;
+  /** Entries per queue, 2..{@linkcode MAX_QUEUE_DEPTH}. */
+  readonly depth: number;
+  /** BAR0, where the doorbells are. */
+  readonly bar0: Region;
+  /** Bytes between doorbells (`4 << CAP.DSTRD`). */
+  readonly stride: number;
+  /** Completion by interrupt on this vector; polled without. */
+  readonly irq?: QueueIrq;
+  /** How long to wait for the next completion before failing every command in flight. */
+  readonly timeoutMs: number;
+}
+
+interface Pending {
+  readonly what: string;
+  resolve(c: Completion): void;
+  reject(e: unknown): void;
+}
+
+/** Byte offsets of the completion entry fields the queue reads. */
+const CQE_AT = {
+  status: CompletionEntry.layout.status.offset,
+  cid: CompletionEntry.layout.cid.offset,
+  result: CompletionEntry.layout.result.offset,
+};
+
+/** Pages of a queue pair's memory. */
+const SQ_PAGE = 0, CQ_PAGE = 1, LISTS_PAGE = 2;
+
+/** Spins without a completion between two looks at the clock (and a turn of the event loop). */
+const SPINS_PER_CHECK = 0x3fff;
+
+/** A submission/completion queue pair with several commands in flight, matched by command id. */
+export class QueuePair {
+  /** Queue identifier. */
+  readonly id: number;
+  /** Entries per queue. */
+  readonly depth: number;
+  /** Its interrupt vector, if it completes by interrupt. */
+  readonly irq?: QueueIrq;
+  /** Interrupts counted so far. */
+  interrupts = 0;
+  readonly #memory: DmaBuffer; // page 0: the SQ, page 1: the CQ, then one PRP list page per command id
+  readonly #bar0: Region;
+  readonly #stride: number;
+  readonly #timeoutMs: number;
+  readonly #sqViews = new Map<StructDef, StructView<Fields>[]>();
+  readonly #cq16: Uint16Array; // the CQ, read only with Atomics.load (the controller writes it behind our back)
+  readonly #cq32: Uint32Array;
+  readonly #sq32: Uint32Array;
+  readonly #free: number[];
+  readonly #pending: (Pending | undefined)[];
+  #inFlight = 0;
+  #sqTail = 0;
+  #cqHead = 0;
+  #phase = 1;
+  #collecting = false;
+  #failed: Error | undefined;
+
+  /** Allocates the queues' DMA memory on `dev`: one page each, plus a PRP list page per command id. */
+  constructor(dev: Device, options: QueuePairOptions) {
+    const { id, depth } = options;
+    if (!Number.isInteger(depth) || depth < 2 || depth > MAX_QUEUE_DEPTH) {
+      throw new VfioError(`queue ${id}: depth ${depth} is not in 2..${MAX_QUEUE_DEPTH}`);
+    }
+    this.id = id;
+    this.depth = depth;
+    this.irq = options.irq;
+    this.#bar0 = options.bar0;
+    this.#stride = options.stride;
+    this.#timeoutMs = options.timeoutMs;
+    // One allocation: on a 2 MiB page when one is free (never migrated, what no-IOMMU DMA wants), else 4 KiB pages,
+    // each queue within one page (so physically contiguous) and each page's bus address asked for on its own.
+    this.#memory = dev.allocDma(PAGE * (LISTS_PAGE + depth - 1));
+    const cq = this.#memory.u8.subarray(CQ_PAGE * PAGE, (CQ_PAGE + 1) * PAGE);
+    this.#cq16 = new Uint16Array(cq.buffer, cq.byteOffset, PAGE / 2);
+    this.#cq32 = new Uint32Array(cq.buffer, cq.byteOffset, PAGE / 4);
+    this.#sq32 = new Uint32Array(this.#memory.u8.buffer, this.#memory.u8.byteOffset + SQ_PAGE * PAGE, PAGE / 4);
+    this.#free = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i); // pop() hands out 0 first
+    this.#pending = new Array(depth - 1).fill(undefined);
+  }
+
+  /** The submission queue's bus address (for Create I/O SQ or ASQ). */
+  get sqBus(): bigint {
+    return this.#memory.busAddress(SQ_PAGE * PAGE);
+  }
+
+  /** The completion queue's bus address (for Create I/O CQ or ACQ). */
+  get cqBus(): bigint {
+    return this.#memory.busAddress(CQ_PAGE * PAGE);
+  }
+
+  /** The most commands in flight at once (`depth - 1`: a full queue keeps one slot empty). */
+  get capacity(): number {
+    return this.depth - 1;
+  }
+
+  /** Commands submitted and not yet completed. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Writes `cmd` into the next SQ slot with a free command id and rings the tail doorbell; the promise settles
+   * with its completion, or rejects with {@linkcode NvmeCommandError} for a non-zero status. Throws at once when
+   * {@linkcode capacity} commands are in flight, for bad field values or data outside its buffer.
+   */
+  submit<F extends Fields>(cmd: Command<F>): Promise<Completion> {
+    if (this.#failed) throw this.#failed;
+    const cid = this.#free.pop();
+    if (cid === undefined) {
+      throw new VfioError(`${cmd.what}: queue ${this.id} has ${this.capacity} commands in flight`, {
+        remedy: "await a completion before submitting more",
+      });
+    }
+    try {
+      const prp = cmd.data ? prpEntries(cmd.data, this.#memory, (LISTS_PAGE + cid) * PAGE) : undefined;
+      const entry = this.#slot(cmd.def, this.#sqTail);
+      entry.bytes.fill(0);
+      Object.assign(entry, cmd.fields);
+      if (prp) Object.assign(entry, prp);
+      (entry as StructView<Fields> & { cid: number }).cid = cid;
+      // Dword 0 again as a sequentially consistent store: no store of the entry may move past it (or the doorbell).
+      const dword0 = (this.#sqTail * SQE_SIZE) / 4;
+      Atomics.store(this.#sq32, dword0, this.#sq32[dword0]);
+    } catch (e) {
+      this.#free.push(cid);
+      throw e;
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<Completion>();
+    this.#pending[cid] = { what: cmd.what, resolve, reject };
+    this.#inFlight++;
+    this.#sqTail = (this.#sqTail + 1) % this.depth;
+    this.#bar0.write32(sqTailDoorbell(this.id, this.#stride), this.#sqTail);
+    if (!this.#collecting) {
+      this.#collecting = true;
+      queueMicrotask(() => void this.#collect()); // after the caller's other submissions of this turn
+    }
+    return promise;
+  }
+
+  /**
+   * Takes every new completion entry, settles its command's promise and rings the CQ head doorbell once; returns how
+   * many it took. Collection runs by itself while commands are in flight: call this only to poll by hand.
+   */
+  reap(): number {
+    let n = 0;
+    let stray: number | undefined;
+    for (;;) {
+      const at = this.#cqHead * CQE_SIZE;
+      const status = Atomics.load(this.#cq16, (at + CQE_AT.status) / 2);
+      if ((status & STATUS_PHASE) !== this.#phase) break;
+      // Atomics.load for the rest too: a JIT may reuse a plain load of the same slot from the previous pass.
+      const cid = Atomics.load(this.#cq16, (at + CQE_AT.cid) / 2);
+      const result = Atomics.load(this.#cq32, (at + CQE_AT.result) / 4);
+      this.#cqHead = (this.#cqHead + 1) % this.depth;
+      if (this.#cqHead === 0) this.#phase ^= STATUS_PHASE;
+      n++;
+      const pending = this.#pending[cid];
+      if (!pending) {
+        stray = cid;
+        continue;
+      }
+      this.#pending[cid] = undefined;
+      this.#free.push(cid);
+      this.#inFlight--;
+      const field = getBits(status, CQE_STATUS);
+      if (field === 0) pending.resolve({ cid, result });
+      else pending.reject(new NvmeCommandError(pending.what, field));
+    }
+    if (n) this.#bar0.write32(cqHeadDoorbell(this.id, this.#stride), this.#cqHead);
+    if (stray !== undefined) {
+      throw this.#fail(new VfioError(`queue ${this.id}: completion for command ${stray}, not in flight`));
+    }
+    return n;
+  }
+
+  /** Collects completions until nothing is in flight: by interrupt, or polling. Fails everything on a timeout. */
+  async #collect(): Promise<void> {
+    try {
+      let deadline = Date.now() + this.#timeoutMs;
+      let spins = 0;
+      while (this.#inFlight > 0) {
+        if (this.irq) {
+          const left = deadline - Date.now();
+          if (left <= 0) throw this.#timeout();
+          this.interrupts += await this.irq.set.wait(this.irq.vector, { timeoutMs: left });
+        }
+        if (this.reap() > 0) {
+          deadline = Date.now() + this.#timeoutMs;
+          await null; // the settled commands' continuations run (and may submit more) before we look again
+        } else if (!this.irq && (++spins & SPINS_PER_CHECK) === 0) {
+          if (Date.now() > deadline) throw this.#timeout();
+          await new Promise((r) => setImmediate(r)); // let other queues and timers run
+        }
+      }
+    } catch (e) {
+      this.#fail(e instanceof Error ? e : new VfioError(String(e)));
+    } finally {
+      this.#collecting = false;
+    }
+  }
+
+  #timeout(): VfioError {
+    const oldest = this.#pending.find((p) => p !== undefined);
+    const next = Atomics.load(this.#cq16, (this.#cqHead * CQE_SIZE + CQE_AT.status) / 2);
+    const state = `SQ tail ${this.#sqTail}, CQ head ${this.#cqHead}, phase ${this.#phase}, next entry's status ` +
+      `0x${next.toString(16)}, ${this.#inFlight} in flight, CSTS 0x${this.#bar0.read32(Reg.CSTS).toString(16)}`;
+    return new VfioError(
+      `${oldest?.what ?? "command"}: no completion within ${this.#timeoutMs} ms on queue ${this.id} (${state})`,
+    );
+  }
+
+  /** Marks the queue unusable and rejects every command in flight with `e`. */
+  #fail(e: Error): Error {
+    this.#failed ??= e;
+    for (const [cid, p] of this.#pending.entries()) {
+      if (!p) continue;
+      this.#pending[cid] = undefined;
+      p.reject(e);
+    }
+    this.#inFlight = 0;
+    return e;
+  }
+
+  /** The submission entry at `slot` viewed as `def` (views are made once per struct and slot). */
+  #slot<F extends Fields>(def: StructDef<F>, slot: number): StructView<F> {
+    let views = this.#sqViews.get(def);
+    if (!views) {
+      views = Array.from(
+        { length: this.depth },
+        (_, i) => def.view(this.#memory.u8, SQ_PAGE * PAGE + i * SQE_SIZE, SQE_SIZE),
+      );
+      this.#sqViews.set(def, views);
+    }
+    return views[slot] as StructView<F>;
+  }
+
+  /** Fails what is in flight with `ClosedError` and frees the queues' memory (idempotent). Stop the controller first. */
+  close(): void {
+    if (!this.#failed) this.#fail(new ClosedError(`NVMe queue pair ${this.id}`));
+    this.#memory.close();
+  }
+
+  /** Same as {@linkcode close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
