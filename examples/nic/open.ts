@@ -11,6 +11,7 @@
  */
 import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
 import { E1000e } from "./e1000e.ts";
+import { IgbVf } from "./igbvf.ts";
 import type { LinkStatus, Nic } from "./nic.ts";
 import { VirtioNet } from "./virtio_net.ts";
 
@@ -26,6 +27,7 @@ export interface NicOptions {
 export const NIC_IDS: Readonly<Record<string, string>> = {
   "8086:10d3": "e1000e", // Intel 82574L (QEMU's e1000e)
   "1af4:1000": "virtio-net", // legacy/transitional virtio network device
+  "8086:10ca": "igbvf", // Intel 82576 virtual function (QEMU's igbvf), its PF on the kernel's igb
 };
 
 /**
@@ -49,6 +51,8 @@ export function openNic(address: string, options: NicOptions = {}): Nic {
         return new E1000e(dev, poolSize);
       case "virtio-net":
         return new VirtioNet(dev, poolSize);
+      case "igbvf":
+        return new IgbVf(dev, poolSize);
     }
     throw new UnsupportedError(`${address} (${id}) is not a NIC these examples drive`, {
       remedy: `use one of ${Object.entries(NIC_IDS).map(([k, v]) => `${v} (${k})`).join(", ")}`,
