@@ -18,7 +18,7 @@
 import { readdirSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { type Device, type Region, VfioError } from "../../mod.ts";
-import { AdvRxRing, AdvTxRing, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
+import { AdvRxRing, AdvTxRing, pfRxQueueRegs, pfTxQueueRegs, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
 import { VfMailbox } from "./igbvf_mbx.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool, parseMac } from "./nic.ts";
 
@@ -38,16 +38,24 @@ const STATUS_LU = 1 << 1; // link up
 const STATUS_SPEED_SHIFT = 6; // 00 = 10, 01 = 100, 1x = 1000 Mbit/s
 const FCS_BYTES = 4;
 
-/** A VF receive queue's registers (`q` = 0 or 1): RDBAL(q) = 0x2800 + 0x100·q, and so on. */
-export function vfRxQueueRegs(q: number): RxQueueRegs {
-  const b = 0x2800 + 0x100 * q;
-  return { rdbal: b, rdbah: b + 4, rdlen: b + 8, srrctl: b + 0xc, rdh: b + 0x10, rdt: b + 0x18, rxdctl: b + 0x28 };
+/** A register block moved by `delta` bytes. */
+function moved<T extends RxQueueRegs | TxQueueRegs>(regs: T, delta: number): T {
+  return Object.fromEntries(Object.entries(regs).map(([k, v]) => [k, v + delta])) as T;
 }
 
-/** A VF transmit queue's registers (`q` = 0 or 1): TDBAL(q) = 0x3800 + 0x100·q, and so on. */
+/**
+ * A VF receive queue's registers (`q` = 0 or 1): the PF's block layout at RDBAL(q) = 0x2800 + 0x100·q (the VF's
+ * view of its queue; the device maps it onto PF queue VF number + 8·q).
+ */
+export function vfRxQueueRegs(q: number): RxQueueRegs {
+  const pf = pfRxQueueRegs(0);
+  return moved(pf, 0x2800 + 0x100 * q - pf.rdbal);
+}
+
+/** A VF transmit queue's registers (`q` = 0 or 1): the PF's block layout at TDBAL(q) = 0x3800 + 0x100·q. */
 export function vfTxQueueRegs(q: number): TxQueueRegs {
-  const b = 0x3800 + 0x100 * q;
-  return { tdbal: b, tdbah: b + 4, tdlen: b + 8, tdh: b + 0x10, tdt: b + 0x18, txdctl: b + 0x28 };
+  const pf = pfTxQueueRegs(0);
+  return moved(pf, 0x3800 + 0x100 * q - pf.tdbal);
 }
 
 const RING_SIZE = 256; // 4 KiB per ring: one page, contiguous in every IOMMU mode
