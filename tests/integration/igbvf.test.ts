@@ -10,7 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import process from "node:process";
-import { after, afterEach, before, describe, it } from "node:test";
+import { after, afterEach, describe, it } from "node:test";
 import { IgbVf, type IgbVfOptions } from "../../examples/nic/igbvf.ts";
 import { PfRefusedError } from "../../examples/nic/igbvf_mbx.ts";
 import { Backoff, type Packet, parseMac } from "../../examples/nic/nic.ts";
@@ -34,12 +34,6 @@ const netdev = (addr: string): string | undefined => {
 const pf = guest.kernelDevices.find((a) => existsSync(`${SYS}/${a}`) && read(`${SYS}/${a}/device`) === "0x10c9");
 const peer = pf ? guest.hubs.find((h) => h.includes(pf))?.find((a) => a !== pf && guest.kernelDevices.includes(a)) : "";
 const userPeer = pf ? guest.hubs.find((h) => h.includes(pf))?.find((a) => guest.devices.e1000e.includes(a)) : "";
-const skip = skipUnless(
-  !pf ? "needs an igb PF on the kernel's driver (--devices igb@0:kernel,e1000e@0:kernel)" : !peer &&
-    "needs a second kernel NIC on the igb's hub (e1000e@0:kernel)",
-  "igb VF driver",
-);
-
 function ip(...args: string[]): string {
   const bin = existsSync("/usr/sbin/ip") ? "/usr/sbin/ip" : "ip";
   const r = spawnSync(bin, args, { encoding: "utf8" });
@@ -62,6 +56,46 @@ function createVfs(n: number): string[] {
   writeFileSync(`${dir}/sriov_drivers_autoprobe`, "1");
   return vfs;
 }
+
+/** The rig's state for these tests: interfaces up, one VF on vfio-pci, and whether its BAR decodes. */
+interface Setup {
+  vf: string;
+  pfIf: string;
+  peerIf: string;
+  peerMac: Uint8Array;
+  /** STATUS through the VF's BAR0 (0: the VF decodes nothing). */
+  status: number;
+}
+
+function prepare(): Setup {
+  const pfIf = netdev(pf!)!, peerIf = netdev(peer!)!;
+  assert.ok(pfIf && peerIf, `no interfaces: PF ${pf} ${pfIf}, peer ${peer} ${peerIf}`);
+  ip("link", "set", pfIf, "up"); // the kernel's igb answers VF mailbox messages only while up
+  ip("link", "set", peerIf, "up");
+  const [vf] = createVfs(1);
+  const dev = openInGuest(vf);
+  const status = dev.bar(0).read32(0x8);
+  dev.close();
+  const peerMac = parseMac(read(`/sys/class/net/${peerIf}/address`));
+  console.log(
+    `PF ${pf} (${pfIf}), VF ${vf} (STATUS 0x${status.toString(16)}), peer ${peer} (${peerIf}), ` +
+      `${guest.mode}, ${guest.runtime}`,
+  );
+  return { vf, pfIf, peerIf, peerMac, status };
+}
+
+const setup = guest.inVm && pf && peer ? prepare() : null;
+const skip = skipUnless(
+  !pf
+    ? "needs an igb PF on the kernel's driver (--devices igb@0:kernel,e1000e@0:kernel)"
+    : !peer
+    ? "needs a second kernel NIC on the igb's hub (e1000e@0:kernel)"
+    : setup?.status === 0 &&
+      `the VF's BAR0 reads 0 (STATUS = 0): this QEMU (${process.env.VFIO_TS_QEMU_VERSION}) does not decode the ` +
+        "VF's registers in this rig, so the mailbox cannot be reached",
+  "igb VF driver",
+);
+if (skip && setup) writeFileSync(`${SYS}/${pf}/sriov_numvfs`, "0"); // the tests that would use it do not run
 
 /** Random frames to `dst` from `src` on the test ethertype: sizes 60..1514, a sequence number, random bytes. */
 function randomFrames(count: number, dst: Uint8Array, src: Uint8Array): Uint8Array[] {
@@ -134,20 +168,7 @@ function openVf(vf: string, options: IgbVfOptions = {}): IgbVf {
 }
 
 describe("igb VF driver, its PF on the kernel's igb", { skip }, () => {
-  let vf = "";
-  let pfIf = "", peerIf = "";
-  let peerMac: Uint8Array = new Uint8Array(6);
-
-  before(() => {
-    pfIf = netdev(pf!)!;
-    peerIf = netdev(peer!)!;
-    assert.ok(pfIf && peerIf, `no interfaces: PF ${pf} ${pfIf}, peer ${peer} ${peerIf}`);
-    ip("link", "set", pfIf, "up"); // the kernel's igb answers VF mailbox messages only while up
-    ip("link", "set", peerIf, "up");
-    peerMac = parseMac(read(`/sys/class/net/${peerIf}/address`));
-    [vf] = createVfs(1);
-    console.log(`PF ${pf} (${pfIf}), VF ${vf}, peer ${peer} (${peerIf}), ${guest.mode}, ${guest.runtime}`);
-  });
+  const { vf, pfIf, peerIf, peerMac } = setup ?? { vf: "", pfIf: "", peerIf: "", peerMac: new Uint8Array(6) };
 
   afterEach(releaseDevices);
 
