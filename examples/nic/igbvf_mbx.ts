@@ -228,7 +228,18 @@ export class VfMailbox {
     for (let i = 0; i < words.length; i++) this.#bar.write32(VMBMEM + 4 * i, words[i] >>> 0);
     this.#bar.write32(V2PMAILBOX, V2PMAILBOX_REQ); // releases VFU and interrupts the PF
     this.sent++;
-    this.#wait(V2PMAILBOX_PFACK, `acknowledgement of ${messageName(words[0])}`);
+    // The PF reads and acknowledges in one interrupt handler, so no PFACK means it has not read the message: an
+    // interrupt that coalesced with an earlier one (the VF's own reset) is raised again every 100 ms.
+    const t0 = performance.now();
+    let last = t0;
+    while (!this.#take(V2PMAILBOX_PFACK)) {
+      const now = performance.now();
+      if (now - t0 > this.#timeoutMs) throw this.#timeout(`acknowledgement of ${messageName(words[0])}`);
+      if (now - last > 100) {
+        this.#bar.write32(V2PMAILBOX, V2PMAILBOX_REQ);
+        last = now;
+      }
+    }
   }
 
   /** Waits for the PF's next message (PFSTS), reads all 16 words and acknowledges it. */
