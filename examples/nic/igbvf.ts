@@ -37,6 +37,7 @@ const CTRL_RST = 1 << 26; // VF reset: the PF hears of it (VFLRE) and disables t
 const STATUS_LU = 1 << 1; // link up
 const STATUS_SPEED_SHIFT = 6; // 00 = 10, 01 = 100, 1x = 1000 Mbit/s
 const FCS_BYTES = 4;
+const RESET_SETTLE_MS = 20;
 
 /** A register block moved by `delta` bytes. */
 function moved<T extends RxQueueRegs | TxQueueRegs>(regs: T, delta: number): T {
@@ -161,6 +162,9 @@ export class IgbVf implements Nic {
       // VF reset (82576 datasheet 4.3.2.2.1): CTRL.RST, then the RESET message; the PF answers with the MAC address
       // it holds for the VF and enables the VF's receive and transmit (VFRE, VFTE).
       bar0.write32(CTRL, CTRL_RST);
+      // Let the PF handle the reset event (VFLRE) before the RESET message: handled after it, the event would take
+      // back the PF's "clear to send", and it ignores a VF's requests for 2 s after that (Linux's igbvf waits too).
+      for (const t0 = performance.now(); performance.now() - t0 < RESET_SETTLE_MS;);
       const answer = this.mailbox.reset();
       this.resetMac = answer.mac;
       // No address from the PF (NACK): pick one, as Linux's igbvf does; the PF refuses a change of an address its
