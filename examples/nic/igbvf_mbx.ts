@@ -116,6 +116,19 @@ export class PfRefusedError extends VfioError {
   }
 }
 
+/**
+ * The PF did not take or answer a message in time (its interface is down, or it ignores this VF for now).
+ *
+ * ```ts
+ * import { MailboxTimeoutError } from "./igbvf_mbx.ts";
+ * const e = new MailboxTimeoutError("igbvf mailbox: no answer", { remedy: "ip link set eth0 up" });
+ * console.log(e.name, e.message);
+ * ```
+ */
+export class MailboxTimeoutError extends VfioError {
+  override name = "MailboxTimeoutError";
+}
+
 /** Options of {@linkcode VfMailbox}. */
 export interface VfMailboxOptions {
   /** How long to wait for the PF at each step (default 2000 ms). */
@@ -157,6 +170,8 @@ export class VfMailbox {
   clearToSend = false;
   /** Messages sent and received (PF control messages included). */
   sent = 0;
+  /** Requests sent again after a new RESET because the PF did not answer them. */
+  retries = 0;
   received = 0;
 
   constructor(bar: Region, options: VfMailboxOptions = {}) {
@@ -181,8 +196,8 @@ export class VfMailbox {
     return true;
   }
 
-  #timeout(what: string): VfioError {
-    return new VfioError(`igbvf mailbox: no ${what} from the PF within ${this.#timeoutMs} ms`, {
+  #timeout(what: string): MailboxTimeoutError {
+    return new MailboxTimeoutError(`igbvf mailbox: no ${what} from the PF within ${this.#timeoutMs} ms`, {
       remedy: this.#hint,
     });
   }
@@ -258,6 +273,23 @@ export class VfMailbox {
    * PF control messages that arrive meanwhile. A NACK throws {@linkcode PfRefusedError}.
    */
   request(words: ArrayLike<number>, refused = "the PF does not allow it; see its kernel log (dmesg)"): Uint32Array {
+    try {
+      return this.#exchange(words, refused);
+    } catch (e) {
+      // The kernel's igb drops, without an answer, what a VF sends while it does not consider it clear to send (a
+      // reset event it handled late): as Linux's igbvf does, reset the handshake and ask once more.
+      if (!(e instanceof MailboxTimeoutError) || (words[0] & TYPE_MASK) === VfMessage.RESET) throw e;
+      this.retries++;
+      try {
+        this.#exchange([VfMessage.RESET], refused);
+      } catch (r) {
+        if (!(r instanceof PfRefusedError)) throw r; // NACK: no MAC address, still clear to send
+      }
+      return this.#exchange(words, refused);
+    }
+  }
+
+  #exchange(words: ArrayLike<number>, refused: string): Uint32Array {
     this.send(words);
     const type = words[0] & TYPE_MASK;
     const t0 = performance.now();
