@@ -65,6 +65,9 @@ step "no interrupt remapping (iommu, iommufd x 2 runtimes)" $DENO run -A tests/v
 # (an igb's VFs sit 16 slots above it)
 step "SR-IOV: igb VFs and VF tokens (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
   --filter sriov --mode iommu,iommufd --jobs 2 --devices igb@0,edu,igb@1:kernel
+# an igb VF driven through the PF-VF mailbox while its PF stays on the kernel's igb; the kernel's e1000e is its peer
+step "igb VF driver against the kernel's igb PF (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter igbvf --mode iommu,iommufd --jobs 2 --devices igb@0:kernel,e1000e@0:kernel,e1000e@0
 step "host sees the guest's NVMe writes in the image" $DENO test -A tests/vm/nvme_image.test.ts
 echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
 [ "$fail" -eq 0 ]

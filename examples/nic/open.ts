@@ -12,6 +12,7 @@
 import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
 import { E1000e } from "./e1000e.ts";
 import { Igb, IGB_MAX_QUEUES } from "./igb.ts";
+import { IgbVf } from "./igbvf.ts";
 import type { LinkStatus, Nic } from "./nic.ts";
 import { VirtioNetModern } from "./virtio_modern.ts";
 import { VirtioNet } from "./virtio_net.ts";
@@ -36,6 +37,7 @@ export const NIC_IDS: Readonly<Record<string, string>> = {
   "8086:10c9": "igb", // Intel 82576 (QEMU's igb)
   "1af4:1000": "virtio-net", // legacy/transitional virtio network device
   "1af4:1041": "virtio-net-modern", // modern-only (virtio 1.x) virtio network device
+  "8086:10ca": "igbvf", // Intel 82576 virtual function (QEMU's igbvf), its PF on the kernel's igb
 };
 
 /**
@@ -64,6 +66,8 @@ export function openNic(address: string, options: NicOptions = {}): Nic {
         return hasVirtioPci(dev) ? new VirtioNetModern(dev, poolSize) : new VirtioNet(dev, poolSize);
       case "virtio-net-modern":
         return new VirtioNetModern(dev, poolSize);
+      case "igbvf":
+        return new IgbVf(dev, poolSize);
     }
     throw new UnsupportedError(`${address} (${id}) is not a NIC these examples drive`, {
       remedy: `use one of ${Object.entries(NIC_IDS).map(([k, v]) => `${v} (${k})`).join(", ")}`,
