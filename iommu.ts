@@ -26,7 +26,7 @@ export {
   type IommuHwInfoResult,
 } from "./lib/iommu/iommufd.ts";
 export { IovaMapper, type IovaMapperOptions, IovaMapping } from "./lib/iommu/iova_mapper.ts";
-export { NoIommuMapper, NoiommuMapper, PhysicalMapping } from "./lib/iommu/noiommu.ts";
+export { NoiommuMapper, PhysicalMapping } from "./lib/iommu/noiommu.ts";
 export type { DmaMapper, DmaMapping, IoAddressSpace, IommuKind, IovaRange } from "./lib/iommu/types.ts";
 export {
   type CdevPathOptions,

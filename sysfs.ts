@@ -71,15 +71,10 @@ export {
   removeMdev,
 } from "./lib/sysfs/mdev.ts";
 export {
-  disableNoIommu,
   disableNoiommu,
-  enableNoIommu,
   enableNoiommu,
-  type EnableNoIommuOptions,
   type EnableNoiommuOptions,
-  type NoIommuStatus,
   type NoiommuStatus,
-  noIommuStatus,
   noiommuStatus,
 } from "./lib/sysfs/noiommu.ts";
 export {
@@ -95,10 +90,8 @@ export { loadPciIds, PCI_IDS_PATHS, PciIds, type PciIdsOptions } from "./lib/sys
 export {
   CAPABILITIES,
   type CapabilityName,
-  checkNoIommuPrivileges,
   checkNoiommuPrivileges,
   hasCapability,
-  type NoIommuPrivilegeOptions,
   type NoiommuPrivilegeOptions,
   type ProcessPrivileges,
   processPrivileges,

@@ -13,11 +13,11 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { intOption } from "../examples/harness.ts";
 import { FrameWriter, HEADERS } from "../examples/nic/frame.ts";
 import { IdleLoop } from "../examples/nic/idle.ts";
 import { type Nic, type Packet, parseMac } from "../examples/nic/nic.ts";
 import { drainTx, openNic, waitForLink } from "../examples/nic/open.ts";
-import { intOption } from "../examples/nic/program.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { intOption } from "../examples/nic/program.ts";
+import { intOption } from "../examples/harness.ts";
 import { command, Controller, Namespace, NvmOpcode, type QueuePair, ReadWriteCommand } from "../examples/nvme/mod.ts";
 import { type DmaBuffer, findPciDevices, IrqIndex, openDevice, reserveHugepages, VfioError } from "../mod.ts";
 

@@ -12,9 +12,8 @@
  * @module
  */
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { type DmaBuffer, findPciDevices, type HugepagePolicy, IrqIndex, openDevice, VfioError } from "../mod.ts";
-import { Checks, intOption } from "./nic/program.ts";
+import { intOption, programArgs } from "./harness.ts";
 import { Controller, Namespace, type QueuePair } from "./nvme/mod.ts";
 import { fillPattern, findMismatch, patternWord } from "./nvme/pattern.ts";
 import { controllerSummary, lbaFormatLines, namespaceSummary } from "./nvme/summary.ts";
@@ -35,41 +34,21 @@ const USAGE = `usage: nvme.ts [address] [options]
   --noiommu        allow no-IOMMU mode
   --json           print one JSON document instead of the report`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    nsid: { type: "string", default: "1" },
-    lba: { type: "string" },
-    blocks: { type: "string", default: "8" },
-    check: { type: "boolean" },
-    write: { type: "boolean" },
-    seed: { type: "string", default: "0" },
-    hugepages: { type: "string", default: "prefer" },
-    noiommu: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  },
+const { values, positionals, checks } = programArgs(USAGE, {
+  nsid: { type: "string", default: "1" },
+  lba: { type: "string" },
+  blocks: { type: "string", default: "8" },
+  check: { type: "boolean" },
+  write: { type: "boolean" },
+  seed: { type: "string", default: "0" },
+  hugepages: { type: "string", default: "prefer" },
+  noiommu: { type: "boolean" },
 });
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
 
 const json = values.json ?? false;
 const report: Record<string, unknown> = {};
 const log = (line: string): void => void (json || console.log(line));
 const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
-
-/** The example harness's check list, also kept for `--json` (and silent then). */
-class ReportChecks extends Checks {
-  readonly list: { ok: boolean; what: string }[] = [];
-  override check(ok: boolean, what: string): void {
-    this.list.push({ ok, what });
-    if (!json) super.check(ok, what);
-    else if (!ok) this.failures++;
-  }
-}
-const checks = new ReportChecks();
 
 async function main(): Promise<void> {
   const max = Number.MAX_SAFE_INTEGER;
@@ -188,6 +167,6 @@ try {
 } catch (e) {
   checks.check(false, `${e instanceof Error ? e.message : e}`);
 }
-if (json) console.log(JSON.stringify({ ...report, checks: checks.list, ok: checks.failures === 0 }, null, 2));
+if (json) console.log(JSON.stringify({ ...report, checks: checks.results, ok: checks.failures === 0 }, null, 2));
 else console.log(checks.summary());
 process.exitCode = checks.failures ? 1 : 0;

@@ -633,10 +633,6 @@ export class MalformedReplyError extends VfioError {
   }
 }
 
-/** @deprecated use {@linkcode NoiommuError} (the kernel's one-word spelling). */
-export const NoIommuError: typeof NoiommuError = NoiommuError;
-/** @deprecated use {@linkcode NoiommuError}. */
-export type NoIommuError = NoiommuError;
 /** One use of a VF that keeps its PF's VFs from being destroyed, as named in a {@linkcode VfsInUseError}. */
 export interface VfUser {
   /** The VF's address. */

@@ -360,11 +360,6 @@ export class IrqSet {
     }
   }
 
-  /** @deprecated use {@linkcode IrqSet.close} (or `using`): one name for closing a set. */
-  disable(): void {
-    this.close();
-  }
-
   /** Same as {@linkcode IrqSet.close}. */
   [Symbol.dispose](): void {
     this.close();

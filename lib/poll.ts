@@ -107,7 +107,7 @@ export class Poller {
     let address: bigint, length: number;
     if (target instanceof DmaBuffer) {
       address = target.vaddr; // throws ClosedError when closed
-      length = target.sizeBytes;
+      length = target.size;
     } else {
       address = target.unsafeAddress; // throws ClosedError / UnsupportedError
       const first = target.mappedAreas.find((a) => a.offset === 0)!;

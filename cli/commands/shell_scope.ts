@@ -38,7 +38,7 @@ const WIDTHS = [8, 16, 32, 64];
 
 function bytesOf(what: Dumpable, offset: number, length: number): Uint8Array {
   if (what instanceof Uint8Array) return what.subarray(offset, offset + length);
-  if (what instanceof lib.DmaBuffer) return what.view(offset, Math.min(length, what.sizeBytes - offset)).u8.slice();
+  if (what instanceof lib.DmaBuffer) return what.view(offset, Math.min(length, what.size - offset)).u8.slice();
   const region = what as Region;
   const end = Math.min(offset + length, region.size);
   const out = new Uint8Array(Math.max(0, end - offset));

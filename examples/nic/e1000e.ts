@@ -171,7 +171,7 @@ export class E1000e implements Nic {
     const bus = ring.busAddress(0);
     this.#bar0.write32(bal, Number(bus & 0xffffffffn));
     this.#bar0.write32(bah, Number(bus >> 32n));
-    this.#bar0.write32(len, ring.sizeBytes);
+    this.#bar0.write32(len, ring.size);
   }
 
   #setRxDesc(i: number, p: Packet): void {

@@ -126,8 +126,8 @@ export class PacketPool {
    */
   translate(): void {
     const buffer = this.#pool.buffer;
-    const pages = translatePages(buffer.vaddr, buffer.sizeBytes); // one entry per base page
-    const page = buffer.sizeBytes / pages.length;
+    const pages = translatePages(buffer.vaddr, buffer.size); // one entry per base page
+    const page = buffer.size / pages.length;
     for (const p of this.#packets) {
       const offset = this.#pool.offsetOf(p.index) + HEADROOM;
       p.phys = Number(pages[Math.floor(offset / page)]) + (offset % page);

@@ -94,7 +94,7 @@ export class VirtioNet extends VirtioNetPort {
     const sizes = [RX_QUEUE, TX_QUEUE].map((q) => this.#queueSize(q));
     const rxBytes = splitQueueBytes(sizes[0], legacyQueueLayout);
     this.#rings = dev.allocDma(rxBytes + splitQueueBytes(sizes[1], legacyQueueLayout), { hugepages: "require" });
-    const pages = translatePages(this.#rings.vaddr, this.#rings.sizeBytes);
+    const pages = translatePages(this.#rings.vaddr, this.#rings.size);
     this.#ringsPhys = Number(pages[0]);
     this.queuePair = new VirtioNetQueues({
       rx: this.#queue(RX_QUEUE, 0, sizes[0]),

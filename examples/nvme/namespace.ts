@@ -122,9 +122,9 @@ export class Namespace {
   ): Promise<number> {
     this.checkRange(lba, blocks);
     const size = this.info.blockSize;
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + blocks * size > buffer.sizeBytes) {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + blocks * size > buffer.size) {
       throw new OutOfRangeError(
-        `${blocks} blocks of ${size} bytes at byte ${offset}: past the end of the ${buffer.sizeBytes}-byte buffer`,
+        `${blocks} blocks of ${size} bytes at byte ${offset}: past the end of the ${buffer.size}-byte buffer`,
       );
     }
     const verb = opc === NvmOpcode.READ ? "read" : "write";

@@ -48,10 +48,10 @@ export function prpEntries(data: DataRange, lists: DmaBuffer, listOffset: number
   const { buffer, offset, length } = data;
   if (
     !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1 ||
-    offset + length > buffer.sizeBytes
+    offset + length > buffer.size
   ) {
     throw new OutOfRangeError(
-      `NVMe transfer of ${length} bytes at ${offset}: outside the ${buffer.sizeBytes}-byte buffer`,
+      `NVMe transfer of ${length} bytes at ${offset}: outside the ${buffer.size}-byte buffer`,
     );
   }
   if (offset % 4 !== 0) throw new OutOfRangeError(`NVMe transfer at ${offset}: PRP1 must be dword aligned`);

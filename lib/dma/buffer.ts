@@ -40,8 +40,6 @@ export interface DmaView {
   readonly offset: number;
   /** Its length in bytes. */
   readonly size: number;
-  /** @deprecated use {@linkcode DmaView.size}. */
-  readonly sizeBytes: number;
   /** The bytes. */
   readonly u8: Uint8Array;
   /** The 16-bit words (the whole ones). */
@@ -125,20 +123,10 @@ export class DmaBuffer {
     return this.#sizeBytes;
   }
 
-  /** @deprecated use {@linkcode DmaBuffer.size} (one size name with `Region.size`). */
-  get sizeBytes(): number {
-    return this.size;
-  }
-
   /** The process address of the first byte. */
   get vaddr(): bigint {
     this.#check();
     return this.#vaddr;
-  }
-
-  /** @deprecated use {@linkcode DmaBuffer.busAddress}`(0)`, the one way to ask for a bus address. */
-  get iova(): bigint {
-    return this.busAddress(0);
   }
 
   /** The mapper kind that made the mapping. */
@@ -238,7 +226,7 @@ export class DmaBuffer {
       this.#prune = Math.max(64, this.#views.length * 2);
     }
     this.#views.push(new WeakRef(buffer));
-    return { offset, size: length, sizeBytes: length, ...typedViews(buffer, 0, length) };
+    return { offset, size: length, ...typedViews(buffer, 0, length) };
   }
 
   /** The piece holding `width` bytes at `offset`, after checking bounds and alignment. */

@@ -193,11 +193,6 @@ export class DmaMemory {
     return this.#sizeBytes;
   }
 
-  /** @deprecated use {@linkcode DmaMemory.size} (one size name with `Region.size`). */
-  get sizeBytes(): number {
-    return this.size;
-  }
-
   /** The size of the pages backing it: 2 MiB for hugepages, else the base page size. */
   get pageSize(): number {
     return this.#pageSize;

@@ -84,11 +84,6 @@ export class IovaMapping implements DmaMapping {
     return this.#sizeBytes;
   }
 
-  /** @deprecated use {@linkcode IovaMapping.size} (one size name with `Region.size`). */
-  get sizeBytes(): number {
-    return this.size;
-  }
-
   /** True once unmapped. */
   get unmapped(): boolean {
     return this.#unmap === null;

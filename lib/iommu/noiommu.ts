@@ -69,11 +69,6 @@ export class PhysicalMapping implements DmaMapping {
     return this.#sizeBytes;
   }
 
-  /** @deprecated use {@linkcode PhysicalMapping.size} (one size name with `Region.size`). */
-  get sizeBytes(): number {
-    return this.size;
-  }
-
   /** The physical address of the byte at `offset`: an O(1) table lookup, no system call. */
   busAddress(offset: number = 0): bigint {
     if (this.#unmapped) throw new ClosedError("no-IOMMU DMA mapping");
@@ -140,8 +135,3 @@ export class NoiommuMapper implements DmaMapper {
     this.close();
   }
 }
-
-/** @deprecated use {@linkcode NoiommuMapper} (the kernel's one-word spelling). */
-export const NoIommuMapper: typeof NoiommuMapper = NoiommuMapper;
-/** @deprecated use {@linkcode NoiommuMapper}. */
-export type NoIommuMapper = NoiommuMapper;

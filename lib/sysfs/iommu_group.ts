@@ -53,8 +53,6 @@ export interface IommuGroupInfo {
   readonly groupType: GroupType;
   /** Whether this is a no-IOMMU group made by vfio (no DMA isolation at all): `groupType === "noiommu"`. */
   readonly noiommu: boolean;
-  /** @deprecated use `noiommu` (the kernel's one-word spelling); not enumerated, so not in JSON. */
-  readonly noIommu: boolean;
   /** The VFIO group node that opens it: `/dev/vfio/N` or `/dev/vfio/noiommu-N`. */
   readonly vfioPath: string;
   /** Whether that node exists now (it appears once a member is bound to vfio-pci). */
@@ -127,7 +125,7 @@ export function iommuGroup(n: number, options: SysfsOptions = {}): IommuGroupInf
   const groupType = groupTypeOf(n, name, members, options);
   const noiommu = groupType === "noiommu";
   const vfioPath = noiommu ? `/dev/vfio/noiommu-${n}` : `/dev/vfio/${n}`;
-  const info = {
+  return {
     number: n,
     members,
     type: readAttr(join(dir, "type")),
@@ -137,7 +135,6 @@ export function iommuGroup(n: number, options: SysfsOptions = {}): IommuGroupInf
     vfioPath,
     vfioPathExists: existsSync(hostPath(options, vfioPath)),
   };
-  return Object.defineProperty(info, "noIommu", { value: noiommu, enumerable: false }) as unknown as IommuGroupInfo;
 }
 
 /**

@@ -143,14 +143,3 @@ export function disableNoiommu(options: SysfsOptions = {}): NoiommuStatus {
   }
   return noiommuStatus(options);
 }
-
-/** @deprecated use {@linkcode NoiommuStatus} (the kernel's one-word spelling). */
-export type NoIommuStatus = NoiommuStatus;
-/** @deprecated use {@linkcode EnableNoiommuOptions}. */
-export type EnableNoIommuOptions = EnableNoiommuOptions;
-/** @deprecated use {@linkcode noiommuStatus}. */
-export const noIommuStatus: typeof noiommuStatus = noiommuStatus;
-/** @deprecated use {@linkcode enableNoiommu}. */
-export const enableNoIommu: typeof enableNoiommu = enableNoiommu;
-/** @deprecated use {@linkcode disableNoiommu}. */
-export const disableNoIommu: typeof disableNoiommu = disableNoiommu;

@@ -155,8 +155,3 @@ export function checkNoiommuPrivileges(options: NoiommuPrivilegeOptions = {}): v
     remedy: "run as root, or grant the capabilities: setcap cap_sys_rawio,cap_sys_admin,cap_ipc_lock+ep <runtime>",
   });
 }
-
-/** @deprecated use {@linkcode NoiommuPrivilegeOptions} (the kernel's one-word spelling). */
-export type NoIommuPrivilegeOptions = NoiommuPrivilegeOptions;
-/** @deprecated use {@linkcode checkNoiommuPrivileges}. */
-export const checkNoIommuPrivileges: typeof checkNoiommuPrivileges = checkNoiommuPrivileges;
