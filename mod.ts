@@ -45,6 +45,7 @@ export {
   irqInfoAll,
   IrqSet,
   type IrqWaitOptions,
+  type IrqWaitSyncOptions,
   type SpinOptions,
   type WaitOptions,
 } from "./lib/irq.ts";
