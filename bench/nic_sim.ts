@@ -14,19 +14,26 @@ import {
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
 } from "../lib/abi/vfio.ts";
-import type { Poller, RingLayout } from "../lib/poll.ts";
+import type { PolledRing, RingLayout } from "../lib/poll.ts";
 import { Region, regionName } from "../lib/region.ts";
 import type { BenchNative } from "./native.ts";
 
-// The layout, mirrored from bench/c/bench_device.c.
+// The layout, mirrored from bench/c/bench_device.c (see there: ixy-shaped descriptors and buffer headers).
 const REG_RDT = 0x40, REG_TDT = 0xc0;
 const RX_RING = 0x1000, TX_RING = 0x3000, RING_SIZE = 512, DESC = 16;
-const BUFS = 0x10000, BUF_SIZE = 2048, NBUFS = 2048;
-const PKT_LEN = 60, DD = 1, CMD = (1 | 8) << 24; // EOP | RS
+const BUFS = 0x10000, BUF_SIZE = 2048, NBUFS = 2048, HDR = 64;
+const DD = 1, EOP = 2, TX_CLEAN_BATCH = 32, PAYLEN_SHIFT = 14;
+/** ixgbe's advanced TX data descriptor command bits: EOP | IFCS | RS | DEXT, DTYP data. */
+export const TX_CMD = ((1 | 2 | 8 | 32) << 24 | 3 << 20) >>> 0;
+/** The high word of every bus address (the simulated DMA memory sits at 4 GiB in bus space). */
+export const BUS_HI = 1;
 const SIZE = BUFS + NBUFS * BUF_SIZE;
+/** The simulated NIC's layout, for the variants in other files. */
+export const SIM = { REG_RDT, REG_TDT, RX_RING, TX_RING, RING_SIZE, DESC, BUFS, BUF_SIZE, NBUFS, HDR, DD, EOP, SIZE };
 
-const RX: RingLayout = { offset: RX_RING, stride: DESC, size: RING_SIZE, statusOffset: 12, mask: DD, want: DD };
-const TX: RingLayout = { offset: TX_RING, stride: DESC, size: RING_SIZE, statusOffset: 12, mask: DD, want: DD };
+/** The RX and TX rings as {@linkcode Poller.ring} layouts. */
+export const RX: RingLayout = { offset: RX_RING, stride: DESC, size: RING_SIZE, statusOffset: 12, mask: DD, want: DD };
+export const TX: RingLayout = { offset: TX_RING, stride: DESC, size: RING_SIZE, statusOffset: 12, mask: DD, want: DD };
 
 /** The shared memory of the simulated NIC, with the device thread started by {@linkcode SimNic.reset}. */
 export class SimNic {
@@ -34,7 +41,7 @@ export class SimNic {
   readonly u32: Uint32Array;
   readonly #fd: number;
   readonly #c: BenchNative;
-  #running = false;
+  #thread = 0n;
 
   constructor(c: BenchNative) {
     this.#c = c;
@@ -67,20 +74,34 @@ export class SimNic {
     return this.region.unsafeAddress;
   }
 
-  /** Stops the device, puts buffers 0..511 on the RX ring, hands slots 0..510 to the device, restarts it. */
+  /**
+   * Stops the device, writes every buffer header (bus address, mempool index), puts buffers 0..511 on the RX ring,
+   * hands slots 0..510 to the device, restarts it.
+   */
   reset(): void {
     this.stop();
-    this.u32.fill(0, 0, BUFS >> 2);
-    for (let i = 0; i < RING_SIZE; i++) this.u32[(RX_RING + i * DESC) >> 2] = BUFS + i * BUF_SIZE;
+    const u32 = this.u32;
+    u32.fill(0, 0, BUFS >> 2);
+    for (let i = 0; i < NBUFS; i++) {
+      const h = (BUFS + i * BUF_SIZE) >> 2;
+      u32[h] = BUFS + i * BUF_SIZE; // bus address, low word (offset in the mapping)
+      u32[h + 1] = BUS_HI;
+      u32[h + 2] = i; // mempool index
+      u32[h + 3] = 0; // size
+    }
+    for (let i = 0; i < RING_SIZE; i++) {
+      const d = (RX_RING + i * DESC) >> 2;
+      u32[d] = BUFS + i * BUF_SIZE + HDR;
+      u32[d + 1] = BUS_HI;
+    }
     this.region.write32(REG_RDT, RING_SIZE - 1);
-    this.#c.nicStart(this.address);
-    this.#running = true;
+    this.#thread = this.#c.nicStart(this.address);
   }
 
   /** Stops the device thread. */
   stop(): void {
-    if (this.#running) this.#c.nicStop(this.address);
-    this.#running = false;
+    if (this.#thread) this.#c.nicStop(this.address, this.#thread);
+    this.#thread = 0n;
   }
 
   /** Stops the device and unmaps. */
@@ -92,35 +113,45 @@ export class SimNic {
 }
 
 /**
- * Forwards `packets` packets in batches of up to `batch`; returns the driver's busy time in nanoseconds: thread CPU
+ * Forwards `packets` packets in batches of up to `batch` with ixy's design on typed arrays (the C reference is
+ * `c_forward` in bench/c/bench_device.c, step for step); returns the driver's busy time in nanoseconds: thread CPU
  * time (`cpu`, ns) minus the stretches of polling an empty RX ring (waiting for the device thread), as in the C
- * reference, so that neither thread being descheduled on a loaded machine counts. With a `poller`
- * (the C helper), one call finds how many RX descriptors are done and one how many TX descriptors completed;
- * without, each status word is read with `Atomics.load`.
+ * reference, so that neither thread being descheduled on a loaded machine counts.
+ *
+ * Buffers are numbers (the byte offset of their header); the mempool is a stack of indices; each 64-bit bus
+ * address is stored as two 32-bit descriptor words (the low word never carries: buffers are 2 KiB aligned).
+ * With `rx` (a ring prepared by {@linkcode Poller.ring}, the C helper), one call per batch finds how many RX
+ * descriptors are done; without, each status word is read with `Atomics.load`. TX cleaning is ixy's: one
+ * `Atomics.load` of the last status of each group of 32.
  */
-export function forward(nic: SimNic, batch: number, packets: number, poller: Poller | null, cpu: () => number): number {
-  const u32 = nic.u32, regs = nic.region;
-  const pool = new Uint32Array(NBUFS), rxBuf = new Uint32Array(RING_SIZE), txBuf = new Uint32Array(RING_SIZE);
-  const pkt = new Uint32Array(RING_SIZE);
-  let npool = 0, rx = 0, tx = 0, clean = 0, done = 0, idle = 0, idleSince = -1;
-  for (let i = RING_SIZE; i < NBUFS; i++) pool[npool++] = BUFS + i * BUF_SIZE;
-  for (let i = 0; i < RING_SIZE; i++) rxBuf[i] = BUFS + i * BUF_SIZE;
+export function forward(nic: SimNic, batch: number, packets: number, rx: PolledRing | null, cpu: () => number): number {
+  const u32 = nic.u32, u8 = new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength), regs = nic.region;
+  const stack = new Uint32Array(NBUFS), rxBufs = new Uint32Array(RING_SIZE), txBufs = new Uint32Array(RING_SIZE);
+  const bufs = new Uint32Array(RING_SIZE);
+  let top = 0, rxi = 0, tx = 0, clean = 0, done = 0, idle = 0, idleSince = -1;
+  for (let i = NBUFS; i-- > RING_SIZE;) stack[top++] = i;
+  for (let i = 0; i < RING_SIZE; i++) rxBufs[i] = BUFS + i * BUF_SIZE;
   const t0 = cpu();
   while (done < packets) {
     // RX: take up to `batch` received frames, re-arm each slot with a fresh buffer.
-    let n = 0;
-    const ready = poller ? poller.ringReady(RX, rx, batch, 1) : batch;
-    while (n < ready) {
-      const d = (RX_RING + rx * DESC) >> 2;
-      if (!poller && (Atomics.load(u32, d + 3) & DD) === 0) break;
-      const len = u32[d + 2] & 0xffff, nb = pool[--npool];
-      if (len === 0) throw new Error("empty frame");
-      pkt[n++] = rxBuf[rx];
-      rxBuf[rx] = nb;
-      u32[d] = nb;
-      u32[d + 1] = 0;
+    let n = 0, last = rxi;
+    const ready = rx ? rx.ready(rxi, batch) : batch;
+    for (; n < ready; n++) {
+      const d = (RX_RING + rxi * DESC) >> 2;
+      const status = rx ? u32[d + 3] : Atomics.load(u32, d + 3);
+      if ((status & DD) === 0) break;
+      if ((status & EOP) === 0) throw new Error("multi-segment frame");
+      const b = rxBufs[rxi];
+      u32[(b >> 2) + 3] = u32[d + 2] & 0xffff; // size into the header
+      const nb = BUFS + stack[--top] * BUF_SIZE, nh = nb >> 2;
+      u32[d] = u32[nh] + HDR; // the new buffer's bus address from its header, as two words
+      u32[d + 1] = u32[nh + 1];
+      u32[d + 2] = 0; // header address 0, which also clears the status word
       u32[d + 3] = 0;
-      rx = rx + 1 === RING_SIZE ? 0 : rx + 1;
+      rxBufs[rxi] = nb;
+      bufs[n] = b;
+      last = rxi;
+      rxi = rxi + 1 === RING_SIZE ? 0 : rxi + 1;
     }
     if (n === 0) {
       if (idleSince < 0) idleSince = cpu();
@@ -130,37 +161,36 @@ export function forward(nic: SimNic, batch: number, packets: number, poller: Pol
       idle += cpu() - idleSince;
       idleSince = -1;
     }
-    regs.write32(REG_RDT, rx === 0 ? RING_SIZE - 1 : rx - 1);
-    for (let i = 0; i < n; i++) u32[pkt[i] >> 2] += 1; // touch each frame, as ixy's fwd does
-    // TX: recycle the buffers of completed descriptors, queue the batch, ring the doorbell once.
-    if (poller) {
-      const outstanding = tx >= clean ? tx - clean : tx + RING_SIZE - clean;
-      const k = outstanding ? poller.ringReady(TX, clean, outstanding, 1) : 0;
-      for (let i = 0; i < k; i++) {
-        pool[npool++] = txBuf[clean];
-        clean = clean + 1 === RING_SIZE ? 0 : clean + 1;
+    regs.write32(REG_RDT, last);
+    for (let i = 0; i < n; i++) u8[bufs[i] + HDR + 1]++; // touch each frame, as ixy's fwd does
+    // TX clean: whole groups of 32 descriptors, one status read each.
+    for (;;) {
+      const cleanable = tx >= clean ? tx - clean : tx + RING_SIZE - clean;
+      if (cleanable < TX_CLEAN_BATCH) break;
+      let to = clean + TX_CLEAN_BATCH - 1;
+      if (to >= RING_SIZE) to -= RING_SIZE;
+      if ((Atomics.load(u32, ((TX_RING + to * DESC) >> 2) + 3) & DD) === 0) break;
+      for (let i = clean;; i = i + 1 === RING_SIZE ? 0 : i + 1) {
+        stack[top++] = u32[(txBufs[i] >> 2) + 2];
+        if (i === to) break;
       }
-    } else {
-      while (clean !== tx && (Atomics.load(u32, ((TX_RING + clean * DESC) >> 2) + 3) & DD) !== 0) {
-        pool[npool++] = txBuf[clean];
-        clean = clean + 1 === RING_SIZE ? 0 : clean + 1;
-      }
+      clean = to + 1 === RING_SIZE ? 0 : to + 1;
     }
-    for (let i = 0; i < n; i++) {
+    // TX: queue the batch, ring the doorbell once, free what did not fit.
+    let sent = 0;
+    for (; sent < n; sent++) {
       const next = tx + 1 === RING_SIZE ? 0 : tx + 1;
-      if (next === clean) { // ring full: drop
-        pool[npool++] = pkt[i];
-        continue;
-      }
-      const d = (TX_RING + tx * DESC) >> 2;
-      u32[d] = pkt[i];
-      u32[d + 1] = 0;
-      u32[d + 2] = PKT_LEN | CMD;
-      u32[d + 3] = 0;
-      txBuf[tx] = pkt[i];
+      if (next === clean) break;
+      const b = bufs[sent], h = b >> 2, d = (TX_RING + tx * DESC) >> 2, size = u32[h + 3];
+      u32[d] = u32[h] + HDR;
+      u32[d + 1] = u32[h + 1];
+      u32[d + 2] = (TX_CMD | size) >>> 0;
+      u32[d + 3] = size << PAYLEN_SHIFT;
+      txBufs[tx] = b;
       tx = next;
     }
     regs.write32(REG_TDT, tx);
+    for (let i = sent; i < n; i++) stack[top++] = u32[(bufs[i] >> 2) + 2];
     done += n;
   }
   return cpu() - t0 - idle;

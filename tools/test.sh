@@ -45,6 +45,8 @@ step "16 GiB BAR and 64-bit BARs above 4 GiB (3 modes x 2 runtimes)" $DENO run -
 # an emulated IOMMU without interrupt remapping: VFIO refuses devices, and the library must say why
 step "no interrupt remapping (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter intremap \
   --mode iommu,iommufd --no-intremap --devices edu
+# the benchmarks run end to end (fewer repetitions; one guest boot for P3); no figure is judged here
+step "benchmarks run (deno task bench --quick)" $DENO run -A bench/all.ts --quick
 step "host sees the guest's NVMe writes in the image" $DENO test -A tests/vm/nvme_image.test.ts
 echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
 [ "$fail" -eq 0 ]
