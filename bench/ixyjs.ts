@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { BUS_HI, SIM, type SimNic, TX_CMD } from "./nic_sim.ts";
+import { BUS_HI, BusyClock, SIM, type SimNic, TX_CMD } from "./nic_sim.ts";
 
 const { REG_RDT, REG_TDT, RX_RING, TX_RING, RING_SIZE, BUFS, BUF_SIZE, NBUFS, HDR, DD, EOP } = SIM;
 const TX_CLEAN_BATCH = 32, PAYLEN_SHIFT = 14;
@@ -24,13 +24,17 @@ interface MemView {
   d64: BigUint64Array;
 }
 
-class RxDescriptor {
+/** What ixy.js's two descriptor classes share: the ring's views and the descriptor's byte offset. */
+class Descriptor {
   memView: MemView;
   offset: number;
   constructor(memView: MemView, index: number) {
     this.memView = memView;
     this.offset = index * 16;
   }
+}
+
+class RxDescriptor extends Descriptor {
   upper(): { status_error: () => number; length: () => number } {
     return {
       status_error: () => this.memView.d32[3 + this.offset / 4],
@@ -39,13 +43,7 @@ class RxDescriptor {
   }
 }
 
-class TxDescriptor {
-  memView: MemView;
-  offset: number;
-  constructor(memView: MemView, index: number) {
-    this.memView = memView;
-    this.offset = index * 16;
-  }
+class TxDescriptor extends Descriptor {
   wb(): { status: () => number } {
     return { status: () => this.memView.d32[3 + this.offset / 4] };
   }
@@ -203,19 +201,14 @@ export class IxyJsDriver {
 /** {@linkcode forward}'s contract for the ixyjs variant: busy driver CPU time (ns) for `packets` packets. */
 export function forwardIxyJs(nic: SimNic, batch: number, packets: number, cpu: () => number): number {
   const driver = new IxyJsDriver(nic);
-  let done = 0, idle = 0, idleSince = -1;
-  const t0 = cpu();
-  while (done < packets) {
+  const busy = new BusyClock(cpu);
+  for (let done = 0; done < packets;) {
     const n = driver.forwardOnce(batch);
-    if (n === 0) {
-      if (idleSince < 0) idleSince = cpu();
-      continue;
+    if (n === 0) busy.idle();
+    else {
+      busy.work();
+      done += n;
     }
-    if (idleSince >= 0) {
-      idle += cpu() - idleSince;
-      idleSince = -1;
-    }
-    done += n;
   }
-  return cpu() - t0 - idle;
+  return busy.total();
 }

@@ -128,10 +128,10 @@ export function forward(nic: SimNic, batch: number, packets: number, rx: PolledR
   const u32 = nic.u32, u8 = new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength), regs = nic.region;
   const stack = new Uint32Array(NBUFS), rxBufs = new Uint32Array(RING_SIZE), txBufs = new Uint32Array(RING_SIZE);
   const bufs = new Uint32Array(RING_SIZE);
-  let top = 0, rxi = 0, tx = 0, clean = 0, done = 0, idle = 0, idleSince = -1;
+  let top = 0, rxi = 0, tx = 0, clean = 0, done = 0;
   for (let i = NBUFS; i-- > RING_SIZE;) stack[top++] = i;
   for (let i = 0; i < RING_SIZE; i++) rxBufs[i] = BUFS + i * BUF_SIZE;
-  const t0 = cpu();
+  const busy = new BusyClock(cpu);
   while (done < packets) {
     // RX: take up to `batch` received frames, re-arm each slot with a fresh buffer.
     let n = 0, last = rxi;
@@ -154,13 +154,10 @@ export function forward(nic: SimNic, batch: number, packets: number, rx: PolledR
       rxi = rxi + 1 === RING_SIZE ? 0 : rxi + 1;
     }
     if (n === 0) {
-      if (idleSince < 0) idleSince = cpu();
+      busy.idle();
       continue;
     }
-    if (idleSince >= 0) {
-      idle += cpu() - idleSince;
-      idleSince = -1;
-    }
+    busy.work();
     regs.write32(REG_RDT, last);
     for (let i = 0; i < n; i++) u8[bufs[i] + HDR + 1]++; // touch each frame, as ixy's fwd does
     // TX clean: whole groups of 32 descriptors, one status read each.
@@ -193,5 +190,35 @@ export function forward(nic: SimNic, batch: number, packets: number, rx: PolledR
     for (let i = sent; i < n; i++) stack[top++] = u32[(bufs[i] >> 2) + 2];
     done += n;
   }
-  return cpu() - t0 - idle;
+  return busy.total();
+}
+
+/**
+ * A driver's busy CPU time: thread CPU time since construction minus the stretches between the first empty poll
+ * ({@linkcode BusyClock.idle}) and the next batch of work ({@linkcode BusyClock.work}).
+ */
+export class BusyClock {
+  readonly #cpu: () => number;
+  readonly #t0: number;
+  #idle = 0;
+  #since = -1;
+  constructor(cpu: () => number) {
+    this.#cpu = cpu;
+    this.#t0 = cpu();
+  }
+  /** An empty poll: starts an idle stretch unless one is running. */
+  idle(): void {
+    if (this.#since < 0) this.#since = this.#cpu();
+  }
+  /** Work arrived: ends the idle stretch, if any. */
+  work(): void {
+    if (this.#since >= 0) {
+      this.#idle += this.#cpu() - this.#since;
+      this.#since = -1;
+    }
+  }
+  /** Busy ns so far. */
+  total(): number {
+    return this.#cpu() - this.#t0 - this.#idle;
+  }
 }
