@@ -70,5 +70,6 @@ export {
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
+export { openSharedWindow, type SharedWindow, shareWindow } from "./lib/shared_window.ts";
 export type { DeviceFd } from "./lib/types.ts";
 export * from "./sysfs.ts";
