@@ -27,7 +27,7 @@ const quick = opts.quick === true;
 const env = {
   ...process.env,
   NO_COLOR: "1",
-  ...(quick ? { BENCH_REPEAT: "2", BENCH_PACKETS: "200000", BENCH_P2_REPEAT: "3" } : {}),
+  ...(quick ? { BENCH_REPEAT: "2", BENCH_PACKETS: "200000", BENCH_P2_REPEAT: "3", BENCH_SCALING_REPEAT: "1" } : {}),
 };
 const cwd = new URL("..", import.meta.url).pathname;
 /** ixy's C forwarder on a real 82599 at batch 32, cycles per packet (the published anchor, as quoted in issue #15). */
@@ -65,6 +65,12 @@ for (const cmd of [[DENO, "run", "-A", "bench/ffi_cost.ts"], [BUN, "bench/ffi_co
 console.error("=== P1, P2, P4 on the host (bench/host.ts)");
 all.deno = results(DENO, ["run", "-A", "bench/host.ts"])[0];
 all.bun = results(BUN, ["bench/host.ts"])[0];
+
+console.error("=== Scaling: one worker per simulated queue pair, 1 and 2 (bench/scaling.ts)");
+all.scaling = {
+  deno: results(DENO, ["run", "-A", "bench/scaling.ts"])[0],
+  bun: results(BUN, ["bench/scaling.ts"])[0],
+};
 
 console.error("=== P5 start-up (bench/startup.ts, fresh processes; the first run of each with empty caches)");
 {
@@ -237,6 +243,29 @@ for (const batch of ["1", "8", "32", "128", "256"]) {
     "P2 batch 32: ixy.js design / pure TS",
     r3(db.ixyjs_over_ts),
     r3(bb.ixyjs_over_ts),
+    "",
+    "",
+    "",
+    "",
+    "",
+  ]);
+}
+{
+  const sd = all.scaling.deno, sb = all.scaling.bun;
+  rows.push([
+    "Scaling: 2 workers / 1 worker, packets per second (simulated NIC, batch 32, pure TS)",
+    `${sd.scaling.median.toFixed(2)}× (${f(sd.one.mpps.median)} → ${f(sd.two.mpps.median)} Mpps)`,
+    `${sb.scaling.median.toFixed(2)}× (${f(sb.one.mpps.median)} → ${f(sb.two.mpps.median)} Mpps)`,
+    "",
+    "",
+    "",
+    "≥ 1.8× on 2 cores",
+    yes(sd.scaling.median >= 1.8 && sb.scaling.median >= 1.8),
+  ]);
+  rows.push([
+    "Scaling: busy cycles per packet per worker, 1 worker → 2 workers",
+    `${f(sd.one.cycles_per_packet.median)} → ${f(sd.two.cycles_per_packet.median)}`,
+    `${f(sb.one.cycles_per_packet.median)} → ${f(sb.two.cycles_per_packet.median)}`,
     "",
     "",
     "",

@@ -2,8 +2,9 @@
  * The host figures of the benchmark suite, for the runtime running it, each beside its C baseline measured in the
  * same process on the same memory: P1 register access, P2 packet forwarding over a memory-simulated NIC, P4
  * address translation. Prints a readable report on stderr and one `RESULT {json}` line on stdout
- * (`bench/all.ts` runs it on both runtimes and prints the table). Every figure is the best of several runs: on a
- * shared machine noise only ever adds time.
+ * (`bench/all.ts` runs it on both runtimes and prints the table). P1 and P4 keep the best of `BENCH_REPEAT` runs
+ * (nanosecond loops: noise only adds time); P2 runs its variants interleaved `BENCH_P2_REPEAT` times (15) over
+ * `BENCH_PACKETS` packets (2 M) each and keeps every sample, summarised as medians of paired per-repetition ratios.
  *
  * Run: `deno run -A bench/host.ts`, `bun bench/host.ts` (or everything: `deno task bench`).
  *

@@ -112,6 +112,12 @@ export class SimNic {
   }
 }
 
+/** What {@linkcode forward} drives: the NIC's memory and a way to write its registers (a `SimNic`, or a worker's views). */
+export interface SimQueue {
+  readonly u32: Uint32Array;
+  readonly region: { write32(offset: number, value: number): void };
+}
+
 /**
  * Forwards `packets` packets in batches of up to `batch` with ixy's design on typed arrays (the C reference is
  * `c_forward` in bench/c/bench_device.c, step for step); returns the driver's busy time in nanoseconds: thread CPU
@@ -124,7 +130,13 @@ export class SimNic {
  * descriptors are done; without, each status word is read with `Atomics.load`. TX cleaning is ixy's: one
  * `Atomics.load` of the last status of each group of 32.
  */
-export function forward(nic: SimNic, batch: number, packets: number, rx: PolledRing | null, cpu: () => number): number {
+export function forward(
+  nic: SimQueue,
+  batch: number,
+  packets: number,
+  rx: PolledRing | null,
+  cpu: () => number,
+): number {
   const u32 = nic.u32, u8 = new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength), regs = nic.region;
   const stack = new Uint32Array(NBUFS), rxBufs = new Uint32Array(RING_SIZE), txBufs = new Uint32Array(RING_SIZE);
   const bufs = new Uint32Array(RING_SIZE);
