@@ -53,11 +53,14 @@ export { type IommuChoice, openDevice, type OpenDeviceOptions } from "./lib/open
 export { type MdevIommuChoice, openMediatedDevice, type OpenMediatedDeviceOptions } from "./lib/open_mdev.ts";
 export {
   DEFAULT_MAX_SPINS,
+  type PacketQueue,
   type PolledRing,
   Poller,
   type PollerOptions,
   pollHelperStatus,
   type PollTarget,
+  type QueueLayout,
+  queueStateBytes,
   type RingLayout,
   spinUntil,
 } from "./lib/poll.ts";

@@ -38,7 +38,15 @@ import type { DeviceFd } from "../../lib/types.ts";
 import { skipBecause } from "../skip.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const EXPORTS = ["vfio_ts_io_wmb", "vfio_ts_poll_abi", "vfio_ts_ring_ready", "vfio_ts_spin32", "vfio_ts_spin64"];
+const EXPORTS = [
+  "vfio_ts_io_wmb",
+  "vfio_ts_poll_abi",
+  "vfio_ts_ring_ready",
+  "vfio_ts_rx_refill",
+  "vfio_ts_spin32",
+  "vfio_ts_spin64",
+  "vfio_ts_tx_post",
+];
 const ARCHES = [
   { arch: "x86_64", cc: "x86_64-linux-gnu-gcc", machine: "Advanced Micro Devices X86-64" },
   { arch: "aarch64", cc: "aarch64-linux-gnu-gcc", machine: "AArch64" },
