@@ -25,7 +25,7 @@ import { Poller } from "../lib/poll.ts";
 import { Region, regionName } from "../lib/region.ts";
 import { forwardIxyJs } from "./ixyjs.ts";
 import { loadBenchNative } from "./native.ts";
-import { forward, RX, SimNic } from "./nic_sim.ts";
+import { forward, forwardQueue, QUEUE, SimNic } from "./nic_sim.ts";
 import { pairedRatio, rounded, summary } from "./stats.ts";
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
@@ -139,14 +139,19 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
 // ---------------------------------------------------------------- P2: packet forwarding
 {
   const nic = new SimNic(c);
-  const rxRing = new Poller(nic.region).ring(RX);
   const PACKETS = Number(process.env.BENCH_PACKETS ?? 2_000_000);
   const P2_REPEAT = Number(process.env.BENCH_P2_REPEAT ?? 15);
   const hz = c.tscHz(100);
+  const poller = new Poller(nic.region);
   const variants: Record<string, (batch: number, n: number) => number> = {
     c: (batch, n) => c.forward(nic.address, batch, n),
-    helper: (batch, n) => forward(nic, batch, n, rxRing, c.threadCpuNs),
-    ts: (batch, n) => forward(nic, batch, n, null, c.threadCpuNs),
+    helper: (batch, n) => {
+      nic.stop(); // the queue writes the RX descriptors: not while the device runs on them
+      const q = poller.queue(QUEUE);
+      nic.start();
+      return forwardQueue(nic, q, batch, n, c.threadCpuNs);
+    },
+    ts: (batch, n) => forward(nic, batch, n, c.threadCpuNs),
     ixyjs: (batch, n) => forwardIxyJs(nic, batch, n, c.threadCpuNs),
   };
   const run = (f: (batch: number, n: number) => number, batch: number, n: number): number => {
@@ -158,7 +163,7 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
     }
   };
   const batches: Record<string, Record<string, unknown>> = {};
-  for (const batch of [1, 8, 32, 128, 256]) {
+  for (const batch of (process.env.BENCH_BATCHES ?? "1,8,32,128,256").split(",").map(Number)) {
     const ns: Record<string, number[]> = {};
     for (const [name, f] of Object.entries(variants)) { // warm up (JIT tiers) before anything counts
       run(f, batch, Math.max(PACKETS / 10, 100_000));

@@ -14,7 +14,7 @@ import {
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
 } from "../lib/abi/vfio.ts";
-import type { PolledRing, RingLayout } from "../lib/poll.ts";
+import type { PacketQueue, QueueLayout } from "../lib/poll.ts";
 import { Region, regionName } from "../lib/region.ts";
 import type { BenchNative } from "./native.ts";
 
@@ -30,10 +30,6 @@ export const BUS_HI = 1;
 const SIZE = BUFS + NBUFS * BUF_SIZE;
 /** The simulated NIC's layout, for the variants in other files. */
 export const SIM = { REG_RDT, REG_TDT, RX_RING, TX_RING, RING_SIZE, DESC, BUFS, BUF_SIZE, NBUFS, HDR, DD, EOP, SIZE };
-
-/** The RX and TX rings as {@linkcode Poller.ring} layouts. */
-export const RX: RingLayout = { offset: RX_RING, stride: DESC, size: RING_SIZE, statusOffset: 12, mask: DD, want: DD };
-export const TX: RingLayout = { offset: TX_RING, stride: DESC, size: RING_SIZE, statusOffset: 12, mask: DD, want: DD };
 
 /** The shared memory of the simulated NIC, with the device thread started by {@linkcode SimNic.reset}. */
 export class SimNic {
@@ -95,7 +91,12 @@ export class SimNic {
       u32[d + 1] = BUS_HI;
     }
     this.region.write32(REG_RDT, RING_SIZE - 1);
-    this.#thread = this.#c.nicStart(this.address);
+    this.start();
+  }
+
+  /** Starts the device thread (after {@linkcode SimNic.stop}: on the rings as they are). */
+  start(): void {
+    if (!this.#thread) this.#thread = this.#c.nicStart(this.address);
   }
 
   /** Stops the device thread. */
@@ -126,15 +127,13 @@ export interface SimQueue {
  *
  * Buffers are numbers (the byte offset of their header); the mempool is a stack of indices; each 64-bit bus
  * address is stored as two 32-bit descriptor words (the low word never carries: buffers are 2 KiB aligned).
- * With `rx` (a ring prepared by {@linkcode Poller.ring}, the C helper), one call per batch finds how many RX
- * descriptors are done; without, each status word is read with `Atomics.load`. TX cleaning is ixy's: one
- * `Atomics.load` of the last status of each group of 32.
+ * Each RX status word is read with `Atomics.load`. TX cleaning is ixy's: one `Atomics.load` of the last status of
+ * each group of 32. (With the C helper, {@linkcode forwardQueue} does the same steps.)
  */
 export function forward(
   nic: SimQueue,
   batch: number,
   packets: number,
-  rx: PolledRing | null,
   cpu: () => number,
 ): number {
   const u32 = nic.u32, u8 = new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength), regs = nic.region;
@@ -147,10 +146,9 @@ export function forward(
   while (done < packets) {
     // RX: take up to `batch` received frames, re-arm each slot with a fresh buffer.
     let n = 0, last = rxi;
-    const ready = rx ? rx.ready(rxi, batch) : batch;
-    for (; n < ready; n++) {
+    for (; n < batch; n++) {
       const d = (RX_RING + rxi * DESC) >> 2;
-      const status = rx ? u32[d + 3] : Atomics.load(u32, d + 3);
+      const status = Atomics.load(u32, d + 3);
       if ((status & DD) === 0) break;
       if ((status & EOP) === 0) throw new Error("multi-segment frame");
       const b = rxBufs[rxi];
@@ -200,6 +198,55 @@ export function forward(
     }
     regs.write32(REG_TDT, tx);
     for (let i = sent; i < n; i++) stack[top++] = u32[(bufs[i] >> 2) + 2];
+    done += n;
+  }
+  return busy.total();
+}
+
+/** Where {@linkcode QUEUE}'s state block lives in the NIC memory (after the TX ring, before the buffers). */
+const STATE = 0x5000;
+
+/** The simulated NIC's queue pair as a {@linkcode Poller.queue} layout (the C helper's RX refill and TX post). */
+export const QUEUE: QueueLayout = {
+  rxRing: RX_RING,
+  txRing: TX_RING,
+  ringSize: RING_SIZE,
+  buffers: BUFS,
+  bufferSize: BUF_SIZE,
+  bufferCount: NBUFS,
+  headroom: HDR,
+  state: STATE,
+  txCmd: TX_CMD,
+  txLengthShift: PAYLEN_SHIFT,
+  txCleanBatch: TX_CLEAN_BATCH,
+  rxStatusOffset: 12,
+  rxLengthOffset: 8,
+  rxDone: DD,
+  rxEop: EOP,
+};
+
+/**
+ * {@linkcode forward} through a {@linkcode PacketQueue} (prepared by {@linkcode Poller.queue} on this NIC's memory
+ * while its device thread is stopped): one `receive` per batch (RX status reads, header lengths, slot re-arming in
+ * the C helper), the frame touch in TypeScript, one `transmit` per batch (TX clean in groups of 32, descriptor
+ * stores, freeing what did not fit in the helper), one doorbell each.
+ */
+export function forwardQueue(nic: SimQueue, q: PacketQueue, batch: number, packets: number, cpu: () => number): number {
+  const u8 = new Uint8Array(nic.u32.buffer, nic.u32.byteOffset, nic.u32.byteLength), regs = nic.region;
+  const frames = q.frames;
+  let done = 0;
+  const busy = new BusyClock(cpu);
+  while (done < packets) {
+    const n = q.receive(batch);
+    if (n === 0) {
+      busy.idle();
+      continue;
+    }
+    busy.work();
+    regs.write32(REG_RDT, q.rxTail);
+    for (let i = 0; i < n; i++) u8[BUFS + frames[i] * BUF_SIZE + HDR + 1]++; // touch each frame, as ixy's fwd does
+    q.transmit(0, n);
+    regs.write32(REG_TDT, q.txTail);
     done += n;
   }
   return busy.total();

@@ -18,7 +18,7 @@ self.onmessage = (e): void => {
   const { nic, batch, packets } = e.data;
   const u32 = new Uint32Array(openSharedWindow(nic));
   const queue = { u32, region: { write32: (offset: number, value: number): void => void (u32[offset >>> 2] = value) } };
-  const busyNs = forward(queue, batch, packets, null, c.threadCpuNs);
+  const busyNs = forward(queue, batch, packets, c.threadCpuNs);
   self.postMessage({ busyNs });
 };
 // Messages posted before this module finished loading can be lost: say when ready.
