@@ -206,7 +206,7 @@ rows.push([
   yes(!/NOT/.test(d.p1.hoisting.read_api + b.p1.hoisting.read_api)),
 ]);
 const P2_NAMES: Record<string, string> = {
-  helper: "TS + C poll helper",
+  helper: "TS + C helper (`Poller.queue`: RX refill, TX post)",
   ts: "pure TS (`Atomics.load` per status)",
   ixyjs: "ixy.js design (`ixyjs`)",
 };
@@ -253,7 +253,7 @@ for (const batch of ["1", "8", "32", "128", "256"]) {
 {
   const sd = all.scaling.deno, sb = all.scaling.bun;
   rows.push([
-    "Scaling: 2 workers / 1 worker, packets per second (simulated NIC, batch 32, pure TS)",
+    "Scaling: 2 workers / 1 worker, packets per second (simulated NIC, device inline, batch 32, pure TS)",
     `${sd.scaling.median.toFixed(2)}× (${f(sd.one.mpps.median)} → ${f(sd.two.mpps.median)} Mpps)`,
     `${sb.scaling.median.toFixed(2)}× (${f(sb.one.mpps.median)} → ${f(sb.two.mpps.median)} Mpps)`,
     "",
@@ -263,7 +263,7 @@ for (const batch of ["1", "8", "32", "128", "256"]) {
     yes(sd.scaling.median >= 1.8 && sb.scaling.median >= 1.8),
   ]);
   rows.push([
-    "Scaling: busy cycles per packet per worker, 1 worker → 2 workers",
+    "Scaling: busy cycles per packet per worker (driver + inline device), 1 worker → 2 workers",
     `${f(sd.one.cycles_per_packet.median)} → ${f(sd.two.cycles_per_packet.median)}`,
     `${f(sb.one.cycles_per_packet.median)} → ${f(sb.two.cycles_per_packet.median)}`,
     "",

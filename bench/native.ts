@@ -18,6 +18,8 @@ export interface BenchNative {
   /** Starts a simulated NIC's device thread on the memory at `shm`; returns its handle for `nicStop`. */
   nicStart(shm: bigint): bigint;
   nicStop(shm: bigint, handle: bigint): void;
+  /** One pass of the simulated device over the NIC at `shm` (instead of a device thread); descriptors moved. */
+  nicStep(shm: bigint): number;
   /** The TSC frequency (Hz) measured over `ms` milliseconds; 0 where there is no TSC. */
   tscHz(ms: number): number;
   forward(shm: bigint, batch: number, packets: number): number;
@@ -50,6 +52,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
     start_delayed_writer: { parameters: ["pointer", "u32", "u32"], result: "i32" },
     nic_start: { parameters: ["pointer"], result: "pointer" },
     nic_stop: { parameters: ["pointer", "pointer"], result: "void" },
+    nic_step: { parameters: ["pointer"], result: "u32" },
     tsc_hz: { parameters: ["u32"], result: "f64" },
     c_forward: { parameters: ["pointer", "u32", "u32"], result: "f64" },
     c_pagemap_ns: { parameters: ["u64", "u32", "u32"], result: "f64" },
@@ -60,6 +63,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
     c_table_lookup_ns: { parameters: ["u32", "u32"], result: "f64" },
   }).symbols;
   const p = (a: bigint): Deno.PointerValue => Deno.UnsafePointer.create(a);
+  let stepAt = -1n, stepPtr: Deno.PointerValue = null; // nicStep runs per batch: make its pointer once
   return {
     readNs: (a, n) => s.c_read_ns(p(a), n),
     writeNs: (a, n) => s.c_write_ns(p(a), n),
@@ -70,6 +74,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
       return Deno.UnsafePointer.value(h) as bigint;
     },
     nicStop: (a, h) => s.nic_stop(p(a), p(h)),
+    nicStep: (a) => s.nic_step(a === stepAt ? stepPtr : (stepPtr = p(stepAt = a))),
     tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),

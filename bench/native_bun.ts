@@ -18,6 +18,7 @@ export function bind(so: string): BenchNative {
     start_delayed_writer: { args: [T.ptr, T.u32, T.u32], returns: T.i32 },
     nic_start: { args: [T.ptr], returns: T.u64 },
     nic_stop: { args: [T.ptr, T.u64], returns: T.void },
+    nic_step: { args: [T.ptr], returns: T.u32 },
     tsc_hz: { args: [T.u32], returns: T.f64 },
     c_forward: { args: [T.ptr, T.u32, T.u32], returns: T.f64 },
     c_pagemap_ns: { args: [T.u64, T.u32, T.u32], returns: T.f64 },
@@ -38,6 +39,7 @@ export function bind(so: string): BenchNative {
       return h;
     },
     nicStop: (a, h) => s.nic_stop(p(a), h),
+    nicStep: (a) => s.nic_step(p(a)),
     tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),

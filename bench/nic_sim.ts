@@ -72,9 +72,10 @@ export class SimNic {
 
   /**
    * Stops the device, writes every buffer header (bus address, mempool index), puts buffers 0..511 on the RX ring,
-   * hands slots 0..510 to the device, restarts it.
+   * hands slots 0..510 to the device, restarts it (unless `thread` is false: the caller then runs the device
+   * inline with `nicStep`).
    */
-  reset(): void {
+  reset(thread = true): void {
     this.stop();
     const u32 = this.u32;
     u32.fill(0, 0, BUFS >> 2);
@@ -91,7 +92,7 @@ export class SimNic {
       u32[d + 1] = BUS_HI;
     }
     this.region.write32(REG_RDT, RING_SIZE - 1);
-    this.start();
+    if (thread) this.start();
   }
 
   /** Starts the device thread (after {@linkcode SimNic.stop}: on the rings as they are). */
@@ -128,13 +129,15 @@ export interface SimQueue {
  * Buffers are numbers (the byte offset of their header); the mempool is a stack of indices; each 64-bit bus
  * address is stored as two 32-bit descriptor words (the low word never carries: buffers are 2 KiB aligned).
  * Each RX status word is read with `Atomics.load`. TX cleaning is ixy's: one `Atomics.load` of the last status of
- * each group of 32. (With the C helper, {@linkcode forwardQueue} does the same steps.)
+ * each group of 32. (With the C helper, {@linkcode forwardQueue} does the same steps.) With `device`, the simulated
+ * device's pass runs inline at the top of every loop (no device thread; its time counts as busy).
  */
 export function forward(
   nic: SimQueue,
   batch: number,
   packets: number,
   cpu: () => number,
+  device: (() => void) | null = null,
 ): number {
   const u32 = nic.u32, u8 = new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength), regs = nic.region;
   const stack = new Uint32Array(NBUFS), rxBufs = new Uint32Array(RING_SIZE), txBufs = new Uint32Array(RING_SIZE);
@@ -144,6 +147,7 @@ export function forward(
   for (let i = 0; i < RING_SIZE; i++) rxBufs[i] = BUFS + i * BUF_SIZE;
   const busy = new BusyClock(cpu);
   while (done < packets) {
+    if (device) device(); // the simulated device's work, inline (bench/scaling.ts), where there is no device thread
     // RX: take up to `batch` received frames, re-arm each slot with a fresh buffer.
     let n = 0, last = rxi;
     for (; n < batch; n++) {

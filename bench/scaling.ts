@@ -1,9 +1,9 @@
 /**
  * Multi-core scaling on the simulated NIC: one `Worker` per queue pair, each driving its own queue pair's memory
- * handed over with `shareWindow` (no copy), against one worker alone. Each queue pair has its own device thread, so
- * 2 queue pairs need 4 busy threads: on a 2-core machine the device threads compete with the drivers, and the
- * wall-clock throughput can only show that; the per-worker busy cycles per packet show whether the drivers slow each
- * other down. Prints `RESULT {json}` (`bench/all.ts` runs it on both runtimes).
+ * handed over with `shareWindow` (no copy), against one worker alone. There is no device thread: each worker runs
+ * the simulated device's pass (`nic_step`, C) inline between its batches, so N queue pairs keep exactly N threads
+ * busy and 2 workers can use 2 cores. Reported: throughput over wall time and each worker's busy cycles per packet
+ * (driver and inline device together). Prints `RESULT {json}` (`bench/all.ts` runs it on both runtimes).
  *
  * Run: `deno run -A bench/scaling.ts`, `bun bench/scaling.ts`.
  *
@@ -43,7 +43,7 @@ try {
   const mpps: Record<number, number[]> = { 1: [], 2: [] }, cycles: Record<number, number[]> = { 1: [], 2: [] };
   for (let r = -1; r < REPEAT; r++) { // r = -1: warm-up
     for (const queues of [1, 2]) {
-      for (let q = 0; q < queues; q++) nics[q].reset();
+      for (let q = 0; q < queues; q++) nics[q].reset(false);
       const t0 = performance.now();
       const done = await Promise.all(
         Array.from(
@@ -52,7 +52,6 @@ try {
         ),
       );
       const ms = performance.now() - t0;
-      for (let q = 0; q < queues; q++) nics[q].stop();
       if (r < 0) continue;
       mpps[queues].push((queues * PACKETS) / (ms * 1000));
       for (const d of done) cycles[queues].push((d.busyNs / PACKETS) * hz / 1e9);

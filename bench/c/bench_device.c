@@ -96,34 +96,42 @@ enum {
 #define RELEASE() __asm__ __volatile__("" ::: "memory")
 
 struct nic { pthread_t thread; };
-static void *nic_main(void *a) {
-  volatile char *m = a;
-  uint32_t rx = 0, tx = 0, seq = 0;
-  while (!U32(m, REG_STOP)) {
-    uint32_t rdt = U32(m, REG_RDT), moved = 0;
-    while (rx != rdt) { /* the device owns RDH .. RDT-1: "receive" a frame into each */
-      volatile char *d = m + RX_RING + rx * DESC;
-      U32(m, U64(d, 0) - BUS_BASE) = seq++;
-      U32(d, 8) = PKT_LEN;
-      RELEASE();
-      U32(d, 12) = DD | EOP;
-      rx = rx + 1 == RING_SIZE ? 0 : rx + 1;
-      moved = 1;
-    }
-    if (moved) U32(m, REG_RDH) = rx;
-    uint32_t tdt = U32(m, REG_TDT);
-    moved = 0;
-    while (tx != tdt) { /* "transmit": read the descriptor and the frame's first word, then write back DD */
-      volatile char *d = m + TX_RING + tx * DESC;
-      uint32_t len = U32(d, 8) & 0xffff;
-      uint32_t word = U32(m, U64(d, 0) - BUS_BASE);
-      __asm__ __volatile__("" ::"r"(len), "r"(word));
-      U32(d, 12) = DD;
-      tx = tx + 1 == RING_SIZE ? 0 : tx + 1;
-      moved = 1;
-    }
-    if (moved) U32(m, REG_TDH) = tx;
+/*
+ * One pass of the device over the NIC at m: "receives" a frame into each RX descriptor the driver handed over (RDH
+ * up to RDT) and "transmits" each queued TX descriptor (TDH up to TDT: reads the descriptor and the frame's first
+ * word, writes back DD); RDH and TDH hold its positions. Returns how many descriptors it moved. The device thread
+ * runs it in a loop; bench/scaling.ts calls it inline from each worker's loop (no device thread).
+ */
+uint32_t nic_step(char *mm) {
+  volatile char *m = mm;
+  uint32_t rx = U32(m, REG_RDH), tx = U32(m, REG_TDH), seq = rx, moved = 0;
+  uint32_t rdt = U32(m, REG_RDT);
+  while (rx != rdt) { /* the device owns RDH .. RDT-1: "receive" a frame into each */
+    volatile char *d = m + RX_RING + rx * DESC;
+    U32(m, U64(d, 0) - BUS_BASE) = seq++;
+    U32(d, 8) = PKT_LEN;
+    RELEASE();
+    U32(d, 12) = DD | EOP;
+    rx = rx + 1 == RING_SIZE ? 0 : rx + 1;
+    moved++;
   }
+  U32(m, REG_RDH) = rx;
+  uint32_t tdt = U32(m, REG_TDT);
+  while (tx != tdt) { /* "transmit": read the descriptor and the frame's first word, then write back DD */
+    volatile char *d = m + TX_RING + tx * DESC;
+    uint32_t len = U32(d, 8) & 0xffff;
+    uint32_t word = U32(m, U64(d, 0) - BUS_BASE);
+    __asm__ __volatile__("" ::"r"(len), "r"(word));
+    U32(d, 12) = DD;
+    tx = tx + 1 == RING_SIZE ? 0 : tx + 1;
+    moved++;
+  }
+  U32(m, REG_TDH) = tx;
+  return moved;
+}
+static void *nic_main(void *a) {
+  char *m = a;
+  while (!U32(m, REG_STOP)) nic_step(m);
   return NULL;
 }
 /* Starts a device thread on the NIC at m; returns a handle for nic_stop (NULL on failure). */
