@@ -11,17 +11,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { MFD_CLOEXEC } from "../../ffi/constants.ts";
-import { libc } from "../../ffi/libc.ts";
 import { POLL_HELPER_REFUSED, requirePollHelper } from "../../ffi/poll_helper.ts";
-import {
-  VFIO_REGION_INFO_FLAG_MMAP,
-  VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE,
-} from "../../lib/abi/vfio.ts";
 import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { Poller, type QueueLayout, queueStateBytes } from "../../lib/poll.ts";
-import { Region, regionName } from "../../lib/region.ts";
+import type { Region } from "../../lib/region.ts";
+import { memfdRegion } from "./memfd_region.ts";
 
 const SIZE = 0x8000;
 const LAYOUT: QueueLayout = {
@@ -42,29 +36,10 @@ const LAYOUT: QueueLayout = {
   rxEop: 2,
 };
 
-/** A memfd mapped through `Region` (the kernel's mmap path); closes both. */
+/** A memfd mapped through `Region` (the kernel's mmap path) with every buffer header's bus address written. */
 function memory(): { bar: Region; u32: Uint32Array; [Symbol.dispose](): void } {
-  const fd = libc.memfdCreate("vfio-ts-queue-test", MFD_CLOEXEC);
-  libc.ftruncate(fd, SIZE);
-  const flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP;
-  const bar = Region.open({ fd, name: "memfd" }, 0, {
-    mmap: "required",
-    info: {
-      index: 0,
-      name: regionName(0),
-      size: SIZE,
-      offset: 0,
-      flags,
-      readable: true,
-      writable: true,
-      mmappable: true,
-      sparseAreas: null,
-      type: null,
-      msixMappable: false,
-      capabilityIds: [],
-    },
-  });
-  const u32 = new Uint32Array(bar.unsafeArrayBuffer);
+  const m = memfdRegion(SIZE);
+  const bar = m.region, u32 = new Uint32Array(bar.unsafeArrayBuffer);
   // Every header's bus address: 0x1_0000_0000 + its offset, except buffer 8's (the first popped), whose low word carries at + 64.
   for (let i = 0; i < LAYOUT.bufferCount; i++) {
     const h = (LAYOUT.buffers + i * LAYOUT.bufferSize) >> 2;
@@ -74,10 +49,7 @@ function memory(): { bar: Region; u32: Uint32Array; [Symbol.dispose](): void } {
   return {
     bar,
     u32,
-    [Symbol.dispose]: () => {
-      bar.close();
-      libc.close(fd);
-    },
+    [Symbol.dispose]: () => m[Symbol.dispose](),
   };
 }
 
