@@ -14,15 +14,10 @@ import process from "node:process";
 import { MFD_CLOEXEC } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import { pollHelper } from "../ffi/poll_helper.ts";
-import {
-  VFIO_REGION_INFO_FLAG_MMAP,
-  VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE,
-} from "../lib/abi/vfio.ts";
 import { DmaMemory } from "../lib/dma/memory.ts";
 import { NoIommuMapper } from "../lib/iommu/noiommu.ts";
 import { Poller } from "../lib/poll.ts";
-import { Region, regionName } from "../lib/region.ts";
+import { openMemfdRegion } from "../tests/unit/memfd_region.ts";
 import { forwardIxyJs } from "./ixyjs.ts";
 import { loadBenchNative } from "./native.ts";
 import { forward, forwardQueue, QUEUE, SimNic } from "./nic_sim.ts";
@@ -47,24 +42,7 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
 {
   const fd = libc.memfdCreate("vfio-ts-bench-p1", MFD_CLOEXEC);
   libc.ftruncate(fd, 0x10000);
-  const flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP;
-  const bar = Region.open({ fd, name: "memfd" }, 0, {
-    mmap: "required",
-    info: {
-      index: 0,
-      name: regionName(0),
-      size: 0x10000,
-      offset: 0,
-      flags,
-      readable: true,
-      writable: true,
-      mmappable: true,
-      sparseAreas: null,
-      type: null,
-      msixMappable: false,
-      capabilityIds: [],
-    },
-  });
+  const bar = openMemfdRegion({ fd, name: "memfd" }, 0x10000);
   const u32 = new Uint32Array(bar.unsafeArrayBuffer);
   const N = 20_000_000;
   const readApi = (n: number): number => {

@@ -9,13 +9,9 @@
  */
 import { MFD_CLOEXEC } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
-import {
-  VFIO_REGION_INFO_FLAG_MMAP,
-  VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE,
-} from "../lib/abi/vfio.ts";
 import type { PacketQueue, QueueLayout } from "../lib/poll.ts";
-import { Region, regionName } from "../lib/region.ts";
+import type { Region } from "../lib/region.ts";
+import { openMemfdRegion } from "../tests/unit/memfd_region.ts";
 import type { BenchNative } from "./native.ts";
 
 // The layout, mirrored from bench/c/bench_device.c (see there: ixy-shaped descriptors and buffer headers).
@@ -44,24 +40,7 @@ export class SimNic {
     this.#fd = libc.memfdCreate("vfio-ts-sim-nic", MFD_CLOEXEC);
     libc.ftruncate(this.#fd, SIZE);
     const fd = this.#fd;
-    const flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP;
-    this.region = Region.open({ fd, name: "sim-nic" }, 0, {
-      mmap: "required",
-      info: {
-        index: 0,
-        name: regionName(0),
-        size: SIZE,
-        offset: 0,
-        flags,
-        readable: true,
-        writable: true,
-        mmappable: true,
-        sparseAreas: null,
-        type: null,
-        msixMappable: false,
-        capabilityIds: [],
-      },
-    });
+    this.region = openMemfdRegion({ fd, name: "sim-nic" }, SIZE);
     this.u32 = new Uint32Array(this.region.unsafeArrayBuffer);
   }
 
