@@ -149,7 +149,8 @@ export interface PacketQueue {
   readonly free: number;
   /**
    * Takes up to `budget` received frames (RX done bit set) from the RX head into {@linkcode PacketQueue.frames},
-   * stores each length in its header and re-arms each slot with a free buffer; returns how many. Throws a
+   * stores each length in its header and re-arms each slot with a free buffer; returns how many (fewer, or 0, when
+   * the free stack runs out: {@linkcode PacketQueue.transmit} returns sent buffers to it as it cleans). Throws a
    * {@linkcode OutOfRangeError} at a frame without end-of-packet (multi-descriptor frames are not handled).
    */
   receive(budget: number): number;
