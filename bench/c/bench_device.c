@@ -115,8 +115,8 @@ uint32_t nic_step(char *mm) {
     rx = rx + 1 == RING_SIZE ? 0 : rx + 1;
     moved++;
   }
-  U32(m, REG_RDH) = rx;
-  uint32_t tdt = U32(m, REG_TDT);
+  if (moved) U32(m, REG_RDH) = rx; /* as a device thread with its positions in registers: write only on change */
+  uint32_t rx_moved = moved, tdt = U32(m, REG_TDT);
   while (tx != tdt) { /* "transmit": read the descriptor and the frame's first word, then write back DD */
     volatile char *d = m + TX_RING + tx * DESC;
     uint32_t len = U32(d, 8) & 0xffff;
@@ -126,7 +126,7 @@ uint32_t nic_step(char *mm) {
     tx = tx + 1 == RING_SIZE ? 0 : tx + 1;
     moved++;
   }
-  U32(m, REG_TDH) = tx;
+  if (moved != rx_moved) U32(m, REG_TDH) = tx;
   return moved;
 }
 static void *nic_main(void *a) {
