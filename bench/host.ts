@@ -124,7 +124,7 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
   const variants: Record<string, (batch: number, n: number) => number> = {
     c: (batch, n) => c.forward(nic.address, batch, n),
     helper: (batch, n) => {
-      nic.stop(); // the queue writes the RX descriptors: not while the device runs on them
+      nic.reset(false); // the queue writes the RX descriptors: not while the device runs, nor after it moved RDH
       const q = poller.queue(QUEUE);
       nic.start();
       return forwardQueue(nic, q, batch, n, c.threadCpuNs);
