@@ -62,6 +62,7 @@ export {
   IrqSet,
   type IrqSetSummary,
   type IrqWaitOptions,
+  type IrqWaitSyncOptions,
   type SpinOptions,
   type WaitOptions,
 } from "./lib/irq.ts";
@@ -70,11 +71,14 @@ export { type MdevIommuChoice, openMediatedDevice, type OpenMediatedDeviceOption
 export { mapPeerRegion, type PeerMapping } from "./lib/p2p.ts";
 export {
   DEFAULT_MAX_SPINS,
+  type PacketQueue,
   type PolledRing,
   Poller,
   type PollerOptions,
   pollHelperStatus,
   type PollTarget,
+  type QueueLayout,
+  queueStateBytes,
   type RingLayout,
   spinUntil,
 } from "./lib/poll.ts";
@@ -88,6 +92,7 @@ export {
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
+export { openSharedWindow, type SharedWindow, shareWindow } from "./lib/shared_window.ts";
 export { disableTrace, enableTrace, mmioTraced, tracedRegion, type TraceOptions } from "./lib/trace.ts";
 export type { DeviceFd } from "./lib/types.ts";
 export { checkVfToken, deviceNameWithToken, setVfToken, vfTokenBytes } from "./lib/vf_token.ts";

@@ -2,8 +2,9 @@
  * The host figures of the benchmark suite, for the runtime running it, each beside its C baseline measured in the
  * same process on the same memory: P1 register access, P2 packet forwarding over a memory-simulated NIC, P4
  * address translation. Prints a readable report on stderr and one `RESULT {json}` line on stdout
- * (`bench/all.ts` runs it on both runtimes and prints the table). Every figure is the best of several runs: on a
- * shared machine noise only ever adds time.
+ * (`bench/all.ts` runs it on both runtimes and prints the table). P1 and P4 keep the best of `BENCH_REPEAT` runs
+ * (nanosecond loops: noise only adds time); P2 runs its variants interleaved `BENCH_P2_REPEAT` times (15) over
+ * `BENCH_PACKETS` packets (2 M) each and keeps every sample, summarised as medians of paired per-repetition ratios.
  *
  * Run: `deno run -A bench/host.ts`, `bun bench/host.ts` (or everything: `deno task bench`).
  *
@@ -13,18 +14,14 @@ import process from "node:process";
 import { MFD_CLOEXEC } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import { pollHelper } from "../ffi/poll_helper.ts";
-import {
-  VFIO_REGION_INFO_FLAG_MMAP,
-  VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE,
-} from "../lib/abi/vfio.ts";
 import { DmaMemory } from "../lib/dma/memory.ts";
-import { openPagemapFd, readPagemapEntry } from "../lib/dma/pagemap.ts";
 import { NoiommuMapper } from "../lib/iommu/noiommu.ts";
 import { Poller } from "../lib/poll.ts";
-import { Region, regionName } from "../lib/region.ts";
+import { openMemfdRegion } from "../tests/unit/memfd_region.ts";
+import { forwardIxyJs } from "./ixyjs.ts";
 import { loadBenchNative } from "./native.ts";
-import { forward, SimNic } from "./nic_sim.ts";
+import { forward, forwardQueue, QUEUE, SimNic } from "./nic_sim.ts";
+import { pairedRatio, rounded, summary } from "./stats.ts";
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
 const log = (s: string): void => void process.stderr.write(s + "\n");
@@ -45,24 +42,7 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
 {
   const fd = libc.memfdCreate("vfio-ts-bench-p1", MFD_CLOEXEC);
   libc.ftruncate(fd, 0x10000);
-  const flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP;
-  const bar = Region.open({ fd, name: "memfd" }, 0, {
-    mmap: "required",
-    info: {
-      index: 0,
-      name: regionName(0),
-      size: 0x10000,
-      offset: 0,
-      flags,
-      readable: true,
-      writable: true,
-      mmappable: true,
-      sparseAreas: null,
-      type: null,
-      msixMappable: false,
-      capabilityIds: [],
-    },
-  });
+  const bar = openMemfdRegion({ fd, name: "memfd" }, 0x10000);
   const u32 = new Uint32Array(bar.unsafeArrayBuffer);
   const N = 20_000_000;
   const readApi = (n: number): number => {
@@ -137,66 +117,99 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
 // ---------------------------------------------------------------- P2: packet forwarding
 {
   const nic = new SimNic(c);
+  const PACKETS = Number(process.env.BENCH_PACKETS ?? 2_000_000);
+  const P2_REPEAT = Number(process.env.BENCH_P2_REPEAT ?? 15);
+  const hz = c.tscHz(100);
   const poller = new Poller(nic.region);
-  const PACKETS = Number(process.env.BENCH_PACKETS ?? 200_000);
   const variants: Record<string, (batch: number, n: number) => number> = {
-    ts: (batch, n) => forward(nic, batch, n, null, c.threadCpuNs),
-    helper: (batch, n) => forward(nic, batch, n, poller, c.threadCpuNs),
     c: (batch, n) => c.forward(nic.address, batch, n),
+    helper: (batch, n) => {
+      nic.reset(false); // the queue writes the RX descriptors: not while the device runs, nor after it moved RDH
+      const q = poller.queue(QUEUE);
+      nic.start();
+      return forwardQueue(nic, q, batch, n, c.threadCpuNs);
+    },
+    ts: (batch, n) => forward(nic, batch, n, c.threadCpuNs),
+    ixyjs: (batch, n) => forwardIxyJs(nic, batch, n, c.threadCpuNs),
   };
-  const p2: Record<string, Record<string, number>> = {};
-  for (const batch of [1, 8, 32, 128, 256]) {
-    const row: Record<string, number> = {};
-    for (const [name, f] of Object.entries(variants)) { // warm up
-      nic.reset();
-      f(batch, PACKETS / 10);
+  const run = (f: (batch: number, n: number) => number, batch: number, n: number): number => {
+    nic.reset();
+    try {
+      return f(batch, n) / n;
+    } finally {
       nic.stop();
-      row[name] = Infinity;
     }
-    for (let r = 0; r < REPEAT; r++) { // interleaved, so load on the machine hits all three alike
-      for (const [name, f] of Object.entries(variants)) {
-        nic.reset();
-        row[name] = Math.min(row[name], f(batch, PACKETS) / PACKETS);
-        nic.stop();
-      }
+  };
+  const batches: Record<string, Record<string, unknown>> = {};
+  for (const batch of (process.env.BENCH_BATCHES ?? "1,8,32,128,256").split(",").map(Number)) {
+    const ns: Record<string, number[]> = {};
+    for (const [name, f] of Object.entries(variants)) { // warm up (JIT tiers) before anything counts
+      run(f, batch, Math.max(PACKETS / 10, 100_000));
+      ns[name] = [];
     }
-    p2[batch] = row;
+    for (let r = 0; r < P2_REPEAT; r++) { // interleaved, so load on the machine hits every variant alike
+      for (const [name, f] of Object.entries(variants)) ns[name].push(run(f, batch, PACKETS));
+    }
+    const row: Record<string, unknown> = {};
+    for (const name of Object.keys(variants)) {
+      const t = summary(ns[name]);
+      row[name] = {
+        ns: t,
+        cycles: hz ? t.median * hz / 1e9 : null,
+        mpps: 1000 / t.median,
+        ratio_to_c: pairedRatio(ns[name], ns.c),
+        delta_cycles: hz ? summary(ns[name].map((x, r) => (x - ns.c[r]) * hz / 1e9)) : null,
+        samples_ns: ns[name],
+      };
+    }
+    row.ixyjs_over_helper = pairedRatio(ns.ixyjs, ns.helper);
+    row.ixyjs_over_ts = pairedRatio(ns.ixyjs, ns.ts);
+    batches[batch] = row;
+    const brief = Object.fromEntries(
+      Object.keys(variants).map((k) => [k, `${summary(ns[k]).median.toFixed(1)} ns`]),
+    );
     log(
-      `P2 ${libc.runtime} batch ${batch}: ${JSON.stringify(row, (_, v) => typeof v === "number" ? +v.toFixed(1) : v)}`,
+      `P2 ${libc.runtime} batch ${batch}: ${JSON.stringify(brief)}, helper/C ${
+        pairedRatio(ns.helper, ns.c).median.toFixed(2)
+      }× (q3 ${pairedRatio(ns.helper, ns.c).q3.toFixed(2)}), ixyjs/helper ${
+        pairedRatio(ns.ixyjs, ns.helper).median.toFixed(1)
+      }×`,
     );
   }
-  result.p2 = p2;
+  result.p2 = { packets: PACKETS, repeats: P2_REPEAT, tsc_hz: hz, batches };
   nic.close();
 }
 
 // ---------------------------------------------------------------- P4: no-IOMMU address translation
+// What drivers do: translate a buffer's pages once (at map time), then look a bus address up per buffer. The
+// library's `busAddress` against the same table lookup in C, and the one-time translation per MiB on both sides
+// (for scale: one pagemap `pread` per lookup, what DPDK's `rte_mem_virt2phy` does per call).
 if (libc.geteuid() === 0) {
-  using mem = DmaMemory.alloc(1 << 20, { hugepages: "never" });
+  const MIB = 1 << 20;
+  using mem = DmaMemory.alloc(MIB, { hugepages: "never" });
   using mapper = new NoiommuMapper();
+  const mapNs = best(() => {
+    const t0 = performance.now();
+    mapper.map(mem.vaddr, mem.size).unmap();
+    return (performance.now() - t0) * 1e6;
+  });
   const m = mapper.map(mem.vaddr, mem.size);
-  const fd = openPagemapFd();
-  const scratch = new BigUint64Array(1);
-  const PFN = (1n << 55n) - 1n;
   let x = 0n;
   const lookup = perOp(1_000_000, (n) => {
     for (let i = 0; i < n; i++) x ^= m.busAddress((i * 2056) & 0xfffff);
     return 0;
   });
-  const preadTs = perOp(20_000, (n) => {
-    for (let i = 0; i < n; i++) {
-      const off = (i * 2056) & 0xfffff;
-      x ^= (readPagemapEntry(fd, mem.vaddr + BigInt(off), scratch) & PFN) * 4096n + BigInt(off & 4095);
-    }
-    return 0;
-  });
-  const preadC = best(() => c.pagemapNs(mem.vaddr, 1 << 20, 20_000));
-  libc.close(fd);
-  result.p4 = { lookup, pread_ts: preadTs, pread_c: preadC };
-  log(
-    `P4 ${libc.runtime}: busAddress ${lookup.toFixed(1)} ns, pread per lookup ${preadTs.toFixed(0)} ns (C ${
-      preadC.toFixed(0)
-    } ns)`,
-  );
+  const buildC = best(() => c.tableBuildNs(mem.vaddr, MIB));
+  const lookupC = best(() => c.tableLookupNs(MIB, 1_000_000));
+  const preadC = best(() => c.pagemapNs(mem.vaddr, MIB, 20_000));
+  result.p4 = {
+    lookup,
+    lookup_c: lookupC,
+    map_ms_per_mib: mapNs / 1e6,
+    map_c_ms_per_mib: buildC / 1e6,
+    pread_c: preadC,
+  };
+  log(`P4 ${libc.runtime}: ${JSON.stringify(rounded(result.p4))}`);
   if (x === -1n) log("");
 } else {
   log("P4: skipped (pagemap frame numbers need root)");

@@ -15,10 +15,23 @@ export interface BenchNative {
   readNs(address: bigint, n: number): number;
   writeNs(address: bigint, n: number): number;
   startDelayedWriter(address: bigint, value: number, us: number): void;
-  nicStart(shm: bigint): void;
-  nicStop(shm: bigint): void;
+  /** Starts a simulated NIC's device thread on the memory at `shm`; returns its handle for `nicStop`. */
+  nicStart(shm: bigint): bigint;
+  nicStop(shm: bigint, handle: bigint): void;
+  /** One pass of the simulated device over the NIC at `shm` (instead of a device thread); descriptors moved. */
+  nicStep(shm: bigint): number;
+  /** The TSC frequency (Hz) measured over `ms` milliseconds; 0 where there is no TSC. */
+  tscHz(ms: number): number;
   forward(shm: bigint, batch: number, packets: number): number;
   pagemapNs(address: bigint, span: number, n: number): number;
+  /** P4 in C: translate every page of `span` bytes at `address` once into a table; returns the cost in ns. */
+  tableBuildNs(address: bigint, span: number): number;
+  /** P4 in C: ns per bus-address lookup in that table. */
+  tableLookupNs(span: number, n: number): number;
+  /** CLOCK_MONOTONIC, ns. */
+  monoNs(): number;
+  /** When the last delayed writer stored its value (CLOCK_MONOTONIC ns). */
+  delayedStampNs(): number;
   /** CPU time of the calling thread, ns. */
   threadCpuNs(): number;
 }
@@ -37,21 +50,38 @@ export async function loadBenchNative(): Promise<BenchNative> {
     c_read_ns: { parameters: ["pointer", "u32"], result: "f64" },
     c_write_ns: { parameters: ["pointer", "u32"], result: "f64" },
     start_delayed_writer: { parameters: ["pointer", "u32", "u32"], result: "i32" },
-    nic_start: { parameters: ["pointer"], result: "i32" },
-    nic_stop: { parameters: ["pointer"], result: "void" },
+    nic_start: { parameters: ["pointer"], result: "pointer" },
+    nic_stop: { parameters: ["pointer", "pointer"], result: "void" },
+    nic_step: { parameters: ["pointer"], result: "u32" },
+    tsc_hz: { parameters: ["u32"], result: "f64" },
     c_forward: { parameters: ["pointer", "u32", "u32"], result: "f64" },
     c_pagemap_ns: { parameters: ["u64", "u32", "u32"], result: "f64" },
     thread_cpu_ns: { parameters: [], result: "f64" },
+    mono_ns: { parameters: [], result: "f64" },
+    delayed_stamp_ns: { parameters: [], result: "f64" },
+    c_table_build_ns: { parameters: ["u64", "u32"], result: "f64" },
+    c_table_lookup_ns: { parameters: ["u32", "u32"], result: "f64" },
   }).symbols;
   const p = (a: bigint): Deno.PointerValue => Deno.UnsafePointer.create(a);
+  let stepAt = -1n, stepPtr: Deno.PointerValue = null; // nicStep runs per batch: make its pointer once
   return {
     readNs: (a, n) => s.c_read_ns(p(a), n),
     writeNs: (a, n) => s.c_write_ns(p(a), n),
     startDelayedWriter: (a, v, us) => void s.start_delayed_writer(p(a), v, us),
-    nicStart: (a) => void s.nic_start(p(a)),
-    nicStop: (a) => s.nic_stop(p(a)),
+    nicStart: (a) => {
+      const h = s.nic_start(p(a));
+      if (h === null) throw new Error("cannot start the simulated NIC thread");
+      return Deno.UnsafePointer.value(h) as bigint;
+    },
+    nicStop: (a, h) => s.nic_stop(p(a), p(h)),
+    nicStep: (a) => s.nic_step(a === stepAt ? stepPtr : (stepPtr = p(stepAt = a))),
+    tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
     threadCpuNs: () => s.thread_cpu_ns(),
+    monoNs: () => s.mono_ns(),
+    delayedStampNs: () => s.delayed_stamp_ns(),
+    tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
+    tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
   };
 }

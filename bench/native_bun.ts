@@ -16,21 +16,37 @@ export function bind(so: string): BenchNative {
     c_read_ns: { args: [T.ptr, T.u32], returns: T.f64 },
     c_write_ns: { args: [T.ptr, T.u32], returns: T.f64 },
     start_delayed_writer: { args: [T.ptr, T.u32, T.u32], returns: T.i32 },
-    nic_start: { args: [T.ptr], returns: T.i32 },
-    nic_stop: { args: [T.ptr], returns: T.void },
+    nic_start: { args: [T.ptr], returns: T.u64 },
+    nic_stop: { args: [T.ptr, T.u64], returns: T.void },
+    nic_step: { args: [T.ptr], returns: T.u32 },
+    tsc_hz: { args: [T.u32], returns: T.f64 },
     c_forward: { args: [T.ptr, T.u32, T.u32], returns: T.f64 },
     c_pagemap_ns: { args: [T.u64, T.u32, T.u32], returns: T.f64 },
     thread_cpu_ns: { args: [], returns: T.f64 },
+    mono_ns: { args: [], returns: T.f64 },
+    delayed_stamp_ns: { args: [], returns: T.f64 },
+    c_table_build_ns: { args: [T.u64, T.u32], returns: T.f64 },
+    c_table_lookup_ns: { args: [T.u32, T.u32], returns: T.f64 },
   }).symbols as Record<string, Fn>;
   const p = (a: bigint): number => Number(a);
   return {
     readNs: (a, n) => s.c_read_ns(p(a), n),
     writeNs: (a, n) => s.c_write_ns(p(a), n),
     startDelayedWriter: (a, v, us) => void s.start_delayed_writer(p(a), v, us),
-    nicStart: (a) => void s.nic_start(p(a)),
-    nicStop: (a) => s.nic_stop(p(a)),
+    nicStart: (a) => {
+      const h = BigInt(s.nic_start(p(a)));
+      if (h === 0n) throw new Error("cannot start the simulated NIC thread");
+      return h;
+    },
+    nicStop: (a, h) => s.nic_stop(p(a), h),
+    nicStep: (a) => s.nic_step(p(a)),
+    tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
     threadCpuNs: () => s.thread_cpu_ns(),
+    monoNs: () => s.mono_ns(),
+    delayedStampNs: () => s.delayed_stamp_ns(),
+    tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
+    tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
   };
 }

@@ -29,10 +29,13 @@ import { POLL_HELPER_OBJECTS } from "./poll_helper_blob.ts";
 import { bind as bindDeno } from "./poll_helper_deno.ts";
 
 /** The helper ABI version this loader speaks (`vfio_ts_poll_abi()` in the C source). */
-export const POLL_HELPER_ABI = 2;
+export const POLL_HELPER_ABI = 3;
 
-/** What `ringReady` returns for arguments the C helper refuses (it then reads nothing). */
+/** What `ringReady`, `rxRefill` and `txPost` return for arguments the C helper refuses (it then reads nothing). */
 export const POLL_HELPER_REFUSED = 0xffffffff;
+
+/** What `rxRefill` ORs into its count when it stopped at a frame without end-of-packet. */
+export const RX_NOT_EOP = 0x80000000;
 
 /** An address prepared for the helper (a cached pointer object under Deno, a number under Bun). Opaque. */
 export type PollBase = { readonly __pollBase: unique symbol } | number;
@@ -68,6 +71,17 @@ export interface NativePollHelper {
   ): number;
   /** Orders earlier stores before later ones (descriptors before a doorbell); a no-op on x86-64. */
   ioWmb(): void;
+  /**
+   * A prepared NIC queue's RX step on the queue block at `base + state` (see `lib/poll.ts`, `Poller.queue`):
+   * takes up to `budget` received frames and re-arms their slots; returns the count (`| RX_NOT_EOP` when it
+   * stopped at a frame without end-of-packet), or `POLL_HELPER_REFUSED` for a block that does not fit.
+   */
+  rxRefill(base: PollBase, limit: number, state: number, budget: number): number;
+  /**
+   * The TX step: frees whole cleaned groups, queues frames `first .. first + n` of the frame list and frees those
+   * that did not fit; returns how many it queued, or `POLL_HELPER_REFUSED`.
+   */
+  txPost(base: PollBase, limit: number, state: number, first: number, n: number): number;
 }
 
 /** The helper as loaded (or not) in this process. */

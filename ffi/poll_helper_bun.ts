@@ -23,6 +23,10 @@ const symbols = {
   },
   /** void vfio_ts_io_wmb(void); */
   vfio_ts_io_wmb: { args: [], returns: T.void },
+  /** uint32_t vfio_ts_rx_refill(volatile void *base, uint32_t limit, uint32_t state, uint32_t budget); */
+  vfio_ts_rx_refill: { args: [T.ptr, T.u32, T.u32, T.u32], returns: T.u32 },
+  /** uint32_t vfio_ts_tx_post(volatile void *base, uint32_t limit, uint32_t state, uint32_t first, uint32_t n); */
+  vfio_ts_tx_post: { args: [T.ptr, T.u32, T.u32, T.u32, T.u32], returns: T.u32 },
 };
 
 // deno-lint-ignore no-explicit-any
@@ -48,5 +52,7 @@ export function bind(path: string, abi: number): NativePollHelper {
     ringReady: (base, limit, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins) =>
       ring(base, limit, stride, statusOffset, ringSize, head, mask, want, budget, maxSpins),
     ioWmb: () => s.vfio_ts_io_wmb(),
+    rxRefill: s.vfio_ts_rx_refill,
+    txPost: s.vfio_ts_tx_post,
   };
 }

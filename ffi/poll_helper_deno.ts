@@ -21,6 +21,10 @@ const symbols = {
   },
   /** void vfio_ts_io_wmb(void); */
   vfio_ts_io_wmb: { parameters: [], result: "void" },
+  /** uint32_t vfio_ts_rx_refill(volatile void *base, uint32_t limit, uint32_t state, uint32_t budget); */
+  vfio_ts_rx_refill: { parameters: ["pointer", "u32", "u32", "u32"], result: "u32" },
+  /** uint32_t vfio_ts_tx_post(volatile void *base, uint32_t limit, uint32_t state, uint32_t first, uint32_t n); */
+  vfio_ts_tx_post: { parameters: ["pointer", "u32", "u32", "u32", "u32"], result: "u32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**
@@ -56,5 +60,7 @@ export function bind(path: string, abi: number): NativePollHelper {
         maxSpins,
       ),
     ioWmb: () => s.vfio_ts_io_wmb(),
+    rxRefill: (base, limit, state, budget) => s.vfio_ts_rx_refill(base as unknown as P, limit, state, budget),
+    txPost: (base, limit, state, first, n) => s.vfio_ts_tx_post(base as unknown as P, limit, state, first, n),
   };
 }

@@ -63,6 +63,14 @@ export const IRQ_SET_FLAGS = {
   unmask: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
 } as const;
 
+/** Options of {@linkcode IrqSet.waitSync}: a timeout and an override of the set's `autoUnmask`. */
+export interface IrqWaitSyncOptions {
+  /** Give up after this many milliseconds and return 0 (default: wait forever; 0: just look). */
+  timeoutMs?: number;
+  /** Unmask the vector before waiting (automasked INTx); defaults to the set's `autoUnmask`. */
+  autoUnmask?: boolean;
+}
+
 /** Options of {@linkcode IrqSet.wait}: the eventfd wait options plus an override of the set's `autoUnmask`. */
 export interface IrqWaitOptions extends WaitOptions {
   /** Unmask the vector before waiting (automasked INTx); defaults to the set's `autoUnmask`. */
@@ -307,6 +315,41 @@ export class IrqSet {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * Waits for interrupts on a vector **on the calling thread** (blocking `poll(2)` + read, as a C driver thread
+   * does; it blocks the event loop, so use it in a worker or a dedicated loop); returns how many arrived, 0 on
+   * timeout. The vector can be left out: `waitSync({ timeoutMs: 100 })` waits on the first vector.
+   *
+   * ```ts
+   * import { IrqIndex, IrqSet } from "./irq.ts";
+   * declare const dev: import("./types.ts").DeviceFd;
+   * using msi = IrqSet.enable(dev, IrqIndex.MSI);
+   * const n = msi.waitSync(0, { timeoutMs: 500 }); // 0 if no interrupt came within 500 ms
+   * ```
+   */
+  waitSync(vector?: number | IrqWaitSyncOptions, options: IrqWaitSyncOptions = {}): number {
+    if (typeof vector === "object") return this.waitSync(undefined, vector);
+    const v = vector ?? this.start;
+    const efd = this.#efd(v);
+    if (unmasksBeforeWait(this.info, this.#autoUnmask, options.autoUnmask)) this.unmask(v);
+    return efd.waitSync(options);
+  }
+
+  /**
+   * How many waits on a vector found interrupts already pending (`immediate`: answered from one read) and how many
+   * slept until one arrived (`slept`).
+   *
+   * ```ts
+   * import { IrqIndex, IrqSet } from "./irq.ts";
+   * declare const dev: import("./types.ts").DeviceFd;
+   * using msi = IrqSet.enable(dev, IrqIndex.MSI);
+   * console.log(msi.waitCounts(0)); // { immediate: 0, slept: 0 }
+   * ```
+   */
+  waitCounts(vector = this.start): { immediate: number; slept: number } {
+    return this.#efd(vector).waitCounts;
   }
 
   /**

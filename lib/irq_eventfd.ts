@@ -19,8 +19,9 @@
  * @module
  */
 
-import { EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/constants.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, POLLIN } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
+import type { PollFd } from "../ffi/types.ts";
 import { ClosedError, OutOfRangeError, VfioError } from "./errors.ts";
 
 /** Options of {@linkcode IrqEventFd.wait}. */
@@ -62,11 +63,15 @@ export class IrqEventFd {
   #pending = false;
   readonly #what: string;
   readonly #counter = new BigUint64Array(1);
+  readonly #pollSet: PollFd[];
+  #immediate = 0;
+  #slept = 0;
 
   /** Creates the eventfd; `what` names it in error messages. */
   constructor(what = "eventfd") {
     this.#what = what;
     this.#fd = libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.#pollSet = [{ fd: this.#fd, events: POLLIN }];
   }
 
   /** The eventfd (to hand to `VFIO_DEVICE_SET_IRQS`); throws `ClosedError` after `close()`. */
@@ -128,7 +133,8 @@ export class IrqEventFd {
   /**
    * Waits without blocking the event loop until the counter is non-zero, then reads and resets it; resolves the
    * count, or 0 on timeout. Rejects with `ClosedError` if closed before or during the wait, with the signal's
-   * reason when aborted.
+   * reason when aborted. When interrupts are already pending it answers from one non-blocking read, with no async
+   * frame and no allocation but the promise ({@linkcode IrqEventFd.waitCounts} counts how often).
    *
    * ```ts
    * import { IrqEventFd } from "./irq_eventfd.ts";
@@ -136,19 +142,88 @@ export class IrqEventFd {
    * const n = await efd.wait({ timeoutMs: 50 }); // 0: nothing arrived
    * ```
    */
-  async wait(options: WaitOptions = {}): Promise<number> {
+  wait(options: WaitOptions = {}): Promise<number> {
+    let timeoutMs: number;
+    try {
+      this.#check();
+      timeoutMs = checkTimeout(options.timeoutMs);
+      options.signal?.throwIfAborted();
+      this.#checkNotPending();
+      const ready = this.#read();
+      if (ready > 0) {
+        this.#immediate++;
+        return Promise.resolve(ready);
+      }
+      if (timeoutMs === 0) return Promise.resolve(0);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#slept++;
+    return this.#sleep(timeoutMs, options.signal);
+  }
+
+  /**
+   * Waits **on the calling thread** (a blocking `poll(2)`, then a read: the syscalls a C driver thread makes) until
+   * the counter is non-zero, then reads and resets it; returns the count, or 0 on timeout. It blocks the event
+   * loop while it waits: use it in a worker, or a loop that does nothing else; {@linkcode IrqEventFd.wait} is the
+   * non-blocking form. Throws `ClosedError` when closed, a `VfioError` while an async wait is in flight.
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * using efd = new IrqEventFd();
+   * efd.notify();
+   * console.log(efd.waitSync({ timeoutMs: 100 })); // 1
+   * console.log(efd.waitSync({ timeoutMs: 10 })); // 0, after 10 ms
+   * ```
+   */
+  waitSync(options: { timeoutMs?: number } = {}): number {
     this.#check();
-    const { signal } = options;
     const timeoutMs = checkTimeout(options.timeoutMs);
-    signal?.throwIfAborted();
+    this.#checkNotPending();
+    let n = this.#read();
+    if (n > 0) {
+      this.#immediate++;
+      return n;
+    }
+    if (timeoutMs === 0) return 0;
+    this.#slept++;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const left = timeoutMs === Infinity
+        ? -1
+        : Math.min(Math.max(0, Math.ceil(deadline - performance.now())), MAX_TIMEOUT_MS);
+      libc.poll(this.#pollSet, left); // EINTR returns 0: read, then go round again
+      n = this.#read();
+      if (n > 0 || (timeoutMs !== Infinity && performance.now() >= deadline)) return n;
+    }
+  }
+
+  /**
+   * How many waits ({@linkcode IrqEventFd.wait}, {@linkcode IrqEventFd.waitSync}) found interrupts already pending
+   * and answered from one read (`immediate`), and how many had to sleep (`slept`).
+   *
+   * ```ts
+   * import { IrqEventFd } from "./irq_eventfd.ts";
+   * using efd = new IrqEventFd();
+   * efd.notify();
+   * await efd.wait();
+   * console.log(efd.waitCounts); // { immediate: 1, slept: 0 }
+   * ```
+   */
+  get waitCounts(): { immediate: number; slept: number } {
+    return { immediate: this.#immediate, slept: this.#slept };
+  }
+
+  #checkNotPending(): void {
     if (this.#pending) {
       throw new VfioError(`${this.#what} already has a wait in flight`, {
         remedy: "await the pending wait first: one consumer per vector, since reading the counter consumes it",
       });
     }
-    const ready = this.#read();
-    if (ready > 0 || timeoutMs === 0) return ready;
+  }
 
+  /** The slow path of `wait()`: sleep until readable (or timeout, abort, close), then read. */
+  async #sleep(timeoutMs: number, signal: AbortSignal | undefined): Promise<number> {
     const fd = this.#fd;
     let aborted = false;
     const onAbort = (): void => {

@@ -17,7 +17,7 @@
  * @module
  */
 import { libc } from "../ffi/libc.ts";
-import { POLL_HELPER_REFUSED, type PollBase, pollHelper } from "../ffi/poll_helper.ts";
+import { POLL_HELPER_REFUSED, type PollBase, pollHelper, RX_NOT_EOP } from "../ffi/poll_helper.ts";
 import type { NativePollHelper } from "../ffi/poll_helper.ts";
 import { DmaBuffer } from "./dma/buffer.ts";
 import { ClosedError, OutOfRangeError } from "./errors.ts";
@@ -71,6 +71,116 @@ export interface PolledRing {
    */
   ready(head: number, budget: number, maxSpins?: number): number;
 }
+
+/**
+ * A NIC queue pair for {@linkcode Poller.queue}: 16-byte RX and TX descriptors (ixgbe/igb advanced format: read
+ * format a 64-bit buffer address at 0 and, for RX, a 64-bit 0 at 8; TX `cmd_type_len` = `txCmd | length` at 8 and
+ * `length << txLengthShift` at 12; the device writes back an RX status word and length, and the TX done bit, bit 0
+ * of the word at 12), a pool of equal buffers in the same target, and a state block (also in the target) where the
+ * queue keeps its free stack and slot tables, {@linkcode queueStateBytes} long. Buffer `i`'s header is at
+ * `buffers + i * bufferSize`: its 64-bit bus address at 0 (the caller writes it once), the frame length at 12;
+ * the frame starts at `headroom` bytes from the header. All offsets are bytes from the start of the target.
+ */
+export interface QueueLayout {
+  /** Offset of RX descriptor 0 (16-byte aligned). */
+  rxRing: number;
+  /** Offset of TX descriptor 0 (16-byte aligned). */
+  txRing: number;
+  /** Descriptors per ring (both rings), at least 2. */
+  ringSize: number;
+  /** Offset of buffer 0's header (8-byte aligned). */
+  buffers: number;
+  /** Bytes per buffer (a multiple of 8, more than `headroom`). */
+  bufferSize: number;
+  /** Number of buffers, more than `ringSize` (the RX ring holds `ringSize` of them). */
+  bufferCount: number;
+  /** Bytes from a buffer's header to its frame (at least 16; ixy uses 64). */
+  headroom: number;
+  /** Offset of the queue's state block (4-byte aligned, {@linkcode queueStateBytes} long, not overlapping the rest). */
+  state: number;
+  /** Bits ORed with the length into a TX descriptor's `cmd_type_len` (e.g. EOP, IFCS, RS, DEXT, DTYP). */
+  txCmd: number;
+  /** Shift of the length into the TX descriptor's word at 12 (ixgbe's PAYLEN: 14). */
+  txLengthShift: number;
+  /** TX descriptors freed per group, with one done-bit read each (ixy: 32). */
+  txCleanBatch: number;
+  /** Offset of the RX status word inside a written-back descriptor (0, 4, 8 or 12). */
+  rxStatusOffset: number;
+  /** Offset of the u32 whose low 16 bits are the RX frame length (0, 4, 8 or 12). */
+  rxLengthOffset: number;
+  /** The RX done bit(s) (DD). */
+  rxDone: number;
+  /** The RX end-of-packet bit(s) (EOP). */
+  rxEop: number;
+}
+
+/** Bytes of a {@linkcode QueueLayout}'s state block for `ringSize` descriptors and `bufferCount` buffers. */
+export const queueStateBytes = (ringSize: number, bufferCount: number): number => (32 + bufferCount + 3 * ringSize) * 4;
+
+/**
+ * A NIC queue pair prepared by {@linkcode Poller.queue}: one call per batch receives (RX refill) and one queues
+ * frames for transmission (TX post), with the per-descriptor stores done by the C helper when it is loaded. Frames
+ * are buffer numbers; {@linkcode PacketQueue.frames} lists the last received ones. The caller writes the tail
+ * registers ({@linkcode PacketQueue.rxTail}, {@linkcode PacketQueue.txTail}) after each step.
+ *
+ * ```ts
+ * import { Poller, type QueueLayout } from "@vfio-ts/vfio";
+ * import type { DmaBuffer, Region } from "@vfio-ts/vfio";
+ * declare const mem: DmaBuffer, bar0: Region, layout: QueueLayout;
+ * const q = new Poller(mem).queue(layout); // headers' bus addresses written before
+ * const n = q.receive(32);
+ * if (n > 0) {
+ *   bar0.write32(0x1018, q.rxTail); // RDT
+ *   q.transmit(0, n); // forward them as they are
+ *   bar0.write32(0x6018, q.txTail); // TDT
+ * }
+ * ```
+ */
+export interface PacketQueue {
+  /** The validated layout (a frozen copy). */
+  readonly layout: Readonly<QueueLayout>;
+  /** The buffers received by the last {@linkcode PacketQueue.receive} (first `n` entries; a view on the state block). */
+  readonly frames: Uint32Array;
+  /** The last RX slot handed back to the device: write it to the RX tail register after a receive. */
+  readonly rxTail: number;
+  /** The next free TX slot: write it to the TX tail register after a transmit. */
+  readonly txTail: number;
+  /** Number of buffers on the free stack. */
+  readonly free: number;
+  /**
+   * Takes up to `budget` received frames (RX done bit set) from the RX head into {@linkcode PacketQueue.frames},
+   * stores each length in its header and re-arms each slot with a free buffer; returns how many (fewer, or 0, when
+   * the free stack runs out: {@linkcode PacketQueue.transmit} returns sent buffers to it as it cleans). Throws a
+   * {@linkcode OutOfRangeError} at a frame without end-of-packet (multi-descriptor frames are not handled).
+   */
+  receive(budget: number): number;
+  /**
+   * Frees the buffers of completed TX groups, queues `frames[first .. first + n)` from the TX tail and returns the
+   * frames that did not fit to the free stack; returns how many it queued.
+   */
+  transmit(first: number, n: number): number;
+  /** Buffer number `i`'s header offset in the target. */
+  header(i: number): number;
+}
+
+// The state block's words (ffi/poll_helper.c, enum Q_*).
+const Q_FIELDS = [
+  "rxRing",
+  "txRing",
+  "ringSize",
+  "buffers",
+  "bufferSize",
+  "bufferCount",
+  "headroom",
+  "txCmd",
+  "txLengthShift",
+  "txCleanBatch",
+  "rxStatusOffset",
+  "rxLengthOffset",
+  "rxDone",
+  "rxEop",
+] as const;
+const Q_RX_HEAD = 14, Q_TX_TAIL = 15, Q_TX_CLEAN = 16, Q_FREE_TOP = 17, Q_WORDS = 32;
 
 /** Default spin budget of {@linkcode spinUntil}: about a tenth of a second of reads of ordinary memory. */
 export const DEFAULT_MAX_SPINS = 100_000_000;
@@ -197,6 +307,51 @@ export class Poller {
   }
 
   /**
+   * Prepares a NIC queue pair (see {@linkcode QueueLayout}) on this target: validates the layout once, writes the
+   * state block (buffers `0 .. ringSize-1` on the RX ring, whose descriptors it writes from their headers' bus
+   * addresses, the rest on the free stack; TX empty) and returns the queue. Throws an {@linkcode OutOfRangeError}
+   * naming the first bad field. The device must not run on the rings yet.
+   */
+  queue(layout: QueueLayout): PacketQueue {
+    this.#checkOpen();
+    const l = { ...layout };
+    const bad = (what: string): never => {
+      throw new OutOfRangeError(`queue layout: ${what}`, {
+        remedy: "describe rings, buffers and a state block that lie inside the polled buffer",
+      });
+    };
+    for (const f of Q_FIELDS) if (!isU32(l[f])) bad(`${f} must be an unsigned 32-bit integer, got ${l[f]}`);
+    const { ringSize, bufferCount, bufferSize, headroom } = l;
+    if (ringSize < 2 || bufferCount <= ringSize) bad("ringSize must be at least 2 and bufferCount above it");
+    if ((l.rxRing & 15) || (l.txRing & 15)) bad("rxRing and txRing must be 16-byte aligned");
+    if ((l.buffers & 7) || (bufferSize & 7) || headroom < 16 || headroom >= bufferSize) {
+      bad("buffers and bufferSize must be multiples of 8, headroom at least 16 and below bufferSize");
+    }
+    if (
+      (l.state & 3) || l.rxStatusOffset > 12 || (l.rxStatusOffset & 3) || l.rxLengthOffset > 12 ||
+      (l.rxLengthOffset & 3)
+    ) {
+      bad("state must be 4-byte aligned, rxStatusOffset and rxLengthOffset 0, 4, 8 or 12");
+    }
+    if (l.txCleanBatch < 1 || l.txCleanBatch > ringSize || l.txLengthShift > 16 || l.rxDone === 0) {
+      bad("txCleanBatch must be 1..ringSize, txLengthShift at most 16, rxDone non-zero");
+    }
+    const areas: [string, number, number][] = [
+      ["rxRing", l.rxRing, ringSize * 16],
+      ["txRing", l.txRing, ringSize * 16],
+      ["buffers", l.buffers, bufferCount * bufferSize],
+      ["state", l.state, queueStateBytes(ringSize, bufferCount)],
+    ];
+    for (const [name, at, len] of areas) {
+      if (!(at + len <= this.#limit)) bad(`${name} ends past the ${this.#limit}-byte mapping`);
+    }
+    for (const [a, x, xl] of areas) {
+      for (const [b, y, yl] of areas) if (a < b && x < y + yl && y < x + xl) bad(`${a} and ${b} overlap`);
+    }
+    return new Queue(this.#target, this.#c, this.#base, this.#limit, this.#c ? null : this.#u32, l);
+  }
+
+  /**
    * {@linkcode PolledRing.ready} on `layout`, prepared on first use and again whenever one of its fields changed.
    * Prefer {@linkcode Poller.ring} and keep the ring.
    */
@@ -274,6 +429,159 @@ class Ring implements PolledRing {
       i = i + 1 === size ? 0 : i + 1;
     }
     return count;
+  }
+}
+
+/** The one implementation of {@linkcode PacketQueue}, made only by {@linkcode Poller.queue} after validation. */
+class Queue implements PacketQueue {
+  readonly layout: Readonly<QueueLayout>;
+  readonly frames: Uint32Array;
+  readonly #target: PollTarget;
+  readonly #c: NativePollHelper | null;
+  readonly #base: PollBase;
+  readonly #limit: number;
+  readonly #state: number;
+  readonly #q: Uint32Array;
+  readonly #u32: Uint32Array | null;
+
+  constructor(
+    target: PollTarget,
+    c: NativePollHelper | null,
+    base: PollBase,
+    limit: number,
+    u32: Uint32Array | null,
+    l: QueueLayout,
+  ) {
+    this.layout = Object.freeze(l);
+    this.#target = target;
+    this.#c = c;
+    this.#base = base;
+    this.#limit = limit;
+    this.#state = l.state;
+    const address = target instanceof DmaBuffer ? target.vaddr : target.unsafeAddress;
+    const all = u32 ?? new Uint32Array(libc.arrayBuffer(address, limit));
+    this.#u32 = c ? null : all;
+    const words = queueStateBytes(l.ringSize, l.bufferCount) >>> 2;
+    const q = this.#q = all.subarray(l.state >>> 2, (l.state >>> 2) + words);
+    this.frames = q.subarray(Q_WORDS + l.bufferCount + 2 * l.ringSize);
+    q.fill(0);
+    Q_FIELDS.forEach((f, i) => q[i] = l[f]);
+    let top = 0;
+    for (let i = l.bufferCount; i-- > l.ringSize;) q[Q_WORDS + top++] = i;
+    q[Q_FREE_TOP] = top;
+    for (let i = 0; i < l.ringSize; i++) {
+      const h = (l.buffers + i * l.bufferSize) >>> 2, d = (l.rxRing + i * 16) >>> 2;
+      const bus = BigInt(all[h]) + (BigInt(all[h + 1]) << 32n) + BigInt(l.headroom);
+      all[d] = Number(bus & 0xffffffffn);
+      all[d + 1] = Number(bus >> 32n);
+      all[d + 2] = all[d + 3] = 0;
+      q[Q_WORDS + l.bufferCount + i] = i;
+    }
+  }
+
+  get rxTail(): number {
+    const h = this.#q[Q_RX_HEAD];
+    return h === 0 ? this.layout.ringSize - 1 : h - 1;
+  }
+  get txTail(): number {
+    return this.#q[Q_TX_TAIL];
+  }
+  get free(): number {
+    return this.#q[Q_FREE_TOP];
+  }
+  header(i: number): number {
+    return this.layout.buffers + i * this.layout.bufferSize;
+  }
+
+  receive(budget: number): number {
+    if (this.#target.closed) throw new ClosedError("the polled buffer or region");
+    if (!isU32(budget)) throw new OutOfRangeError(`receive budget ${budget}`, { remedy: "pass a count" });
+    const r = this.#c ? this.#c.rxRefill(this.#base, this.#limit, this.#state, budget) : this.#receiveTs(budget);
+    if (r === POLL_HELPER_REFUSED) throw new OutOfRangeError("the C poll helper refused the queue's state block");
+    if (r >= RX_NOT_EOP) {
+      throw new OutOfRangeError(`a frame spans several RX descriptors (after ${r - RX_NOT_EOP})`, {
+        remedy: "use buffers at least as large as the largest frame (jumbo frames need larger buffers)",
+      });
+    }
+    return r;
+  }
+
+  transmit(first: number, n: number): number {
+    if (this.#target.closed) throw new ClosedError("the polled buffer or region");
+    if (!(isU32(first) && isU32(n) && first + n <= this.layout.ringSize)) {
+      throw new OutOfRangeError(`transmit of frames ${first} .. ${first + n}`, {
+        remedy: "first + n must not pass the ring size",
+      });
+    }
+    const r = this.#c ? this.#c.txPost(this.#base, this.#limit, this.#state, first, n) : this.#transmitTs(first, n);
+    if (r === POLL_HELPER_REFUSED) throw new OutOfRangeError("the C poll helper refused the queue's state block");
+    return r;
+  }
+
+  // The same steps as vfio_ts_rx_refill / vfio_ts_tx_post, for when the helper is not loaded.
+  #receiveTs(budget: number): number {
+    const m = this.#u32!, q = this.#q, l = this.layout, ring = l.ringSize, count = l.bufferCount;
+    const stack = Q_WORDS, rxb = Q_WORDS + count, frames = rxb + 2 * ring;
+    let head = q[Q_RX_HEAD], top = q[Q_FREE_TOP], n = 0, flag = 0;
+    const max = budget < ring ? budget : ring;
+    for (; n < max && top > 0; n++) {
+      const d = (l.rxRing + head * 16) >>> 2, status = Atomics.load(m, d + (l.rxStatusOffset >>> 2));
+      if ((status & l.rxDone) !== l.rxDone) break;
+      if ((status & l.rxEop) !== l.rxEop) {
+        flag = RX_NOT_EOP;
+        break;
+      }
+      const b = q[rxb + head], nb = q[stack + top - 1];
+      if (b >= count || nb >= count) break;
+      const h = (l.buffers + b * l.bufferSize) >>> 2, nh = (l.buffers + nb * l.bufferSize) >>> 2;
+      m[h + 3] = m[d + (l.rxLengthOffset >>> 2)] & 0xffff;
+      const lo = m[nh] + l.headroom;
+      m[d] = lo;
+      m[d + 1] = m[nh + 1] + (lo > 0xffffffff ? 1 : 0);
+      m[d + 2] = m[d + 3] = 0;
+      top--;
+      q[rxb + head] = nb;
+      q[frames + n] = b;
+      head = head + 1 === ring ? 0 : head + 1;
+    }
+    q[Q_RX_HEAD] = head;
+    q[Q_FREE_TOP] = top;
+    return flag ? (n | flag) >>> 0 : n;
+  }
+
+  #transmitTs(first: number, n: number): number {
+    const m = this.#u32!, q = this.#q, l = this.layout, ring = l.ringSize, count = l.bufferCount;
+    const stack = Q_WORDS, txb = Q_WORDS + count + ring, frames = txb + ring + first;
+    let tail = q[Q_TX_TAIL], clean = q[Q_TX_CLEAN], top = q[Q_FREE_TOP], sent = 0;
+    for (;;) {
+      const cleanable = tail >= clean ? tail - clean : tail + ring - clean;
+      if (cleanable < l.txCleanBatch) break;
+      let to = clean + l.txCleanBatch - 1;
+      if (to >= ring) to -= ring;
+      if ((Atomics.load(m, ((l.txRing + to * 16) >>> 2) + 3) & 1) === 0) break;
+      for (let i = clean;; i = i + 1 === ring ? 0 : i + 1) {
+        if (top < count) q[stack + top++] = q[txb + i];
+        if (i === to) break;
+      }
+      clean = to + 1 === ring ? 0 : to + 1;
+    }
+    for (; sent < n; sent++) {
+      const next = tail + 1 === ring ? 0 : tail + 1, b = q[frames + sent];
+      if (next === clean || b >= count) break;
+      const h = (l.buffers + b * l.bufferSize) >>> 2, d = (l.txRing + tail * 16) >>> 2, len = m[h + 3] & 0xffff;
+      const lo = m[h] + l.headroom;
+      m[d] = lo;
+      m[d + 1] = m[h + 1] + (lo > 0xffffffff ? 1 : 0);
+      m[d + 2] = (l.txCmd | len) >>> 0;
+      m[d + 3] = (len << l.txLengthShift) >>> 0;
+      q[txb + tail] = b;
+      tail = next;
+    }
+    for (let i = sent; i < n; i++) if (top < count && q[frames + i] < count) q[stack + top++] = q[frames + i];
+    q[Q_TX_TAIL] = tail;
+    q[Q_TX_CLEAN] = clean;
+    q[Q_FREE_TOP] = top;
+    return sent;
   }
 }
 

@@ -68,6 +68,8 @@ step "SR-IOV: igb VFs and VF tokens (iommu, iommufd x 2 runtimes)" $DENO run -A 
 # an igb VF driven through the PF-VF mailbox while its PF stays on the kernel's igb; the kernel's e1000e is its peer
 step "igb VF driver against the kernel's igb PF (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
   --filter igbvf --mode iommu,iommufd --jobs 2 --devices igb@0:kernel,e1000e@0:kernel,e1000e@0
+# the benchmarks run end to end (fewer repetitions; one guest boot for P3); no figure is judged here
+step "benchmarks run (deno task bench --quick)" $DENO run -A bench/all.ts --quick
 step "host sees the guest's NVMe writes in the image" $DENO test -A tests/vm/nvme_image.test.ts
 echo "suite: $pass passed, $fail failed ($(($(date +%s) - T0)) s)"
 [ "$fail" -eq 0 ]

@@ -48,14 +48,20 @@ double c_write_ns(volatile uint32_t *p, uint32_t n) {
 }
 
 struct delayed { volatile uint32_t *p; uint32_t v, us; };
+static volatile double delayed_stamp;
+/* CLOCK_MONOTONIC in ns (the clock the delayed writer stamps with). */
+double mono_ns(void) { return (double)now_ns(); }
+/* When the last delayed writer wrote (CLOCK_MONOTONIC ns, stamped just before its store). */
+double delayed_stamp_ns(void) { return delayed_stamp; }
 static void *delayed_main(void *a) {
   struct delayed *d = a;
   usleep(d->us);
+  delayed_stamp = (double)now_ns();
   *d->p = d->v;
   free(d);
   return NULL;
 }
-/* A detached thread writes v to *p after us microseconds. */
+/* A detached thread writes v to *p after us microseconds (P1 hoisting; P3 raises edu's interrupt with it). */
 int start_delayed_writer(volatile uint32_t *p, uint32_t v, uint32_t us) {
   struct delayed *d = malloc(sizeof *d);
   d->p = p, d->v = v, d->us = us;
@@ -65,85 +71,126 @@ int start_delayed_writer(volatile uint32_t *p, uint32_t v, uint32_t us) {
   return r;
 }
 
-/* ---- P2: the simulated NIC ---- */
+/* ---- P2: the simulated NIC, ixy-shaped ---- */
 
+/*
+ * Layout (mirrored in bench/nic_sim.ts). Registers at 0; 512-entry rings of 16-byte descriptors; 2048 buffers of
+ * 2 KiB, each starting with a 64-byte header (ixy's struct pkt_buf: u64 bus address of the buffer @0, u32 mempool
+ * index @8, u32 packet size @12), the frame at +64. Bus addresses are BUS_BASE + offset in the mapping, so the high
+ * 32-bit word of every descriptor address is non-zero, as on a machine with more than 4 GiB.
+ * RX descriptor, read format: u64 packet bus address @0, u64 header address @8 (0). Write-back: u32 length @8,
+ * u32 status @12 (DD bit 0, EOP bit 1). TX descriptor: u64 bus address @0, u32 cmd_type_len @8 (length in the low
+ * 16 bits), u32 olinfo_status @12 (payload length << 14), where the device writes back DD (bit 0).
+ */
 enum {
   REG_RDH = 0x00, REG_RDT = 0x40, REG_TDH = 0x80, REG_TDT = 0xc0, REG_STOP = 0x100,
   RX_RING = 0x1000, TX_RING = 0x3000, RING_SIZE = 512, DESC = 16,
-  BUFS = 0x10000, BUF_SIZE = 2048, NBUFS = 2048,
-  PKT_LEN = 60, DD = 1, EOP = 2, CMD_EOP = 1, CMD_RS = 8,
+  BUFS = 0x10000, BUF_SIZE = 2048, NBUFS = 2048, HDR = 64,
+  PKT_LEN = 60, DD = 1, EOP = 2, TX_CLEAN_BATCH = 32, PAYLEN_SHIFT = 14,
 };
-/* Descriptor: u64 buffer offset @0; u32 @8: length (low 16) | cmd << 24 (TX); u32 @12: status (DD bit 0). */
+#define BUS_BASE 0x100000000ull
+/* ixgbe's advanced TX data descriptor command bits: EOP | IFCS | RS | DEXT, DTYP data. */
+#define TX_CMD ((1u << 24) | (2u << 24) | (8u << 24) | (32u << 24) | (3u << 20))
 #define U32(b, off) (*(volatile uint32_t *)((b) + (off)))
 #define U64(b, off) (*(volatile uint64_t *)((b) + (off)))
 #define RELEASE() __asm__ __volatile__("" ::: "memory")
 
-static pthread_t nic_thread;
-static void *nic_main(void *a) {
-  volatile char *m = a;
-  uint32_t rx = 0, tx = 0, seq = 0;
-  while (!U32(m, REG_STOP)) {
-    uint32_t rdt = U32(m, REG_RDT), moved = 0;
-    while (rx != rdt) { /* the device owns RDH .. RDT-1: "receive" a frame into each */
-      volatile char *d = m + RX_RING + rx * DESC;
-      U32(m, (uint32_t)U64(d, 0)) = seq++;
-      U32(d, 8) = PKT_LEN;
-      RELEASE();
-      U32(d, 12) = DD | EOP;
-      rx = rx + 1 == RING_SIZE ? 0 : rx + 1;
-      moved = 1;
-    }
-    if (moved) U32(m, REG_RDH) = rx;
-    uint32_t tdt = U32(m, REG_TDT);
-    moved = 0;
-    while (tx != tdt) { /* "transmit": read the descriptor and the frame's first word, then write back DD */
-      volatile char *d = m + TX_RING + tx * DESC;
-      uint32_t len = U32(d, 8) & 0xffff;
-      uint32_t word = U32(m, (uint32_t)U64(d, 0));
-      __asm__ __volatile__("" ::"r"(len), "r"(word));
-      U32(d, 12) = DD;
-      tx = tx + 1 == RING_SIZE ? 0 : tx + 1;
-      moved = 1;
-    }
-    if (moved) U32(m, REG_TDH) = tx;
+struct nic { pthread_t thread; };
+/*
+ * One pass of the device over the NIC at m: "receives" a frame into each RX descriptor the driver handed over (RDH
+ * up to RDT) and "transmits" each queued TX descriptor (TDH up to TDT: reads the descriptor and the frame's first
+ * word, writes back DD); RDH and TDH hold its positions. Returns how many descriptors it moved. The device thread
+ * runs it in a loop; bench/scaling.ts calls it inline from each worker's loop (no device thread).
+ */
+uint32_t nic_step(char *mm) {
+  volatile char *m = mm;
+  uint32_t rx = U32(m, REG_RDH), tx = U32(m, REG_TDH), seq = rx, moved = 0;
+  uint32_t rdt = U32(m, REG_RDT);
+  while (rx != rdt) { /* the device owns RDH .. RDT-1: "receive" a frame into each */
+    volatile char *d = m + RX_RING + rx * DESC;
+    U32(m, U64(d, 0) - BUS_BASE) = seq++;
+    U32(d, 8) = PKT_LEN;
+    RELEASE();
+    U32(d, 12) = DD | EOP;
+    rx = rx + 1 == RING_SIZE ? 0 : rx + 1;
+    moved++;
   }
+  if (moved) U32(m, REG_RDH) = rx; /* as a device thread with its positions in registers: write only on change */
+  uint32_t rx_moved = moved, tdt = U32(m, REG_TDT);
+  while (tx != tdt) { /* "transmit": read the descriptor and the frame's first word, then write back DD */
+    volatile char *d = m + TX_RING + tx * DESC;
+    uint32_t len = U32(d, 8) & 0xffff;
+    uint32_t word = U32(m, U64(d, 0) - BUS_BASE);
+    __asm__ __volatile__("" ::"r"(len), "r"(word));
+    U32(d, 12) = DD;
+    tx = tx + 1 == RING_SIZE ? 0 : tx + 1;
+    moved++;
+  }
+  if (moved != rx_moved) U32(m, REG_TDH) = tx;
+  return moved;
+}
+static void *nic_main(void *a) {
+  char *m = a;
+  while (!U32(m, REG_STOP)) nic_step(m);
   return NULL;
 }
-int nic_start(char *m) {
+/* Starts a device thread on the NIC at m; returns a handle for nic_stop (NULL on failure). */
+void *nic_start(char *m) {
+  struct nic *n = malloc(sizeof *n);
   U32(m, REG_STOP) = 0;
-  return pthread_create(&nic_thread, NULL, nic_main, m);
+  if (pthread_create(&n->thread, NULL, nic_main, m) != 0) { free(n); return NULL; }
+  return n;
 }
-void nic_stop(char *m) {
+void nic_stop(char *m, void *handle) {
+  struct nic *n = handle;
   U32(m, REG_STOP) = 1;
-  pthread_join(nic_thread, NULL);
+  pthread_join(n->thread, NULL);
+  free(n);
 }
 
+/* ixy's packet buffer header, in the DMA memory in front of each frame. */
+struct pkt_buf { uint64_t buf_addr_phy; uint32_t mempool_idx; uint32_t size; uint8_t pad[HDR - 16]; uint8_t data[]; };
+struct mempool { char *base; uint32_t top; uint32_t stack[NBUFS]; };
+static inline struct pkt_buf *pkt_alloc(struct mempool *p) {
+  return (struct pkt_buf *)(p->base + BUFS + (uint64_t)p->stack[--p->top] * BUF_SIZE);
+}
+static inline void pkt_free(struct mempool *p, struct pkt_buf *b) { p->stack[p->top++] = b->mempool_idx; }
+
 /*
- * The C reference driver: the same RX -> TX forwarding loop as bench/nic_sim.ts (ixy's fwd shape: RX batch, touch
- * each frame, TX batch, recycle sent buffers), on a ring the caller set up. Returns the driver thread's busy CPU
- * time in ns for `packets`: CPU time, so that time the thread is descheduled on a loaded machine does not count,
- * minus the stretches spent polling an empty RX ring (waiting for the device thread), timed where they start and end.
+ * The C reference driver, ixy's design on the simulated NIC (ixgbe_rx_batch, ixgbe_tx_batch and the fwd loop of
+ * ixy.c): RX reads each status, stores the length in the buffer header, re-arms the slot with a buffer from the
+ * mempool (64-bit bus address from its header); fwd increments a byte of each frame; TX frees completed buffers in
+ * groups of TX_CLEAN_BATCH with one status read per group, queues the batch (64-bit address and size from each
+ * header), one doorbell; frames that do not fit are freed. Returns the driver thread's busy CPU time in ns for
+ * `packets`: CPU time, so that time the thread is descheduled on a loaded machine does not count, minus the
+ * stretches spent polling an empty RX ring (waiting for the device thread).
  */
 double c_forward(char *mm, uint32_t batch, uint32_t packets) {
   volatile char *m = mm;
-  static uint32_t pool[NBUFS], rx_buf[RING_SIZE], tx_buf[RING_SIZE], pkt[RING_SIZE];
-  uint32_t npool = 0, rx = 0, tx = 0, clean = 0, done = 0;
+  static struct mempool pool;
+  static struct pkt_buf *rx_bufs[RING_SIZE], *tx_bufs[RING_SIZE], *bufs[RING_SIZE];
+  uint32_t rx = 0, tx = 0, clean = 0, done = 0;
   uint64_t idle = 0, idle_since = 0;
-  /* nic_sim.ts put buffers 0 .. RING_SIZE-1 on the RX ring; the rest start in the pool. */
-  for (uint32_t i = RING_SIZE; i < NBUFS; i++) pool[npool++] = BUFS + i * BUF_SIZE;
-  for (uint32_t i = 0; i < RING_SIZE; i++) rx_buf[i] = BUFS + i * BUF_SIZE;
+  /* nic_sim.ts wrote every header and put buffers 0 .. RING_SIZE-1 on the RX ring; the rest start in the pool. */
+  pool.base = mm, pool.top = 0;
+  for (uint32_t i = NBUFS; i-- > RING_SIZE;) pool.stack[pool.top++] = i;
+  for (uint32_t i = 0; i < RING_SIZE; i++) rx_bufs[i] = (struct pkt_buf *)(mm + BUFS + (uint64_t)i * BUF_SIZE);
   uint64_t t0 = (uint64_t)thread_cpu_ns();
   while (done < packets) {
-    uint32_t n = 0;
-    while (n < batch) {
+    uint32_t n = 0, last = rx;
+    for (; n < batch; n++) {
       volatile char *d = m + RX_RING + rx * DESC;
-      if (!(U32(d, 12) & DD)) break;
-      uint32_t len = U32(d, 8) & 0xffff, nb = pool[--npool];
-      __asm__ __volatile__("" ::"r"(len));
-      pkt[n++] = rx_buf[rx]; /* the driver's own record of each slot's buffer, as in ixy */
-      rx_buf[rx] = nb;
-      U32(d, 0) = nb, U32(d, 4) = 0; /* re-arm: new buffer, status cleared */
-      U32(d, 12) = 0;
+      uint32_t status = U32(d, 12);
+      if (!(status & DD)) break;
+      if (!(status & EOP)) abort();
+      struct pkt_buf *b = rx_bufs[rx];
+      b->size = U32(d, 8) & 0xffff;
+      struct pkt_buf *nb = pkt_alloc(&pool);
+      U64(d, 0) = nb->buf_addr_phy + HDR;
+      U64(d, 8) = 0;
+      rx_bufs[rx] = nb;
+      bufs[n] = b;
+      last = rx;
       rx = rx + 1 == RING_SIZE ? 0 : rx + 1;
     }
     if (n == 0) {
@@ -151,27 +198,54 @@ double c_forward(char *mm, uint32_t batch, uint32_t packets) {
       continue;
     }
     if (idle_since) idle += (uint64_t)thread_cpu_ns() - idle_since, idle_since = 0;
-    U32(m, REG_RDT) = rx == 0 ? RING_SIZE - 1 : rx - 1;
-    for (uint32_t i = 0; i < n; i++) U32(m, pkt[i]) += 1;
-    while (clean != tx && (U32(m + TX_RING + clean * DESC, 12) & DD)) {
-      pool[npool++] = tx_buf[clean];
-      clean = clean + 1 == RING_SIZE ? 0 : clean + 1;
+    U32(m, REG_RDT) = last;
+    for (uint32_t i = 0; i < n; i++) bufs[i]->data[1]++;
+    for (;;) { /* TX clean: whole groups of TX_CLEAN_BATCH, one status read each */
+      uint32_t cleanable = tx >= clean ? tx - clean : tx + RING_SIZE - clean;
+      if (cleanable < TX_CLEAN_BATCH) break;
+      uint32_t to = clean + TX_CLEAN_BATCH - 1;
+      if (to >= RING_SIZE) to -= RING_SIZE;
+      if (!(U32(m + TX_RING + to * DESC, 12) & DD)) break;
+      for (uint32_t i = clean;; i = i + 1 == RING_SIZE ? 0 : i + 1) {
+        pkt_free(&pool, tx_bufs[i]);
+        if (i == to) break;
+      }
+      clean = to + 1 == RING_SIZE ? 0 : to + 1;
     }
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t sent = 0;
+    for (; sent < n; sent++) {
       uint32_t next = tx + 1 == RING_SIZE ? 0 : tx + 1;
-      if (next == clean) { pool[npool++] = pkt[i]; continue; } /* ring full: drop */
+      if (next == clean) break;
+      struct pkt_buf *b = bufs[sent];
       volatile char *d = m + TX_RING + tx * DESC;
-      U32(d, 0) = pkt[i], U32(d, 4) = 0;
-      U32(d, 8) = PKT_LEN | (uint32_t)(CMD_EOP | CMD_RS) << 24;
-      U32(d, 12) = 0;
-      tx_buf[tx] = pkt[i];
+      U64(d, 0) = b->buf_addr_phy + HDR;
+      U32(d, 8) = TX_CMD | b->size;
+      U32(d, 12) = b->size << PAYLEN_SHIFT;
+      tx_bufs[tx] = b;
       tx = next;
     }
     RELEASE();
     U32(m, REG_TDT) = tx;
+    for (uint32_t i = sent; i < n; i++) pkt_free(&pool, bufs[i]);
     done += n;
   }
   return (double)((uint64_t)thread_cpu_ns() - t0 - idle);
+}
+
+/* The TSC frequency in Hz, measured against CLOCK_MONOTONIC over `ms` milliseconds (0 where there is no TSC). */
+double tsc_hz(uint32_t ms) {
+#if defined(__x86_64__)
+  uint32_t lo, hi;
+  __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+  uint64_t c0 = (uint64_t)hi << 32 | lo, t0 = now_ns();
+  while (now_ns() - t0 < (uint64_t)ms * 1000000u) {}
+  __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+  uint64_t c1 = (uint64_t)hi << 32 | lo, t1 = now_ns();
+  return (double)(c1 - c0) * 1e9 / (double)(t1 - t0);
+#else
+  (void)ms;
+  return 0;
+#endif
 }
 
 /* ---- P4 ---- */
@@ -191,5 +265,40 @@ double c_pagemap_ns(uint64_t addr, uint32_t span, uint32_t n) {
   uint64_t t1 = now_ns();
   close(fd);
   __asm__ __volatile__("" ::"r"(sum));
+  return (double)(t1 - t0) / n;
+}
+
+/*
+ * P4's C baseline of what a driver really does: translate every page of a buffer once (one pagemap pread per page,
+ * at set-up), then look up a bus address per buffer in that table. c_table_build_ns builds the table for the
+ * `span` bytes at addr and returns its cost in ns; c_table_lookup_ns does n lookups of addr + (i * 2056 mod span)
+ * and returns ns per lookup.
+ */
+static uint64_t *table;
+static long table_page;
+double c_table_build_ns(uint64_t addr, uint32_t span) {
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  table_page = sysconf(_SC_PAGESIZE);
+  uint32_t pages = (span + table_page - 1) / table_page;
+  free(table);
+  table = malloc(pages * sizeof *table);
+  uint64_t t0 = now_ns(), e;
+  for (uint32_t p = 0; p < pages; p++) {
+    if (pread(fd, &e, 8, (off_t)((addr / table_page + p) * 8)) != 8) { close(fd); return -1; }
+    table[p] = (e & ((1ull << 55) - 1)) * table_page;
+  }
+  uint64_t t1 = now_ns();
+  close(fd);
+  return (double)(t1 - t0);
+}
+double c_table_lookup_ns(uint32_t span, uint32_t n) {
+  uint64_t sum = 0, t0 = now_ns();
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t off = (uint32_t)((uint64_t)i * 2056 % span);
+    sum ^= table[off / table_page] + off % table_page;
+    __asm__ __volatile__("" ::"r"(sum));
+  }
+  uint64_t t1 = now_ns();
   return (double)(t1 - t0) / n;
 }

@@ -1,12 +1,18 @@
 /*
- * P3's C baseline, run in the guest by bench/all.ts: QEMU's edu device through VFIO (type1 container),
- * MSI on an eventfd, and a loop of "write edu's raise-interrupt register, epoll_wait on the eventfd, read it,
- * acknowledge". Prints `RESULT {json}`: median and p90 raise -> handler latency in µs, and interrupts per second.
- * Usage: irq_guest <pci address> [rounds]
+ * P3's C baselines, run in the guest (by bench/all.ts): QEMU's edu device through VFIO (type1 container), MSI on an
+ * eventfd, and the **sleep -> wake** latency: the waiter is asleep first; a writer thread sleeps `delay_us`, stamps
+ * CLOCK_MONOTONIC and writes edu's raise-interrupt register; the waiter stamps on waking; latency = wake - stamp.
+ * Two designs, the ones the library's waits are held to:
+ * - block:   the waiting thread itself reads (EAGAIN), sleeps in poll(2), reads: what `IrqSet.waitSync()` does;
+ * - handoff: a waiter thread sleeps in poll(2) on the interrupt eventfd, reads it and writes a second eventfd on
+ *            which the main loop sleeps in epoll_wait(2): a thread hand-off, what an async `wait()` does.
+ * Prints `RESULT {json}`: per design p50/p90/p99/mean in µs. Usage: irq_guest <pci address> [rounds] [delay_us]
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +36,48 @@ static int cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static volatile uint32_t *regs;
+static volatile double stamp;
+static int delay_us;
+static void *raise_later(void *arg) {
+  (void)arg;
+  usleep(delay_us);
+  stamp = now_us();
+  regs[0x60 / 4] = 1; /* raise */
+  return NULL;
+}
+static pthread_t raise_thread;
+static void start_raise(void) {
+  if (pthread_create(&raise_thread, NULL, raise_later, NULL)) DIE("pthread_create");
+}
+
+static int efd, notify;
+static volatile int stopping;
+static void *waiter_main(void *arg) {
+  (void)arg;
+  struct pollfd p = {.fd = efd, .events = POLLIN};
+  uint64_t count;
+  while (!stopping) {
+    if (poll(&p, 1, 100) != 1) continue;
+    if (read(efd, &count, 8) != 8) continue;
+    if (write(notify, &count, 8) != 8) DIE("write notify eventfd");
+  }
+  return NULL;
+}
+
+static void print(const char *name, double *lat, int rounds, int last) {
+  qsort(lat, rounds, sizeof *lat, cmp);
+  double sum = 0;
+  for (int i = 0; i < rounds; i++) sum += lat[i];
+  printf("\"%s\":{\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"mean_us\":%.2f,\"rounds\":%d}%s", name,
+         lat[rounds / 2], lat[rounds * 9 / 10], lat[rounds * 99 / 100], sum / rounds, rounds, last ? "" : ",");
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return fprintf(stderr, "usage: %s <pci address> [rounds]\n", argv[0]), 2;
   const char *addr = argv[1];
-  int rounds = argc > 2 ? atoi(argv[2]) : 2000;
+  int rounds = argc > 2 ? atoi(argv[2]) : 300;
+  delay_us = argc > 3 ? atoi(argv[3]) : 2000;
   char path[256], link[256];
   snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/iommu_group", addr);
   ssize_t n = readlink(path, link, sizeof link - 1);
@@ -56,36 +100,55 @@ int main(int argc, char **argv) {
   if (pread(dev, &cmd, 2, cfg.offset + 4) != 2) DIE("read PCI_COMMAND");
   cmd |= 0x6; /* memory space, bus master (an MSI is a memory write by the device) */
   if (pwrite(dev, &cmd, 2, cfg.offset + 4) != 2) DIE("write PCI_COMMAND");
-  volatile uint32_t *regs = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, bar.offset);
+  regs = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, bar.offset);
   if (regs == MAP_FAILED) DIE("mmap BAR0");
 
-  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
   struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
   *set = (struct vfio_irq_set){.argsz = sizeof buf, .index = VFIO_PCI_MSI_IRQ_INDEX, .start = 0, .count = 1,
                                .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER};
   memcpy(set->data, &efd, sizeof efd);
   if (ioctl(dev, VFIO_DEVICE_SET_IRQS, set)) DIE("VFIO_DEVICE_SET_IRQS");
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN};
-  epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
-
   double *lat = calloc(rounds, sizeof *lat);
-  int warm = rounds / 10;
-  double start = 0;
+  int warm = rounds / 10 > 3 ? rounds / 10 : 3;
+  uint64_t count;
+  struct pollfd p = {.fd = efd, .events = POLLIN};
+  printf("RESULT {");
+
+  /* block: this thread reads, sleeps in poll(2), reads. */
   for (int i = -warm; i < rounds; i++) {
-    if (i == 0) start = now_us();
-    double t0 = now_us();
-    regs[0x60 / 4] = 1; /* raise */
-    uint64_t count;
-    while (epoll_wait(ep, &ev, 1, 1000) != 1) fprintf(stderr, "no interrupt yet\n");
-    if (read(efd, &count, 8) != 8) DIE("read eventfd");
-    if (i >= 0) lat[i] = now_us() - t0;
+    start_raise();
+    while (read(efd, &count, 8) != 8) {
+      if (poll(&p, 1, 1000) != 1) fprintf(stderr, "no interrupt yet\n");
+    }
+    double t1 = now_us();
+    pthread_join(raise_thread, NULL);
+    if (i >= 0) lat[i] = t1 - stamp;
     regs[0x64 / 4] = regs[0x24 / 4]; /* acknowledge */
   }
-  double total = now_us() - start;
-  qsort(lat, rounds, sizeof *lat, cmp);
-  printf("RESULT {\"median_us\":%.2f,\"p90_us\":%.2f,\"per_s\":%.0f}\n", lat[rounds / 2], lat[rounds * 9 / 10],
-         rounds / (total / 1e6));
+  print("block", lat, rounds, 0);
+
+  /* handoff: a waiter thread sleeps on the interrupt, wakes the main loop through a second eventfd. */
+  notify = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN};
+  epoll_ctl(ep, EPOLL_CTL_ADD, notify, &ev);
+  pthread_t waiter;
+  if (pthread_create(&waiter, NULL, waiter_main, NULL)) DIE("pthread_create");
+  for (int i = -warm; i < rounds; i++) {
+    start_raise();
+    while (read(notify, &count, 8) != 8) {
+      if (epoll_wait(ep, &ev, 1, 1000) != 1) fprintf(stderr, "no hand-off yet\n");
+    }
+    double t1 = now_us();
+    pthread_join(raise_thread, NULL);
+    if (i >= 0) lat[i] = t1 - stamp;
+    regs[0x64 / 4] = regs[0x24 / 4];
+  }
+  stopping = 1;
+  pthread_join(waiter, NULL);
+  print("handoff", lat, rounds, 1);
+  printf("}\n");
   return 0;
 }

@@ -191,6 +191,28 @@ test("edu: missing index, too many vectors, two indexes at once, masking MSI", {
   IrqSet.enable(o.dev, IrqIndex.INTX).close();
 });
 
+test("waitSync sleeps on the calling thread until edu's factorial interrupt wakes it", { skip: skipEdu }, () => {
+  // edu 0x08: factorial input (writing it starts the computation in QEMU's edu thread); 0x20: status, bit 0x01
+  // computing, bit 0x80 raise interrupt 0x1 when done. 30 M multiplications take tens of ms: the waiter sleeps first.
+  using o = open(edu);
+  ackAll(o.bar0);
+  using msi = IrqSet.enable(o.dev, IrqIndex.MSI, { count: 1 });
+  o.bar0.write32(0x20, 0x80);
+  const before = msi.waitCounts(0);
+  o.bar0.write32(0x08, 30_000_000);
+  assert.equal(msi.waitSync(0, { timeoutMs: LONG }), 1);
+  assert.equal(o.bar0.read32(0x20) & 0x1, 0, "the factorial is done");
+  assert.equal(o.bar0.read32(IRQ_STATUS) & 0x1, 0x1, "the factorial's interrupt bit");
+  const after = msi.waitCounts(0);
+  assert.deepEqual([after.slept - before.slept, after.immediate - before.immediate], [1, 0], "it slept, then woke");
+  ackAll(o.bar0);
+  o.bar0.write32(0x20, 0);
+  assert.equal(msi.waitSync({ timeoutMs: SHORT }), 0, "nothing more");
+  o.bar0.write32(IRQ_RAISE, 0x2);
+  assert.equal(msi.waitSync(0, { timeoutMs: LONG }), 1, "an interrupt already pending is read at once");
+  ackAll(o.bar0);
+});
+
 test("use after close, close while waiting, and no leaked eventfds", { skip: skipEdu }, async () => {
   using o = open(edu);
   const before = openFds();

@@ -110,6 +110,23 @@ test("events() yields counts and ends when the eventfd is closed", async () => {
   assert.deepEqual(seen, [1, 3]);
 });
 
+test("waitSync returns pending counts at once, times out, and counts fast and slow waits", async () => {
+  using efd = new IrqEventFd();
+  efd.notify(2);
+  assert.equal(efd.waitSync({ timeoutMs: 1000 }), 2);
+  efd.notify();
+  assert.equal(await efd.wait(), 1);
+  assert.deepEqual(efd.waitCounts, { immediate: 2, slept: 0 });
+  const t0 = performance.now();
+  assert.equal(efd.waitSync({ timeoutMs: 30 }), 0);
+  assert.ok(performance.now() - t0 >= 25, "waited about the timeout");
+  assert.equal(efd.waitSync({ timeoutMs: 0 }), 0);
+  assert.deepEqual(efd.waitCounts, { immediate: 2, slept: 1 });
+  assert.throws(() => efd.waitSync({ timeoutMs: -1 }), OutOfRangeError);
+  efd.close();
+  assert.throws(() => efd.waitSync(), ClosedError);
+});
+
 test("spin busy-polls the counter", () => {
   using efd = new IrqEventFd();
   assert.equal(efd.spin({ maxSpins: 100 }), 0);

@@ -26,19 +26,23 @@ import { fileURLToPath } from "node:url";
 import { MFD_CLOEXEC } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import { embeddedHelper, POLL_HELPER_REFUSED, pollHelper, requirePollHelper } from "../../ffi/poll_helper.ts";
-import {
-  VFIO_REGION_INFO_FLAG_MMAP,
-  VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE,
-} from "../../lib/abi/vfio.ts";
 import { ClosedError, OutOfRangeError } from "../../lib/errors.ts";
 import { Poller, type RingLayout, spinUntil } from "../../lib/poll.ts";
-import { Region, regionName } from "../../lib/region.ts";
+import type { Region } from "../../lib/region.ts";
 import type { DeviceFd } from "../../lib/types.ts";
 import { skipBecause } from "../skip.ts";
+import { openMemfdRegion } from "./memfd_region.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const EXPORTS = ["vfio_ts_io_wmb", "vfio_ts_poll_abi", "vfio_ts_ring_ready", "vfio_ts_spin32", "vfio_ts_spin64"];
+const EXPORTS = [
+  "vfio_ts_io_wmb",
+  "vfio_ts_poll_abi",
+  "vfio_ts_ring_ready",
+  "vfio_ts_rx_refill",
+  "vfio_ts_spin32",
+  "vfio_ts_spin64",
+  "vfio_ts_tx_post",
+];
 const ARCHES = [
   { arch: "x86_64", cc: "x86_64-linux-gnu-gcc", machine: "Advanced Micro Devices X86-64" },
   { arch: "aarch64", cc: "aarch64-linux-gnu-gcc", machine: "AArch64" },
@@ -115,24 +119,7 @@ class MemfdDevice implements DeviceFd {
 }
 
 function openRegion(dev: MemfdDevice): Region {
-  const flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP;
-  return Region.open(dev, 0, {
-    mmap: "required",
-    info: {
-      index: 0,
-      name: regionName(0),
-      size: SIZE,
-      offset: 0,
-      flags,
-      readable: true,
-      writable: true,
-      mmappable: true,
-      sparseAreas: null,
-      type: null,
-      msixMappable: false,
-      capabilityIds: [],
-    },
-  });
+  return openMemfdRegion(dev, SIZE);
 }
 
 it("the embedded helper loads on this machine, through a memfd it closes again", () => {
