@@ -376,7 +376,7 @@ export class Device implements DeviceFd {
     Object.defineProperty(resource, "close", {
       configurable: true,
       writable: true,
-      value: function(this: T): void {
+      value(this: T): void {
         forget();
         close.call(this);
       },

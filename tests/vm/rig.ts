@@ -566,10 +566,12 @@ async function qemuArgs(
       case "igb":
       case "virtio-net":
       case "virtio-net-modern": {
+        // modern virtio-net DMAs through the emulated IOMMU when there is one (ACCESS_PLATFORM)
+        const modern = `virtio-net-pci,disable-legacy=on${iommu ? ",iommu_platform=on" : ""}`;
         const model = d.kind === "virtio-net"
           ? "virtio-net-pci,disable-modern=on"
-          : d.kind === "virtio-net-modern" // DMA through the emulated IOMMU when there is one (ACCESS_PLATFORM)
-          ? `virtio-net-pci,disable-legacy=on${iommu ? ",iommu_platform=on" : ""}`
+          : d.kind === "virtio-net-modern"
+          ? modern
           : d.kind;
         args.push(
           "-netdev",
