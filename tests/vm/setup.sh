@@ -93,7 +93,9 @@ if [ $HEADERS_ONLY = 0 ]; then
 fi
 
 # --- QEMU from bookworm-backports, pinned (full set-up only) ---
-installed_version() { dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null | awk '$1 == "installed" {print $2}'; }
+installed_version() { # (dpkg-query exits 1 for a package it has never seen: not installed, no version)
+  { dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null || true; } | awk '$1 == "installed" {print $2}'
+}
 candidate_in_backports() { # newest version of $1 that apt knows from bookworm-backports
   apt-cache madison "$1" 2>/dev/null | awk -F' *[|] *' '$3 ~ /bookworm-backports/ {print $2; exit}'
 }
