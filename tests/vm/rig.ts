@@ -533,6 +533,9 @@ async function qemuArgs(
           "-device",
           `nvme-ns,drive=nvme${nvmes},nsid=1`,
         );
+        // QEMU 10.0's nvme VF answers MMIO only when its BAR sits below 4 GiB (above, every read gives 0): without a
+        // 64-bit window in the ACPI tables the guest kernel places the VF BARs in the 32-bit one
+        if (!devices.some((d) => d.kind === "ivshmem")) args.push("-global", "q35-pcihost.pci-hole64-size=0");
         nvmes++;
         break;
       case "ivshmem":
