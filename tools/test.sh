@@ -62,9 +62,9 @@ step "16 GiB BAR and 64-bit BARs above 4 GiB (3 modes x 2 runtimes)" $DENO run -
 step "no interrupt remapping (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts --filter intremap \
   --mode iommu,iommufd --no-intremap --devices edu
 # SR-IOV: an igb on vfio-pci (VF tokens) and one on its kernel driver (VFs bound before any probe), two slots apart
-# (an igb's VFs sit 16 slots above it)
-step "SR-IOV: igb VFs and VF tokens (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
-  --filter sriov --mode iommu,iommufd --jobs 2 --devices igb@0,edu,igb@1:kernel
+# (an igb's VFs sit 16 slots above it); an SR-IOV nvme on the kernel's driver whose VF runs examples/nvme.ts
+step "SR-IOV: igb VFs and VF tokens, an NVMe VF (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
+  --filter sriov --mode iommu,iommufd --jobs 2 --devices igb@0,edu,igb@1:kernel,nvme-sriov:kernel
 # an igb VF driven through the PF-VF mailbox while its PF stays on the kernel's igb; the kernel's e1000e is its peer
 step "igb VF driver against the kernel's igb PF (iommu, iommufd x 2 runtimes)" $DENO run -A tests/vm/test_vm.ts \
   --filter igbvf --mode iommu,iommufd --jobs 2 --devices igb@0:kernel,e1000e@0:kernel,e1000e@0
