@@ -25,6 +25,7 @@ options:
   --mode noiommu|iommu|iommufd   VFIO flavour of the guest (default: iommufd)
   --runtime deno|bun             runtime for <script> and VFIO_TS_RUNTIME (default: deno)
   --devices LIST                 comma separated kind[@hub][:kernel], kinds: edu nvme e1000e igb virtio-net virtio-net-modern ivshmem
+                                 nvme-cmb nvme-sriov
                                  (default: edu,nvme,e1000e@0,virtio-net@0[,igb@0 if QEMU has it]; "default" expands)
   --nvme-image PATH              raw image behind the n-th nvme (repeatable; created with 64 MiB if missing)
   --env K=V                      extra environment variable for the command (repeatable)
