@@ -14,7 +14,7 @@
  * @module
  */
 import { type Device, type DmaBuffer, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
-import { addDeviceCounters } from "./intel_stats.ts";
+import { deviceStats } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
 
 // Registers (BAR0, 82574 datasheet section 10)
@@ -288,10 +288,7 @@ export class E1000e implements Nic {
   }
 
   stats(): NicStats {
-    const s = this.#stats;
-    if (this.#stopped) return { ...s };
-    addDeviceCounters(this.#bar0, s);
-    return { ...s };
+    return deviceStats(this.#bar0, this.#stats, this.#stopped);
   }
 
   stop(): void {

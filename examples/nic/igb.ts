@@ -16,7 +16,7 @@
  */
 import { type Device, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
 import { AdvRxRing, AdvTxRing, pfRxQueueRegs, pfTxQueueRegs, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
-import { addDeviceCounters } from "./intel_stats.ts";
+import { deviceStats } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
 
 // Registers (BAR0, 82576 datasheet section 8)
@@ -314,10 +314,7 @@ export class Igb implements Nic {
   }
 
   stats(): NicStats {
-    const s = this.#stats;
-    if (this.#stopped) return { ...s };
-    addDeviceCounters(this.#bar0, s);
-    return { ...s };
+    return deviceStats(this.#bar0, this.#stats, this.#stopped);
   }
 
   stop(): void {

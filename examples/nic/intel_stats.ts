@@ -5,10 +5,11 @@
  *
  * ```ts
  * import { openDevice } from "../../mod.ts";
- * import { addDeviceCounters } from "./intel_stats.ts";
+ * import { addDeviceCounters, deviceStats } from "./intel_stats.ts";
  * using dev = openDevice("0000:00:05.0");
  * const s = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" as const };
  * addDeviceCounters(dev.bar(0), s);
+ * console.log(deviceStats(dev.bar(0), s, false));
  * ```
  * @module
  */
@@ -29,4 +30,13 @@ export function addDeviceCounters(bar0: Region, s: NicStats): void {
   s.txPackets += bar0.read32(GPTC);
   s.rxBytes += bar0.read32(GORCL) + bar0.read32(GORCH) * TWO32;
   s.txBytes += bar0.read32(GOTCL) + bar0.read32(GOTCH) * TWO32;
+}
+
+/**
+ * A port's `stats()`: the counters so far, with the device's added first while the port runs (a stopped port's
+ * counters were read for the last time when it stopped). Returns a copy.
+ */
+export function deviceStats(bar0: Region, s: NicStats, stopped: boolean): NicStats {
+  if (!stopped) addDeviceCounters(bar0, s);
+  return { ...s };
 }
