@@ -161,6 +161,13 @@ export interface PacketQueue {
   transmit(first: number, n: number): number;
   /** Buffer number `i`'s header offset in the target. */
   header(i: number): number;
+  /** Takes a buffer off the free stack (for a frame the program fills and transmits), or -1 when it is empty. */
+  alloc(): number;
+  /**
+   * Puts buffer `i` back on the free stack: one the program took with {@linkcode PacketQueue.alloc} or received
+   * and will not transmit. Throws an {@linkcode OutOfRangeError} for a number past the buffers or a full stack.
+   */
+  release(i: number): void;
 }
 
 // The state block's words (ffi/poll_helper.c, enum Q_*).
@@ -491,6 +498,24 @@ class Queue implements PacketQueue {
   }
   header(i: number): number {
     return this.layout.buffers + i * this.layout.bufferSize;
+  }
+  alloc(): number {
+    if (this.#target.closed) throw new ClosedError("the polled buffer or region");
+    const q = this.#q, top = q[Q_FREE_TOP];
+    if (top === 0) return -1;
+    q[Q_FREE_TOP] = top - 1;
+    return q[Q_WORDS + top - 1];
+  }
+  release(i: number): void {
+    if (this.#target.closed) throw new ClosedError("the polled buffer or region");
+    const q = this.#q, top = q[Q_FREE_TOP], count = this.layout.bufferCount;
+    if (!(isU32(i) && i < count && top < count)) {
+      throw new OutOfRangeError(`release of buffer ${i} (${count} buffers, ${top} free)`, {
+        remedy: "release only buffers of this queue that it does not hold, each once",
+      });
+    }
+    q[Q_WORDS + top] = i;
+    q[Q_FREE_TOP] = top + 1;
   }
 
   receive(budget: number): number {

@@ -16,6 +16,7 @@
 import { type Device, type DmaBuffer, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
 import { deviceStats } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
+import { NicPort } from "./port.ts";
 
 // Registers (BAR0, 82574 datasheet section 10)
 const CTRL = 0x0000; // device control
@@ -86,15 +87,13 @@ const TWO32 = 2 ** 32;
  * nic.txBatch([p], 1);
  * ```
  */
-export class E1000e implements Nic {
+export class E1000e extends NicPort implements Nic {
   readonly driver = "e1000e";
   readonly queues = 1;
-  readonly address: string;
   readonly mac: string;
   readonly pool: PacketPool;
   readonly rxRingSize = RING_SIZE;
   readonly txRingSize = RING_SIZE;
-  readonly #dev: Device;
   readonly #bar0: Region;
   readonly #rx: DmaBuffer;
   readonly #tx: DmaBuffer;
@@ -107,13 +106,10 @@ export class E1000e implements Nic {
   #txClean = 0; // oldest transmit descriptor not yet cleaned
   #stats: NicStats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" };
   #irqs: IrqSet | null = null;
-  #stopped = false;
-  #closed = false;
 
   /** Resets and starts the port; the device is owned (and closed) by the driver from here on. */
   constructor(dev: Device, poolSize: number) {
-    this.#dev = dev;
-    this.address = dev.name;
+    super(dev);
     dev.config.enableMemory();
     dev.config.enableBusMaster();
     const bar0 = this.#bar0 = dev.bar(0);
@@ -183,7 +179,7 @@ export class E1000e implements Nic {
   }
 
   #check(): void {
-    if (this.#stopped) throw new VfioError(`e1000e ${this.address} is stopped`);
+    this.checkRunning("e1000e");
   }
 
   link(): LinkStatus {
@@ -227,7 +223,7 @@ export class E1000e implements Nic {
   async waitRx(queue: number, timeoutMs: number): Promise<boolean> {
     this.#check();
     if (queue !== 0) throw new VfioError(`e1000e ${this.address}: no queue ${queue}`, { remedy: "use queue 0" });
-    const irqs = this.#irqs ??= this.#dev.enableIrqs(IrqIndex.MSI, { count: 1 });
+    const irqs = this.#irqs ??= this.dev.enableIrqs(IrqIndex.MSI, { count: 1 });
     const bar0 = this.#bar0;
     irqs.poll(0); // drop a count left from an earlier wake-up
     bar0.read32(ICR);
@@ -236,7 +232,7 @@ export class E1000e implements Nic {
     try {
       return (await irqs.wait(0, { timeoutMs })) > 0 || this.#ready();
     } finally {
-      if (!this.#closed) {
+      if (!this.closed) {
         bar0.write32(IMC, ICR_RXT0);
         bar0.read32(ICR);
       }
@@ -282,35 +278,20 @@ export class E1000e implements Nic {
   }
 
   txPending(): number {
-    if (this.#stopped) return 0;
+    if (this.stopped) return 0;
     this.#clean();
     return (this.#txTail - this.#txClean + RING_SIZE) % RING_SIZE;
   }
 
   stats(): NicStats {
-    return deviceStats(this.#bar0, this.#stats, this.#stopped);
+    return deviceStats(this.#bar0, this.#stats, this.stopped);
   }
 
-  stop(): void {
-    if (this.#stopped || this.#closed) return;
+  /** A last counter read, then receive and transmit off and every interrupt masked. */
+  protected halt(): void {
     this.stats();
-    this.#stopped = true;
     this.#bar0.write32(RCTL, 0);
     this.#bar0.write32(TCTL, 0);
     this.#bar0.write32(IMC, 0xffffffff);
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    try {
-      this.stop();
-    } finally {
-      this.#closed = true;
-      this.#dev.close(); // frees the rings and the pool with it
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

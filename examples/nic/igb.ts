@@ -15,9 +15,11 @@
  * @module
  */
 import { type Device, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
-import { AdvRxRing, AdvTxRing, pfRxQueueRegs, pfTxQueueRegs, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
+import { type IgbQueuePair, IgbQueues } from "./igb_queue.ts";
+import { pfRxQueueRegs, pfTxQueueRegs, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
 import { deviceStats } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
+import { NicPort } from "./port.ts";
 
 // Registers (BAR0, 82576 datasheet section 8)
 const CTRL = 0x0000; // device control
@@ -117,36 +119,31 @@ export interface IgbQueueStats {
  * nic.txBatch([p], 1, 1); // send on transmit queue 1
  * ```
  */
-export class Igb implements Nic {
+export class Igb extends NicPort implements Nic {
   readonly driver = "igb";
   readonly queues: number;
-  readonly address: string;
   readonly mac: string;
   readonly pool: PacketPool;
   readonly rxRingSize = RING_SIZE;
   readonly txRingSize = RING_SIZE;
-  readonly #dev: Device;
   readonly #bar0: Region;
-  readonly #rx: AdvRxRing[] = [];
-  readonly #tx: AdvTxRing[] = [];
+  readonly #pairs: IgbQueuePair[];
   readonly #rxRegs: RxQueueRegs[] = [];
   readonly #txRegs: TxQueueRegs[] = [];
   readonly #dropped: number[];
   #irqs: IrqSet | null = null;
   #stats: NicStats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" };
-  #stopped = false;
-  #closed = false;
 
   /**
    * Resets and starts the port with `queues` queue pairs (1..{@linkcode IGB_MAX_QUEUES}); the device is owned (and
-   * closed) by the driver from here on. The pool must hold more than `queues` × 256 buffers.
+   * closed) by the driver from here on. The pool's buffers are split between the pairs, at least 768 each (the
+   * two 256-descriptor rings of a pair hold up to 511 of them).
    */
   constructor(dev: Device, poolSize: number, queues = 1) {
+    super(dev);
     if (!Number.isInteger(queues) || queues < 1 || queues > IGB_MAX_QUEUES) {
       throw new VfioError(`igb: ${queues} queues`, { remedy: `ask for 1..${IGB_MAX_QUEUES}` });
     }
-    this.#dev = dev;
-    this.address = dev.name;
     this.queues = queues;
     this.#dropped = new Array(queues).fill(0);
     dev.config.enableMemory();
@@ -166,7 +163,10 @@ export class Igb implements Nic {
 
     const ral = bar0.read32(RAL0), rah = bar0.read32(RAH0);
     this.mac = formatMac([ral, ral >>> 8, ral >>> 16, ral >>> 24, rah, rah >>> 8].map((b) => b & 0xff));
-    this.pool = new PacketPool(dev, poolSize);
+    const store = new IgbQueues(dev, queues, Math.max(Math.floor(poolSize / queues), 3 * RING_SIZE), RING_SIZE);
+    this.pool = new PacketPool(store);
+    store.attach(this.pool);
+    this.#pairs = store.pairs;
     this.stats(); // read (and so clear) the device counters, then start from zero
     this.#stats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" };
     for (let q = 0; q < queues; q++) bar0.read32(RQDPC(q));
@@ -175,22 +175,13 @@ export class Igb implements Nic {
     bar0.write32(RCTL, 0);
     for (let i = 0; i < 128; i++) bar0.write32(MTA + 4 * i, 0);
     this.#setupRss();
-    for (let q = 0; q < queues; q++) {
-      const ring = new AdvRxRing(dev, this.pool, RING_SIZE), regs = pfRxQueueRegs(q);
-      ring.start(bar0, regs);
-      this.#rx.push(ring);
-      this.#rxRegs.push(regs);
-    }
-    bar0.write32(RCTL, RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_SECRC);
-
-    // Transmit: each queue's ring, then TCTL.EN.
     bar0.write32(TCTL, 0);
-    for (let q = 0; q < queues; q++) {
-      const ring = new AdvTxRing(dev, RING_SIZE), regs = pfTxQueueRegs(q);
-      ring.start(bar0, regs);
-      this.#tx.push(ring);
-      this.#txRegs.push(regs);
-    }
+    this.#pairs.forEach((pair, q) => {
+      this.#rxRegs.push(pfRxQueueRegs(q));
+      this.#txRegs.push(pfTxQueueRegs(q));
+      pair.start(bar0, this.#rxRegs[q], this.#txRegs[q]);
+    });
+    bar0.write32(RCTL, RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_SECRC);
     bar0.write32(TCTL, TCTL_EN | TCTL_PSP | TCTL_CT | TCTL_COLD);
 
     // Link: set link up, then restart auto-negotiation in the PHY (the reset left it idle); STATUS.LU follows.
@@ -235,7 +226,7 @@ export class Igb implements Nic {
   }
 
   #check(queue: number): void {
-    if (this.#stopped) throw new VfioError(`igb ${this.address} is stopped`);
+    this.checkRunning("igb");
     if (!(queue >= 0 && queue < this.queues && Number.isInteger(queue))) {
       throw new VfioError(`igb ${this.address}: no queue ${queue}`, { remedy: `use 0..${this.queues - 1}` });
     }
@@ -249,19 +240,17 @@ export class Igb implements Nic {
 
   rxBatch(bufs: Packet[], n: number, queue = 0): number {
     this.#check(queue);
-    return this.#rx[queue].rx(bufs, n);
+    return this.#pairs[queue].rx(bufs, n);
   }
 
   txBatch(bufs: Packet[], n: number, queue = 0): number {
     this.#check(queue);
-    return this.#tx[queue].tx(bufs, n);
+    return this.#pairs[queue].tx(bufs, n);
   }
 
   txPending(): number {
-    if (this.#stopped) return 0;
-    let n = 0;
-    for (const ring of this.#tx) n += ring.pending();
-    return n;
+    if (this.stopped) return 0;
+    return this.#pairs.reduce((n, pair) => n + pair.pending(), 0);
   }
 
   /**
@@ -275,17 +264,17 @@ export class Igb implements Nic {
     const bit = 1 << queue, bar0 = this.#bar0;
     irqs.poll(queue); // drop a count left from an earlier wake-up
     bar0.write32(EICR, bit);
-    if (this.#rx[queue].ready()) return true;
+    if (this.#pairs[queue].ready()) return true;
     bar0.write32(EIMS, bit);
     try {
-      return (await irqs.wait(queue, { timeoutMs })) > 0 || this.#rx[queue].ready();
+      return (await irqs.wait(queue, { timeoutMs })) > 0 || this.#pairs[queue].ready();
     } finally {
-      if (!this.#closed) bar0.write32(EIMC, bit);
+      if (!this.closed) bar0.write32(EIMC, bit);
     }
   }
 
   #enableMsix(): IrqSet {
-    const irqs = this.#dev.enableIrqs(IrqIndex.MSIX, { count: this.queues });
+    const irqs = this.dev.enableIrqs(IrqIndex.MSIX, { count: this.queues });
     const bar0 = this.#bar0;
     bar0.write32(GPIE, GPIE_MSIX_MODE | GPIE_PBA);
     for (let q = 0; q < this.queues; q++) {
@@ -300,47 +289,25 @@ export class Igb implements Nic {
 
   /** Per-queue counters since open: the driver's frames and bytes, the device's receive drops. */
   queueStats(): IgbQueueStats[] {
-    return this.#rx.map((rx, q) => {
-      if (!this.#stopped) this.#dropped[q] += this.#bar0.read32(RQDPC(q));
-      const tx = this.#tx[q];
-      return {
-        rxPackets: rx.packets,
-        rxBytes: rx.bytes,
-        txPackets: tx.packets,
-        txBytes: tx.bytes,
-        rxDropped: this.#dropped[q],
-      };
+    return this.#pairs.map((pair, q) => {
+      if (!this.stopped) this.#dropped[q] += this.#bar0.read32(RQDPC(q));
+      const { rxPackets, rxBytes, txPackets, txBytes } = pair;
+      return { rxPackets, rxBytes, txPackets, txBytes, rxDropped: this.#dropped[q] };
     });
   }
 
   stats(): NicStats {
-    return deviceStats(this.#bar0, this.#stats, this.#stopped);
+    return deviceStats(this.#bar0, this.#stats, this.stopped);
   }
 
-  stop(): void {
-    if (this.#stopped || this.#closed) return;
+  /** Last counter reads, then receive and transmit off, every queue disabled, interrupts masked. */
+  protected halt(): void {
     this.stats();
     this.queueStats();
-    this.#stopped = true;
     const bar0 = this.#bar0;
     bar0.write32(RCTL, 0);
     bar0.write32(TCTL, 0);
-    this.#rx.forEach((ring, q) => ring.stop(this.#rxRegs[q]));
-    this.#tx.forEach((ring, q) => ring.stop(this.#txRegs[q]));
+    this.#pairs.forEach((pair, q) => pair.stop(this.#rxRegs[q], this.#txRegs[q]));
     this.#maskAll();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    try {
-      this.stop();
-    } finally {
-      this.#closed = true;
-      this.#dev.close(); // frees the rings, the pool and the interrupts with it
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -157,6 +157,36 @@ function waitBit(bar: Region, reg: number, bit: number, set: boolean, what: stri
 }
 
 /**
+ * Programs receive queue registers (82576 datasheet 4.5.9): disables the queue, sets base, length, SRRCTL (advanced
+ * one-buffer descriptors, 2 KiB buffers, drop when empty), head and tail 0, and enables it (RXDCTL.ENABLE, waited
+ * for). The caller then hands descriptors to the device by writing RDT.
+ */
+export function startRxQueue(bar: Region, regs: RxQueueRegs, ring: bigint, size: number): void {
+  bar.write32(regs.rxdctl, 0);
+  waitBit(bar, regs.rxdctl, QUEUE_ENABLE, false, "RXDCTL.ENABLE clear");
+  bar.write32(regs.rdbal, Number(ring & 0xffffffffn));
+  bar.write32(regs.rdbah, Number(ring >> 32n));
+  bar.write32(regs.rdlen, size * DESC_SIZE);
+  bar.write32(regs.srrctl, SRRCTL_DESCTYPE_ADV_ONEBUF | SRRCTL_DROP_EN | RX_BUF_KIB);
+  bar.write32(regs.rdh, 0);
+  bar.write32(regs.rdt, 0);
+  bar.write32(regs.rxdctl, QUEUE_ENABLE);
+  waitBit(bar, regs.rxdctl, QUEUE_ENABLE, true, "RXDCTL.ENABLE");
+}
+
+/** Programs transmit queue registers (base, length, head = tail = 0) and enables it (TXDCTL.ENABLE, waited for). */
+export function startTxQueue(bar: Region, regs: TxQueueRegs, ring: bigint, size: number): void {
+  bar.write32(regs.txdctl, 0);
+  bar.write32(regs.tdbal, Number(ring & 0xffffffffn));
+  bar.write32(regs.tdbah, Number(ring >> 32n));
+  bar.write32(regs.tdlen, size * DESC_SIZE);
+  bar.write32(regs.tdh, 0);
+  bar.write32(regs.tdt, 0);
+  bar.write32(regs.txdctl, QUEUE_ENABLE);
+  waitBit(bar, regs.txdctl, QUEUE_ENABLE, true, "TXDCTL.ENABLE");
+}
+
+/**
  * One receive queue's ring: every descriptor owns a pool buffer; {@linkcode AdvRxRing.rx} takes finished frames
  * and puts fresh buffers back.
  */
@@ -211,17 +241,7 @@ export class AdvRxRing {
   start(bar: Region, regs: RxQueueRegs): void {
     this.#bar = bar;
     this.#rdt = regs.rdt;
-    bar.write32(regs.rxdctl, 0);
-    waitBit(bar, regs.rxdctl, QUEUE_ENABLE, false, "RXDCTL.ENABLE clear");
-    const bus = this.busAddress;
-    bar.write32(regs.rdbal, Number(bus & 0xffffffffn));
-    bar.write32(regs.rdbah, Number(bus >> 32n));
-    bar.write32(regs.rdlen, this.size * DESC_SIZE);
-    bar.write32(regs.srrctl, SRRCTL_DESCTYPE_ADV_ONEBUF | SRRCTL_DROP_EN | RX_BUF_KIB);
-    bar.write32(regs.rdh, 0);
-    bar.write32(regs.rdt, 0);
-    bar.write32(regs.rxdctl, QUEUE_ENABLE);
-    waitBit(bar, regs.rxdctl, QUEUE_ENABLE, true, "RXDCTL.ENABLE");
+    startRxQueue(bar, regs, this.busAddress, this.size);
     this.#next = 0;
     bar.write32(regs.rdt, this.size - 1); // the device owns [RDH, RDT): one slot stays empty
   }
@@ -304,16 +324,8 @@ export class AdvTxRing {
   start(bar: Region, regs: TxQueueRegs): void {
     this.#bar = bar;
     this.#tdt = regs.tdt;
-    bar.write32(regs.txdctl, 0);
-    const bus = this.busAddress;
-    bar.write32(regs.tdbal, Number(bus & 0xffffffffn));
-    bar.write32(regs.tdbah, Number(bus >> 32n));
-    bar.write32(regs.tdlen, this.size * DESC_SIZE);
-    bar.write32(regs.tdh, 0);
-    bar.write32(regs.tdt, 0);
     this.#tail = this.#clean = 0;
-    bar.write32(regs.txdctl, QUEUE_ENABLE);
-    waitBit(bar, regs.txdctl, QUEUE_ENABLE, true, "TXDCTL.ENABLE");
+    startTxQueue(bar, regs, this.busAddress, this.size);
   }
 
   /** Disables the queue (TXDCTL.ENABLE clear). */

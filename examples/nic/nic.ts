@@ -61,7 +61,18 @@ export class Packet {
 }
 
 /**
- * A {@linkcode DmaPool} of packet buffers (ixy's mempool), one {@linkcode Packet} per entry.
+ * Where a {@linkcode PacketPool}'s entries live and who hands them out: a {@linkcode DmaPool}, or a driver's own
+ * allocator over its DMA memory (igb keeps its buffers on its queues' free stacks). Entries are
+ * {@linkcode ENTRY_SIZE} bytes with the frame at {@linkcode HEADROOM}.
+ */
+export type PacketStore = Pick<
+  DmaPool,
+  "buffer" | "count" | "available" | "alloc" | "free" | "busAddress" | "offsetOf"
+>;
+
+/**
+ * Packet buffers (ixy's mempool), one {@linkcode Packet} per entry, over a {@linkcode DmaPool} of the device or a
+ * driver's {@linkcode PacketStore}.
  *
  * ```ts
  * import { openDevice } from "../../mod.ts";
@@ -74,18 +85,26 @@ export class Packet {
  * ```
  */
 export class PacketPool {
-  readonly #pool: DmaPool;
+  readonly #pool: PacketStore;
   readonly #packets: Packet[] = [];
 
-  /** Allocates `count` buffers of {@linkcode ENTRY_SIZE} bytes in DMA memory of `dev` (freed with the device). */
-  constructor(dev: Device, count: number) {
-    this.#pool = dev.allocDmaPool({ entrySize: ENTRY_SIZE, count });
+  /**
+   * Allocates `count` buffers of {@linkcode ENTRY_SIZE} bytes in DMA memory of `dev` (freed with the device), or
+   * wraps a driver's `store` (`count` is then its own).
+   */
+  constructor(source: Device | PacketStore, count = 0) {
+    this.#pool = "allocDmaPool" in source ? source.allocDmaPool({ entrySize: ENTRY_SIZE, count }) : source;
     const u8 = this.#pool.buffer.u8;
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < this.#pool.count; i++) {
       const offset = this.#pool.offsetOf(i);
       const entry = u8.subarray(offset, offset + ENTRY_SIZE);
       this.#packets.push(new Packet(this, i, entry, Number(this.#pool.busAddress(i))));
     }
+  }
+
+  /** Buffer `i` (0 .. size-1). */
+  packet(i: number): Packet {
+    return this.#packets[i];
   }
 
   /** The bus address of the first buffer's entry (an IOVA, or a physical address without an IOMMU). */

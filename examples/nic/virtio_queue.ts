@@ -18,8 +18,9 @@
  * @module
  */
 import { defineStruct, u16, u32, u64, u8 } from "../../abi.ts";
-import { type Device, type DmaBuffer, OutOfRangeError, VfioError } from "../../mod.ts";
+import { type DmaBuffer, OutOfRangeError, VfioError } from "../../mod.ts";
 import { HEADROOM, type LinkStatus, MAX_FRAME, type Nic, type NicStats, type Packet, type PacketPool } from "./nic.ts";
+import { NicPort } from "./port.ts";
 
 /** `struct vring_desc`: one buffer (guest address, length, flags, index of the next in a chain). */
 export const VringDesc = defineStruct("vring_desc", 16, { addr: u64(0), len: u32(8), flags: u16(12), next: u16(14) });
@@ -328,23 +329,12 @@ export class VirtioNetQueues {
  * nic.close();
  * ```
  */
-export abstract class VirtioNetPort implements Nic {
+export abstract class VirtioNetPort extends NicPort implements Nic {
   abstract readonly driver: string;
   abstract readonly mac: string;
   readonly queues = 1;
-  readonly address: string;
-  /** The device (closed with the port). */
-  protected readonly dev: Device;
   /** The queue pair, once the driver has set it up. */
   protected queuePair!: VirtioNetQueues;
-  #stopped = false;
-  #closed = false;
-
-  /** Takes ownership of `dev`. */
-  constructor(dev: Device) {
-    this.dev = dev;
-    this.address = dev.name;
-  }
 
   get pool(): PacketPool {
     return this.queuePair.pool;
@@ -358,11 +348,6 @@ export abstract class VirtioNetPort implements Nic {
     return this.queuePair.tx.size;
   }
 
-  /** Whether {@linkcode stop} has run. */
-  get stopped(): boolean {
-    return this.#stopped;
-  }
-
   abstract link(): LinkStatus;
 
   /** Writes 0 to the device status: the device lets go of every queue. */
@@ -370,7 +355,7 @@ export abstract class VirtioNetPort implements Nic {
 
   /** Throws when stopped or `queue` is not 0. */
   protected check(queue: number): void {
-    if (this.#stopped) throw new VfioError(`${this.driver} ${this.address} is stopped`);
+    this.checkRunning(this.driver);
     if (queue !== 0) {
       throw new OutOfRangeError(`${this.driver} ${this.address} has one queue pair, not queue ${queue}`, {
         remedy: "use queue 0",
@@ -389,7 +374,7 @@ export abstract class VirtioNetPort implements Nic {
   }
 
   txPending(): number {
-    if (this.#stopped) return 0;
+    if (this.stopped) return 0;
     return this.queuePair.txPending();
   }
 
@@ -397,23 +382,8 @@ export abstract class VirtioNetPort implements Nic {
     return { ...this.queuePair.stats };
   }
 
-  stop(): void {
-    if (this.#stopped || this.#closed) return;
-    this.#stopped = true;
+  /** Resets the device (it lets go of every queue), once it has queues. */
+  protected halt(): void {
     if (this.queuePair) this.resetDevice();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    try {
-      this.stop();
-    } finally {
-      this.#closed = true;
-      this.dev.close(); // frees the queues and the pool with it
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
