@@ -1,8 +1,8 @@
 /**
  * An ixy-style poll-mode driver for the Intel 82574L (8086:10d3; QEMU's `e1000e`), after the 82574 datasheet:
  * legacy receive and transmit descriptors (RFCTL.EXTEN clear), one queue each way, interrupts masked, promiscuous
- * receive; interrupt-driven receive ({@linkcode E1000e.waitRx}) through the MSI vector and ICR.RXT0. Descriptor status is read with `Atomics.load` (DmaBuffer.read32) so a polling loop sees the device's
- * write-backs on every runtime.
+ * receive; interrupt-driven receive ({@linkcode E1000e.waitRx}) through the MSI vector and ICR.RXT0. The queue pair
+ * runs on the library's fast path (`fast_queue.ts`: {@linkcode Poller.queue}, the C poll helper when loaded).
  *
  * ```ts
  * import { openDevice } from "../../mod.ts";
@@ -13,7 +13,8 @@
  * ```
  * @module
  */
-import { type Device, type DmaBuffer, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
+import { type Device, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
+import { type DescriptorFormat, type QueuePair, QueuePairs } from "./fast_queue.ts";
 import { deviceStats } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
 import { NicPort } from "./port.ts";
@@ -61,19 +62,25 @@ const TCTL_CT = 0x0f << 4; // collision threshold
 const TCTL_COLD = 0x3f << 12; // collision distance (full duplex)
 const TIPG_DEFAULT = 8 | (8 << 10) | (6 << 20); // IPGT, IPGR1, IPGR2 for copper
 
-// Legacy descriptors: 16 bytes. Receive: addr u64, length u16, checksum u16, status u8, errors u8, special u16.
-// Transmit: addr u64, length u16, cso u8, cmd u8, status u8, css u8, special u16.
-const DESC_SIZE = 16;
+// Legacy descriptors (82574 datasheet 7.1.4, 7.2.10), 16 bytes. Receive: addr u64, length u16 at 8, checksum u16,
+// status u8 at 12 (DD bit 0, EOP bit 1), errors u8, special u16. Transmit: addr u64, then length u16 | CSO u8 | CMD
+// u8 at 8 (the fast path's txCmd | length), then STA u8 (DD bit 0) | CSS u8 | special u16 at 12. The fast path writes
+// the length a second time into the word at 12, here shifted into `special`, the VLAN tag the device reads only for
+// a descriptor with CMD.VLE (never set here): STA and CSS stay 0.
 const RING_SIZE = 256; // 4 KiB per ring: one page, so contiguous in every IOMMU mode
 const RXD_STAT_DD = 1 << 0; // descriptor done
 const RXD_STAT_EOP = 1 << 1; // end of packet
 const TXD_CMD_EOP = 1 << 0;
 const TXD_CMD_IFCS = 1 << 1; // insert FCS
 const TXD_CMD_RS = 1 << 3; // report status (write back DD)
-const TXD_STAT_DD = 1 << 0;
-const TX_CMD = (TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS) << 24;
-
-const TWO32 = 2 ** 32;
+const LEGACY: DescriptorFormat = {
+  txCmd: (TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS) << 24,
+  txLengthShift: 16,
+  rxStatusOffset: 12,
+  rxLengthOffset: 8,
+  rxDone: RXD_STAT_DD,
+  rxEop: RXD_STAT_EOP,
+};
 
 /**
  * One 82574 port.
@@ -95,19 +102,14 @@ export class E1000e extends NicPort implements Nic {
   readonly rxRingSize = RING_SIZE;
   readonly txRingSize = RING_SIZE;
   readonly #bar0: Region;
-  readonly #rx: DmaBuffer;
-  readonly #tx: DmaBuffer;
-  readonly #rxU32: Uint32Array;
-  readonly #txU32: Uint32Array;
-  readonly #rxBufs: Packet[] = [];
-  readonly #txBufs: (Packet | null)[] = new Array(RING_SIZE).fill(null);
-  #rxNext = 0; // next receive descriptor to look at
-  #txTail = 0; // next transmit descriptor to fill
-  #txClean = 0; // oldest transmit descriptor not yet cleaned
+  readonly #pair: QueuePair;
   #stats: NicStats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" };
   #irqs: IrqSet | null = null;
 
-  /** Resets and starts the port; the device is owned (and closed) by the driver from here on. */
+  /**
+   * Resets and starts the port; the device is owned (and closed) by the driver from here on. The pool holds at
+   * least 768 buffers (the two rings hold up to 511).
+   */
   constructor(dev: Device, poolSize: number) {
     super(dev);
     dev.config.enableMemory();
@@ -128,54 +130,36 @@ export class E1000e extends NicPort implements Nic {
 
     const ral = bar0.read32(RAL0), rah = bar0.read32(RAH0);
     this.mac = formatMac([ral, ral >>> 8, ral >>> 16, ral >>> 24, rah, rah >>> 8].map((b) => b & 0xff));
-    this.pool = new PacketPool(dev, poolSize);
+    const store = new QueuePairs(dev, 1, Math.max(poolSize, 3 * RING_SIZE), LEGACY, RING_SIZE);
+    this.pool = new PacketPool(store);
+    store.attach(this.pool);
+    const pair = this.#pair = store.pairs[0];
     this.stats(); // read (and so clear) the device counters, then start from zero
     this.#stats = { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, source: "device" };
 
-    // Receive ring: every descriptor gets a buffer; the device owns [RDH, RDT), so one slot stays empty.
-    this.#rx = dev.allocDma(RING_SIZE * DESC_SIZE, { hugepages: "never", contiguous: true });
-    this.#rxU32 = this.#rx.u32;
-    for (let i = 0; i < RING_SIZE; i++) {
-      const p = this.pool.alloc();
-      if (!p) throw new VfioError(`e1000e: a pool of ${poolSize} buffers cannot fill a ${RING_SIZE}-entry ring`);
-      this.#rxBufs.push(p);
-      this.#setRxDesc(i, p);
-    }
+    // Receive ring (every descriptor holds a buffer), then the empty transmit ring.
     for (let i = 0; i < 128; i++) bar0.write32(MTA + 4 * i, 0);
     bar0.write32(RCTL, 0);
     bar0.write32(RFCTL, 0);
-    this.#ring(RDBAL, RDBAH, RDLEN, this.#rx);
+    this.#ring(RDBAL, RDBAH, RDLEN, pair.rxRing);
     bar0.write32(RDH, 0);
     bar0.write32(RDT, 0);
-    bar0.write32(RCTL, RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC);
-    bar0.write32(RDT, RING_SIZE - 1);
-
-    // Transmit ring: empty (head == tail).
-    this.#tx = dev.allocDma(RING_SIZE * DESC_SIZE, { hugepages: "never", contiguous: true });
-    this.#txU32 = this.#tx.u32;
     bar0.write32(TCTL, 0);
-    this.#ring(TDBAL, TDBAH, TDLEN, this.#tx);
+    this.#ring(TDBAL, TDBAH, TDLEN, pair.txRing);
     bar0.write32(TDH, 0);
     bar0.write32(TDT, 0);
     bar0.write32(TIPG, TIPG_DEFAULT);
+    bar0.write32(RCTL, RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC);
+    pair.start(bar0, { rdt: RDT, tdt: TDT, tdh: TDH }); // the device owns [RDH, RDT): one slot stays empty
     bar0.write32(TCTL, TCTL_EN | TCTL_PSP | TCTL_CT | TCTL_COLD);
 
     bar0.write32(CTRL, (bar0.read32(CTRL) & ~CTRL_RST) | CTRL_SLU);
   }
 
-  #ring(bal: number, bah: number, len: number, ring: DmaBuffer): void {
-    const bus = ring.busAddress(0);
+  #ring(bal: number, bah: number, len: number, bus: bigint): void {
     this.#bar0.write32(bal, Number(bus & 0xffffffffn));
     this.#bar0.write32(bah, Number(bus >> 32n));
-    this.#bar0.write32(len, ring.size);
-  }
-
-  #setRxDesc(i: number, p: Packet): void {
-    const w = i * 4, u32 = this.#rxU32;
-    u32[w] = p.bus % TWO32;
-    u32[w + 1] = Math.floor(p.bus / TWO32);
-    u32[w + 2] = 0;
-    u32[w + 3] = 0; // status: not done
+    this.#bar0.write32(len, RING_SIZE * 16);
   }
 
   #check(): void {
@@ -190,29 +174,7 @@ export class E1000e extends NicPort implements Nic {
 
   rxBatch(bufs: Packet[], n: number): number {
     this.#check();
-    const rx = this.#rx, u32 = this.#rxU32;
-    let i = this.#rxNext, last = -1, k = 0;
-    while (k < n) {
-      const status = rx.read32(i * DESC_SIZE + 12); // Atomics.load: the device writes it
-      if ((status & RXD_STAT_DD) === 0) break;
-      if ((status & RXD_STAT_EOP) === 0) {
-        throw new VfioError(`e1000e ${this.address}: a frame spans several descriptors (jumbo frames unsupported)`);
-      }
-      const fresh = this.pool.alloc();
-      if (!fresh) break; // no buffer to put back: leave the frame in the ring for the next call
-      const p = this.#rxBufs[i];
-      p.length = u32[i * 4 + 2] & 0xffff;
-      bufs[k++] = p;
-      this.#rxBufs[i] = fresh;
-      this.#setRxDesc(i, fresh);
-      last = i;
-      i = (i + 1) % RING_SIZE;
-    }
-    if (last >= 0) {
-      this.#rxNext = i;
-      this.#bar0.write32(RDT, last); // hand the refilled descriptors back
-    }
-    return k;
+    return this.#pair.rx(bufs, n);
   }
 
   /**
@@ -227,10 +189,10 @@ export class E1000e extends NicPort implements Nic {
     const bar0 = this.#bar0;
     irqs.poll(0); // drop a count left from an earlier wake-up
     bar0.read32(ICR);
-    if (this.#ready()) return true;
+    if (this.#pair.ready()) return true;
     bar0.write32(IMS, ICR_RXT0);
     try {
-      return (await irqs.wait(0, { timeoutMs })) > 0 || this.#ready();
+      return (await irqs.wait(0, { timeoutMs })) > 0 || this.#pair.ready();
     } finally {
       if (!this.closed) {
         bar0.write32(IMC, ICR_RXT0);
@@ -239,48 +201,13 @@ export class E1000e extends NicPort implements Nic {
     }
   }
 
-  #ready(): boolean {
-    return (this.#rx.read32(this.#rxNext * DESC_SIZE + 12) & RXD_STAT_DD) !== 0;
-  }
-
-  #clean(): void {
-    const tx = this.#tx;
-    let c = this.#txClean;
-    while (c !== this.#txTail && (tx.read32(c * DESC_SIZE + 12) & TXD_STAT_DD) !== 0) {
-      this.#txBufs[c]!.free();
-      this.#txBufs[c] = null;
-      c = (c + 1) % RING_SIZE;
-    }
-    this.#txClean = c;
-  }
-
   txBatch(bufs: Packet[], n: number): number {
     this.#check();
-    this.#clean();
-    const u32 = this.#txU32;
-    let t = this.#txTail, k = 0;
-    for (; k < n; k++) {
-      const next = (t + 1) % RING_SIZE;
-      if (next === this.#txClean) break; // ring full
-      const p = bufs[k], w = t * 4;
-      u32[w] = p.bus % TWO32;
-      u32[w + 1] = Math.floor(p.bus / TWO32);
-      u32[w + 2] = TX_CMD | p.length;
-      u32[w + 3] = 0;
-      this.#txBufs[t] = p;
-      t = next;
-    }
-    if (k > 0) {
-      this.#txTail = t;
-      this.#bar0.write32(TDT, t);
-    }
-    return k;
+    return this.#pair.tx(bufs, n);
   }
 
   txPending(): number {
-    if (this.stopped) return 0;
-    this.#clean();
-    return (this.#txTail - this.#txClean + RING_SIZE) % RING_SIZE;
+    return this.stopped ? 0 : this.#pair.pending();
   }
 
   stats(): NicStats {

@@ -1,8 +1,9 @@
 /**
  * An ixy-style driver for the Intel 82576 physical function (8086:10c9; QEMU's `igb`), after the 82576 datasheet
  * and the structure of ixy's ixgbe driver: reset and init (CTRL.RST, interrupts masked, EEPROM auto-read done,
- * MAC from RAL0/RAH0, link up with CTRL.SLU and a PHY auto-negotiation restart), advanced receive and transmit descriptors (`igb_ring.ts`), up to 4
- * queue pairs with RSS (MRQC, RETA, RSSRK) spreading received IPv4/IPv6 TCP/UDP flows over the receive queues,
+ * MAC from RAL0/RAH0, link up with CTRL.SLU and a PHY auto-negotiation restart), advanced receive and transmit
+ * descriptors (`igb_ring.ts`) driven through the library's fast path (`fast_queue.ts`: {@linkcode Poller.queue}, one
+ * call per batch, the C poll helper when loaded), up to 4 queue pairs with RSS (MRQC, RETA, RSSRK) spreading received IPv4/IPv6 TCP/UDP flows over the receive queues,
  * per-queue counters, and interrupt-driven receive through one MSI-X vector per receive queue (GPIE, IVAR, EIAC,
  * EIMS/EIMC).
  *
@@ -15,8 +16,25 @@
  * @module
  */
 import { type Device, IrqIndex, type IrqSet, type Region, VfioError } from "../../mod.ts";
-import { type IgbQueuePair, IgbQueues } from "./igb_queue.ts";
-import { pfRxQueueRegs, pfTxQueueRegs, type RxQueueRegs, type TxQueueRegs } from "./igb_ring.ts";
+import { type DescriptorFormat, type QueuePair, QueuePairs } from "./fast_queue.ts";
+import {
+  AdvRxDescWb,
+  AdvTxDescRead,
+  pfRxQueueRegs,
+  pfTxQueueRegs,
+  RXD_STAT_DD,
+  RXD_STAT_EOP,
+  type RxQueueRegs,
+  startRxQueue,
+  startTxQueue,
+  TXD_DCMD_DEXT,
+  TXD_DCMD_EOP,
+  TXD_DCMD_IFCS,
+  TXD_DCMD_RS,
+  TXD_DTYP_DATA,
+  TXD_PAYLEN_SHIFT,
+  type TxQueueRegs,
+} from "./igb_ring.ts";
 import { deviceStats } from "./intel_stats.ts";
 import { formatMac, type LinkStatus, type Nic, type NicStats, type Packet, PacketPool } from "./nic.ts";
 import { NicPort } from "./port.ts";
@@ -80,6 +98,23 @@ const BMCR_FULL_DUPLEX = 1 << 8;
 const BMCR_AN_RESTART = 1 << 9;
 const BMCR_AN_ENABLE = 1 << 12;
 
+/**
+ * The advanced descriptors as the fast path writes and reads them (82576 datasheet 7.1.5, 7.2.2.3): transmit
+ * `cmd_type_len` = DTYP data | DEXT | EOP | IFCS | RS | length, `olinfo_status` = PAYLEN (bit 14 on), whose bit 0 is
+ * DD once written back; receive read format `pkt_addr`, `hdr_addr` = 0; write-back `status_error` (DD, EOP) and
+ * `length`.
+ */
+const ADVANCED: DescriptorFormat = {
+  txCmd: TXD_DTYP_DATA | TXD_DCMD_EOP | TXD_DCMD_IFCS | TXD_DCMD_RS | TXD_DCMD_DEXT,
+  txLengthShift: TXD_PAYLEN_SHIFT,
+  rxStatusOffset: AdvRxDescWb.layout.status_error.offset,
+  rxLengthOffset: AdvRxDescWb.layout.length.offset,
+  rxDone: RXD_STAT_DD,
+  rxEop: RXD_STAT_EOP,
+};
+if (AdvTxDescRead.layout.cmd_type_len.offset !== 8 || AdvTxDescRead.layout.olinfo_status.offset !== 12) {
+  throw new Error("igb: the advanced transmit descriptor no longer has the fast path's layout");
+}
 const RING_SIZE = 256; // 4 KiB per ring: one page, so contiguous in every IOMMU mode
 /** Most queue pairs the driver sets up (the 82576 has 16; RSS alone spreads over at most 8, 4 here is plenty). */
 export const IGB_MAX_QUEUES = 4;
@@ -127,7 +162,7 @@ export class Igb extends NicPort implements Nic {
   readonly rxRingSize = RING_SIZE;
   readonly txRingSize = RING_SIZE;
   readonly #bar0: Region;
-  readonly #pairs: IgbQueuePair[];
+  readonly #pairs: QueuePair[];
   readonly #rxRegs: RxQueueRegs[] = [];
   readonly #txRegs: TxQueueRegs[] = [];
   readonly #dropped: number[];
@@ -163,7 +198,8 @@ export class Igb extends NicPort implements Nic {
 
     const ral = bar0.read32(RAL0), rah = bar0.read32(RAH0);
     this.mac = formatMac([ral, ral >>> 8, ral >>> 16, ral >>> 24, rah, rah >>> 8].map((b) => b & 0xff));
-    const store = new IgbQueues(dev, queues, Math.max(Math.floor(poolSize / queues), 3 * RING_SIZE), RING_SIZE);
+    const perPair = Math.max(Math.floor(poolSize / queues), 3 * RING_SIZE);
+    const store = new QueuePairs(dev, queues, perPair, ADVANCED, RING_SIZE);
     this.pool = new PacketPool(store);
     store.attach(this.pool);
     this.#pairs = store.pairs;
@@ -179,7 +215,10 @@ export class Igb extends NicPort implements Nic {
     this.#pairs.forEach((pair, q) => {
       this.#rxRegs.push(pfRxQueueRegs(q));
       this.#txRegs.push(pfTxQueueRegs(q));
-      pair.start(bar0, this.#rxRegs[q], this.#txRegs[q]);
+      const rx = this.#rxRegs[q], tx = this.#txRegs[q];
+      startRxQueue(bar0, rx, pair.rxRing, RING_SIZE);
+      startTxQueue(bar0, tx, pair.txRing, RING_SIZE);
+      pair.start(bar0, { rdt: rx.rdt, tdt: tx.tdt, tdh: tx.tdh });
     });
     bar0.write32(RCTL, RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_SECRC);
     bar0.write32(TCTL, TCTL_EN | TCTL_PSP | TCTL_CT | TCTL_COLD);
@@ -307,7 +346,10 @@ export class Igb extends NicPort implements Nic {
     const bar0 = this.#bar0;
     bar0.write32(RCTL, 0);
     bar0.write32(TCTL, 0);
-    this.#pairs.forEach((pair, q) => pair.stop(this.#rxRegs[q], this.#txRegs[q]));
+    this.#pairs.forEach((_, q) => {
+      bar0.write32(this.#rxRegs[q].rxdctl, 0);
+      bar0.write32(this.#txRegs[q].txdctl, 0);
+    });
     this.#maskAll();
   }
 }

@@ -1,7 +1,9 @@
 /**
  * The advanced descriptor rings of Intel's igb family (82576 datasheet section 7.1.5 receive, 7.2.2.3 transmit),
  * shared by the 82576 physical function driver (`igb.ts`) and its virtual function driver: the descriptor layouts,
- * the per-queue register block and its bits, and ring bookkeeping in the manner of ixy's ixgbe driver.
+ * the per-queue register block, its bits and its start sequence, and (for the virtual function) ring bookkeeping in
+ * the manner of ixy's ixgbe driver. The physical function's queue pairs run on the library's fast path instead
+ * (`fast_queue.ts`), over the same descriptor layouts.
  *
  * A receive ring hands every descriptor a pool buffer in the read format (`pkt_addr`, `hdr_addr` = 0); the device
  * writes the frame and then the write-back format over the same 16 bytes (status DD/EOP, length). A transmit ring

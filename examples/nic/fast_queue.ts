@@ -1,27 +1,26 @@
 /**
- * The 82576's queue pairs on the library's fast path ({@linkcode Poller.queue}, the C poll helper's RX refill and
- * TX post when it is loaded, its TypeScript twin when not): one call per batch reads the receive write-backs,
- * stores each frame's length and re-arms the slots, one call per batch cleans the transmit ring in groups of 32
- * (one DD read each, as ixy does) and writes the advanced data descriptors.
- *
- * The layout fits the 82576 as it is (datasheet 7.1.5, 7.2.2.3; the structs in `igb_ring.ts`): receive read format
- * `pkt_addr` at 0 and `hdr_addr` = 0 at 8; write-back `status_error` (DD bit 0, EOP bit 1) at 8 and `length` in
- * the low half of the word at 12; transmit `buffer_addr` at 0, `cmd_type_len` = DTYP data | DEXT | EOP | IFCS | RS
- * | length at 8, `olinfo_status` = PAYLEN (bit 14 on) at 12, whose bit 0 is DD once written back.
+ * NIC queue pairs on the library's fast path ({@linkcode Poller.queue}: the C poll helper's RX refill and TX post
+ * when it is loaded, its TypeScript twin when not): one call per batch reads the receive write-backs, stores each
+ * frame's length and re-arms the slots; one call per batch cleans the transmit ring in groups of 32 (one done-bit
+ * read each, as ixy does) and writes the data descriptors. Used by igb (82576 advanced descriptors) and e1000e
+ * (82574 legacy descriptors); each driver gives its descriptor format ({@linkcode DescriptorFormat}) and programs
+ * its own queue registers.
  *
  * Memory: one DMA buffer per port holds, for each queue pair, its two 4 KiB rings, the queue's state block and
- * its own buffers (2 KiB entries, the frame {@linkcode HEADROOM} bytes in, the header's first 16 bytes the bus
- * address and length the helper uses). {@linkcode IgbQueues} is the port's {@linkcode PacketStore}: a program's
- * `pool.alloc()` takes a buffer from the pair with the most free ones, `free()` returns it to its own pair. A
- * queue can only transmit its own buffers (they are buffer numbers in its own area): a frame in another pair's or
- * another port's buffer is copied into one of the pair's buffers, and the original freed once queued.
+ * its own buffers (2 KiB entries, the frame {@linkcode HEADROOM} bytes in; the header's first 16 bytes hold the
+ * bus address and length the helper uses). {@linkcode QueuePairs} is the port's {@linkcode PacketStore}: a
+ * program's `pool.alloc()` takes a buffer from the pair with the most free ones, `free()` returns it to its own
+ * pair. A queue transmits only its own buffers (its descriptors are written from buffer numbers in its own area):
+ * a frame in another pair's or another port's buffer is copied into one of the pair's buffers, and the original
+ * freed once queued.
  *
  * ```ts
  * import { openDevice } from "../../mod.ts";
- * import { IgbQueues } from "./igb_queue.ts";
+ * import { QueuePairs } from "./fast_queue.ts";
  * import { PacketPool } from "./nic.ts";
  * using dev = openDevice("0000:00:07.0");
- * const store = new IgbQueues(dev, 2, 1024);
+ * const format = { txCmd: 0x0b000000, txLengthShift: 16, rxStatusOffset: 12, rxLengthOffset: 8, rxDone: 1, rxEop: 2 };
+ * const store = new QueuePairs(dev, 1, 1024, format);
  * const pool = new PacketPool(store);
  * store.attach(pool);
  * console.log(store.count, pool.available);
@@ -33,27 +32,31 @@ import {
   type DmaBuffer,
   type PacketQueue,
   Poller,
+  type QueueLayout,
   queueStateBytes,
   type Region,
   VfioError,
 } from "../../mod.ts";
-import {
-  DESC_SIZE,
-  RXD_STAT_DD,
-  RXD_STAT_EOP,
-  type RxQueueRegs,
-  startRxQueue,
-  startTxQueue,
-  TXD_DCMD_DEXT,
-  TXD_DCMD_EOP,
-  TXD_DCMD_IFCS,
-  TXD_DCMD_RS,
-  TXD_DTYP_DATA,
-  TXD_PAYLEN_SHIFT,
-  type TxQueueRegs,
-} from "./igb_ring.ts";
 import { ENTRY_SIZE, HEADROOM, type Packet, type PacketPool, type PacketStore } from "./nic.ts";
 
+/**
+ * A device's 16-byte descriptor format, as {@linkcode QueueLayout} describes it: the bits ORed with the length into
+ * the transmit word at 8, where the length also goes in the word at 12, and where the receive write-back keeps its
+ * status and length.
+ */
+export type DescriptorFormat = Pick<
+  QueueLayout,
+  "txCmd" | "txLengthShift" | "rxStatusOffset" | "rxLengthOffset" | "rxDone" | "rxEop"
+>;
+
+/** The tail and transmit head registers of one queue pair (byte offsets in the BAR). */
+export interface PairRegs {
+  rdt: number;
+  tdt: number;
+  tdh: number;
+}
+
+const DESC_SIZE = 16;
 const PAGE = 4096;
 const TX_CLEAN_BATCH = 32; // ixy's group: one DD read frees 32 descriptors
 const ENTRY_WORDS = ENTRY_SIZE / 4;
@@ -61,7 +64,7 @@ const LENGTH_WORD = 3; // the helper keeps a frame's length at byte 12 of its bu
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
 /** One queue pair's receive and transmit on a {@linkcode PacketQueue}, with its counters. */
-export class IgbQueuePair {
+export class QueuePair {
   /** Frames and bytes received and queued for sending on this pair (the driver's count). */
   rxPackets = 0;
   rxBytes = 0;
@@ -99,28 +102,32 @@ export class IgbQueuePair {
     this.#inUse = inUse;
   }
 
-  /** Programs and enables both queues and hands the device every receive descriptor but one. */
-  start(bar: Region, rx: RxQueueRegs, tx: TxQueueRegs): void {
-    const l = this.queue.layout;
+  /** The receive ring's bus address (for the base registers). */
+  get rxRing(): bigint {
+    return this.#mem.busAddress(this.queue.layout.rxRing);
+  }
+
+  /** The transmit ring's bus address. */
+  get txRing(): bigint {
+    return this.#mem.busAddress(this.queue.layout.txRing);
+  }
+
+  /**
+   * Binds the pair to its tail and head registers once the driver has programmed the rings (base, length, head and
+   * tail 0, enabled), and hands the device every receive descriptor but one (the tail register).
+   */
+  start(bar: Region, regs: PairRegs): void {
     this.#bar = bar;
-    this.#rdt = rx.rdt;
-    this.#tdt = tx.tdt;
-    this.#tdh = tx.tdh;
-    startRxQueue(bar, rx, this.#mem.busAddress(l.rxRing), this.#ring);
-    bar.write32(rx.rdt, this.queue.rxTail);
-    startTxQueue(bar, tx, this.#mem.busAddress(l.txRing), this.#ring);
+    this.#rdt = regs.rdt;
+    this.#tdt = regs.tdt;
+    this.#tdh = regs.tdh;
+    bar.write32(regs.rdt, this.queue.rxTail);
   }
 
-  /** Disables both queues (RXDCTL / TXDCTL.ENABLE clear). */
-  stop(rx: RxQueueRegs, tx: TxQueueRegs): void {
-    this.#bar?.write32(rx.rxdctl, 0);
-    this.#bar?.write32(tx.txdctl, 0);
-  }
-
-  /** Whether the next receive descriptor holds a frame (DD set): what `waitRx` checks before sleeping. */
+  /** Whether the next receive descriptor holds a frame (done bit set): what `waitRx` checks before sleeping. */
   ready(): boolean {
-    const head = (this.queue.rxTail + 1) % this.#ring;
-    return (this.#mem.read32(this.queue.layout.rxRing + head * DESC_SIZE + 8) & RXD_STAT_DD) !== 0;
+    const l = this.queue.layout, head = (this.queue.rxTail + 1) % this.#ring;
+    return (this.#mem.read32(l.rxRing + head * DESC_SIZE + l.rxStatusOffset) & l.rxDone) !== 0;
   }
 
   /** Takes up to `n` frames into `bufs[0..]` (the caller owns and frees them); returns how many. */
@@ -167,7 +174,7 @@ export class IgbQueuePair {
     // transmit put frames[sent..k) on the free stack: take them back (the last one is on top), keep the caller's
     // own buffers out and return the copies after.
     for (let i = k; i-- > sent;) {
-      if (q.alloc() !== frames[i]) throw new VfioError("igb: the transmit queue's free stack is out of order");
+      if (q.alloc() !== frames[i]) throw new VfioError("the transmit queue's free stack is out of order");
     }
     const inUse = this.#inUse!;
     let bytes = 0;
@@ -195,27 +202,25 @@ export class IgbQueuePair {
   }
 }
 
-/**
- * An igb port's queue pairs and their buffers in one DMA buffer: the port's {@linkcode PacketStore}.
- */
-export class IgbQueues implements PacketStore {
+/** A port's queue pairs and their buffers in one DMA buffer: the port's {@linkcode PacketStore}. */
+export class QueuePairs implements PacketStore {
   /** The DMA memory of every pair (rings, state blocks, buffers). */
   readonly buffer: DmaBuffer;
   /** Buffers of all pairs. */
   readonly count: number;
   /** The queue pairs. */
-  readonly pairs: IgbQueuePair[] = [];
+  readonly pairs: QueuePair[] = [];
   readonly #perPair: number;
   readonly #offsets: number[] = []; // offset of each pair's buffer 0
   readonly #inUse: Uint8Array;
 
   /**
-   * Allocates `pairs` queue pairs with `ringSize`-descriptor rings and `perPair` buffers each (more than twice
-   * `ringSize`, so the two rings never hold them all) in DMA memory of `dev`, and prepares their queues.
+   * Allocates `pairs` queue pairs with 256-descriptor rings in `format` and `perPair` buffers each (more than 512,
+   * so the two rings never hold them all) in DMA memory of `dev`, and prepares their queues.
    */
-  constructor(dev: Device, pairs: number, perPair: number, ringSize = 256) {
+  constructor(dev: Device, pairs: number, perPair: number, format: DescriptorFormat, ringSize = 256) {
     if (!(Number.isInteger(perPair) && perPair > 2 * ringSize && ringSize * DESC_SIZE === PAGE)) {
-      throw new VfioError(`igb: ${perPair} buffers per queue pair with ${ringSize}-descriptor rings`, {
+      throw new VfioError(`${perPair} buffers per queue pair with ${ringSize}-descriptor rings`, {
         remedy: `use 256-descriptor rings and more than ${2 * ringSize} buffers per pair`,
       });
     }
@@ -240,15 +245,10 @@ export class IgbQueues implements PacketStore {
         bufferCount: perPair,
         headroom: HEADROOM,
         state: at + 2 * PAGE,
-        txCmd: TXD_DTYP_DATA | TXD_DCMD_EOP | TXD_DCMD_IFCS | TXD_DCMD_RS | TXD_DCMD_DEXT,
-        txLengthShift: TXD_PAYLEN_SHIFT,
         txCleanBatch: TX_CLEAN_BATCH,
-        rxStatusOffset: 8,
-        rxLengthOffset: 12,
-        rxDone: RXD_STAT_DD,
-        rxEop: RXD_STAT_EOP,
+        ...format,
       });
-      this.pairs.push(new IgbQueuePair(mem, queue, q * perPair));
+      this.pairs.push(new QueuePair(mem, queue, q * perPair));
     }
   }
 
@@ -275,7 +275,7 @@ export class IgbQueues implements PacketStore {
   /** Returns buffer `index` to its own pair (a double free throws). */
   free(index: number): void {
     if (!(this.#inUse[index] === 1)) {
-      throw new VfioError(`igb: buffer ${index} freed but not in use`, { remedy: "free each buffer once" });
+      throw new VfioError(`buffer ${index} freed but not in use`, { remedy: "free each buffer once" });
     }
     this.#inUse[index] = 0;
     const q = Math.floor(index / this.#perPair);
@@ -287,7 +287,7 @@ export class IgbQueues implements PacketStore {
     return this.buffer.busAddress(this.offsetOf(index));
   }
 
-  /** Byte offset of buffer `index`'s entry in {@linkcode IgbQueues.buffer}. */
+  /** Byte offset of buffer `index`'s entry in {@linkcode QueuePairs.buffer}. */
   offsetOf(index: number): number {
     const q = Math.floor(index / this.#perPair);
     return this.#offsets[q] + (index - q * this.#perPair) * ENTRY_SIZE;
