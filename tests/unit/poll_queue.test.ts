@@ -3,7 +3,7 @@
  * TypeScript without it): on a memfd mapping standing in for DMA memory, with the test playing the device, both
  * implementations re-arm RX slots from the free stack (64-bit bus addresses + headroom, carry included), queue TX
  * descriptors with the lengths RX stored, clean TX in groups, free what does not fit, and refuse bad layouts and a
- * corrupted state block with typed errors. Functional only: speed is measured by `bench/` (P2).
+ * corrupted state block with typed errors, and hand buffers to a program and take them back (alloc, release). Functional only: speed is measured by `bench/` (P2).
  *
  * Run: `node_modules/deno/deno test -A tests/unit/poll_queue.test.ts` or `bun test tests/unit/poll_queue.test.ts`.
  * @module
@@ -105,6 +105,26 @@ for (const native of [true, false]) {
       m.bar.close();
       assert.throws(() => q.receive(1), ClosedError);
       assert.throws(() => q.transmit(0, 1), ClosedError);
+    });
+
+    it("alloc and release take buffers off the free stack and put them back, refusing what does not fit", () => {
+      using m = memory();
+      const q = new Poller(m.bar, { native }).queue(LAYOUT);
+      assert.equal(q.alloc(), 8, "the top of the stack");
+      assert.equal(q.free, 7);
+      q.release(8);
+      assert.equal(q.free, 8);
+      const taken: number[] = [];
+      for (let b = q.alloc(); b >= 0; b = q.alloc()) taken.push(b);
+      assert.deepEqual(taken, [8, 9, 10, 11, 12, 13, 14, 15]);
+      assert.equal(q.alloc(), -1, "empty");
+      for (const bad of [16, -1, 1.5, NaN]) assert.throws(() => q.release(bad), OutOfRangeError);
+      for (let b = 0; b < LAYOUT.bufferCount; b++) q.release(b);
+      assert.equal(q.free, LAYOUT.bufferCount);
+      assert.throws(() => q.release(0), OutOfRangeError, "a full stack");
+      m.bar.close();
+      assert.throws(() => q.alloc(), ClosedError);
+      assert.throws(() => q.release(0), ClosedError);
     });
 
     it("refuses bad layouts and arguments with typed errors", () => {
