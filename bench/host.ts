@@ -4,7 +4,9 @@
  * address translation. Prints a readable report on stderr and one `RESULT {json}` line on stdout
  * (`bench/all.ts` runs it on both runtimes and prints the table). P1 and P4 keep the best of `BENCH_REPEAT` runs
  * (nanosecond loops: noise only adds time); P2 runs its variants interleaved `BENCH_P2_REPEAT` times (15) over
- * `BENCH_PACKETS` packets (2 M) each and keeps every sample, summarised as medians of paired per-repetition ratios.
+ * `BENCH_PACKETS` packets (2 M) each and keeps every sample, summarised as medians of paired per-repetition ratios;
+ * each P2 repetition is bracketed by a probe of the CPUs' cache-line round trip, and only repetitions with the
+ * wanted CPU placement count (see P2 below; `BENCH_P2_PLACEMENT=any` turns that off).
  *
  * Run: `deno run -A bench/host.ts`, `bun bench/host.ts` (or everything: `deno task bench`).
  *
@@ -140,16 +142,40 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
       nic.stop();
     }
   };
+  // The device thread and the driver exchange every descriptor and frame line, so every variant's cost follows the
+  // round trip of a cache line between the two CPUs, which the host of this KVM guest changes under us (about 50 ns
+  // with both vCPUs on one physical core, 300 ns on two; C at batch 32: 17 against 57 ns/packet, in any process,
+  // C alone included). Each repetition is probed before and after, and one whose probes disagree is redone. Counted
+  // are the repetitions with the wanted placement (`BENCH_P2_PLACEMENT`: "near" by default, "far", or "any"; near
+  // means a round trip ≤ `BENCH_NEAR_NS`); others are redone, up to three times the repetitions in all. Fewer than
+  // 3 wanted ones by then: the placement with the most repetitions counts, and the row says which (`placement`).
+  // Every probe and every discarded sample is in the JSON.
+  const want = process.env.BENCH_P2_PLACEMENT ?? "near", nearNs = Number(process.env.BENCH_NEAR_NS ?? 150);
+  if (!["near", "far", "any"].includes(want)) throw new Error(`BENCH_P2_PLACEMENT=${want}: near, far or any`);
+  const placementOf = (
+    rt: number,
+  ): string => (rt === 0 ? "one-cpu" : want === "any" ? "any" : rt <= nearNs ? "near" : "far");
   const batches: Record<string, Record<string, unknown>> = {};
   for (const batch of (process.env.BENCH_BATCHES ?? "1,8,32,128,256").split(",").map(Number)) {
-    const ns: Record<string, number[]> = {};
-    for (const [name, f] of Object.entries(variants)) { // warm up (JIT tiers) before anything counts
-      run(f, batch, Math.max(PACKETS / 10, 100_000));
-      ns[name] = [];
+    for (const f of Object.values(variants)) run(f, batch, Math.max(PACKETS / 10, 100_000)); // warm up (JIT tiers)
+    type Rep = { core_rt_ns: number[]; ns: Record<string, number>; placement: string };
+    const reps: Rep[] = [], count = (p: string): number => reps.filter((x) => x.placement === p).length;
+    for (let tries = 0; count(want) < P2_REPEAT && count("one-cpu") < P2_REPEAT && tries < 3 * P2_REPEAT; tries++) {
+      const before = c.coreRoundTripNs(50), rep: Record<string, number> = {};
+      // interleaved, so load on the machine hits every variant alike
+      for (const [name, f] of Object.entries(variants)) rep[name] = run(f, batch, PACKETS);
+      const after = c.coreRoundTripNs(50), p = placementOf(before);
+      reps.push({ core_rt_ns: [before, after], ns: rep, placement: p === placementOf(after) ? p : "unstable" });
     }
-    for (let r = 0; r < P2_REPEAT; r++) { // interleaved, so load on the machine hits every variant alike
-      for (const [name, f] of Object.entries(variants)) ns[name].push(run(f, batch, PACKETS));
-    }
+    const places = ["one-cpu", want, "near", "far"].filter((p) => count(p) > 0);
+    const placement = places.find((p) => count(p) >= Math.min(3, P2_REPEAT)) ??
+      places.sort((x, y) => count(y) - count(x))[0] ?? "unstable";
+    const kept = reps.filter((x) => x.placement === placement);
+    const discarded = reps.filter((x) => x.placement !== placement);
+    const ns: Record<string, number[]> = Object.fromEntries(
+      Object.keys(variants).map((name) => [name, kept.map((x) => x.ns[name])]),
+    );
+    const probes = kept.map((x) => x.core_rt_ns);
     const row: Record<string, unknown> = {};
     for (const name of Object.keys(variants)) {
       const t = summary(ns[name]);
@@ -164,19 +190,22 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
     }
     row.ixyjs_over_helper = pairedRatio(ns.ixyjs, ns.helper);
     row.ixyjs_over_ts = pairedRatio(ns.ixyjs, ns.ts);
+    row.placement = placement;
+    row.core_rt_ns = probes;
+    row.discarded = discarded;
     batches[batch] = row;
     const brief = Object.fromEntries(
       Object.keys(variants).map((k) => [k, `${summary(ns[k]).median.toFixed(1)} ns`]),
     );
     log(
-      `P2 ${libc.runtime} batch ${batch}: ${JSON.stringify(brief)}, helper/C ${
-        pairedRatio(ns.helper, ns.c).median.toFixed(2)
-      }× (q3 ${pairedRatio(ns.helper, ns.c).q3.toFixed(2)}), ixyjs/helper ${
-        pairedRatio(ns.ixyjs, ns.helper).median.toFixed(1)
-      }×`,
+      `P2 ${libc.runtime} batch ${batch} (${row.placement}, ${discarded.length} redone): ${
+        JSON.stringify(brief)
+      }, helper/C ${pairedRatio(ns.helper, ns.c).median.toFixed(2)}× (q3 ${
+        pairedRatio(ns.helper, ns.c).q3.toFixed(2)
+      }), ixyjs/helper ${pairedRatio(ns.ixyjs, ns.helper).median.toFixed(1)}×`,
     );
   }
-  result.p2 = { packets: PACKETS, repeats: P2_REPEAT, tsc_hz: hz, batches };
+  result.p2 = { packets: PACKETS, repeats: P2_REPEAT, tsc_hz: hz, placement: want, near_ns: nearNs, batches };
   nic.close();
 }
 

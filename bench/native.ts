@@ -34,6 +34,8 @@ export interface BenchNative {
   delayedStampNs(): number;
   /** CPU time of the calling thread, ns. */
   threadCpuNs(): number;
+  /** The round trip of a cache line between the process's first two CPUs, ns (fastest of `chunks` x 1000; 0: one CPU). */
+  coreRoundTripNs(chunks: number): number;
 }
 
 /** Compiles the C source with gcc -O2 (the same flags for every figure) and binds it. */
@@ -61,6 +63,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
     delayed_stamp_ns: { parameters: [], result: "f64" },
     c_table_build_ns: { parameters: ["u64", "u32"], result: "f64" },
     c_table_lookup_ns: { parameters: ["u32", "u32"], result: "f64" },
+    core_rt_ns: { parameters: ["u32"], result: "f64" },
   }).symbols;
   const p = (a: bigint): Deno.PointerValue => Deno.UnsafePointer.create(a);
   let stepAt = -1n, stepPtr: Deno.PointerValue = null; // nicStep runs per batch: make its pointer once
@@ -83,5 +86,6 @@ export async function loadBenchNative(): Promise<BenchNative> {
     delayedStampNs: () => s.delayed_stamp_ns(),
     tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
     tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
+    coreRoundTripNs: (chunks) => s.core_rt_ns(chunks),
   };
 }

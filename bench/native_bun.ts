@@ -27,6 +27,7 @@ export function bind(so: string): BenchNative {
     delayed_stamp_ns: { args: [], returns: T.f64 },
     c_table_build_ns: { args: [T.u64, T.u32], returns: T.f64 },
     c_table_lookup_ns: { args: [T.u32, T.u32], returns: T.f64 },
+    core_rt_ns: { args: [T.u32], returns: T.f64 },
   }).symbols as Record<string, Fn>;
   const p = (a: bigint): number => Number(a);
   return {
@@ -48,5 +49,6 @@ export function bind(so: string): BenchNative {
     delayedStampNs: () => s.delayed_stamp_ns(),
     tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
     tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
+    coreRoundTripNs: (chunks) => s.core_rt_ns(chunks),
   };
 }

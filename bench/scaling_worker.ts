@@ -1,7 +1,9 @@
 /**
  * One worker of `bench/scaling.ts`: forwards packets on its own simulated NIC queue pair, whose memory the main
  * thread handed over with `shareWindow`; the worker rebuilds its views with `openSharedWindow` and runs the pure-TS
- * driver of `bench/nic_sim.ts` on them, with the simulated device's work done inline between batches.
+ * driver of `bench/nic_sim.ts` on them, with the simulated device's work done inline between batches. With a
+ * `barrier`, it warms up first (a short run), then says it is armed and sleeps in `Atomics.wait` until the main
+ * thread releases every worker at once; it stamps CLOCK_MONOTONIC around its measured run.
  *
  * @module
  */
@@ -9,19 +11,34 @@ import { openSharedWindow, type SharedWindow } from "../lib/shared_window.ts";
 import { loadBenchNative } from "./native.ts";
 import { forward } from "./nic_sim.ts";
 
+/** What the main thread sends: the queue pair, and the barrier (`Int32Array` over a `SharedArrayBuffer`: [go]). */
+interface Job {
+  nic: SharedWindow;
+  batch: number;
+  packets: number;
+  warmup: number;
+  barrier: SharedArrayBuffer;
+}
 const self = globalThis as unknown as {
-  onmessage: ((e: MessageEvent<{ nic: SharedWindow; batch: number; packets: number }>) => void) | null;
+  onmessage: ((e: MessageEvent<Job>) => void) | null;
   postMessage(m: unknown): void;
 };
 const c = await loadBenchNative();
 self.onmessage = (e): void => {
-  const { nic, batch, packets } = e.data;
+  const { nic, batch, packets, warmup, barrier } = e.data;
   const u32 = new Uint32Array(openSharedWindow(nic));
   const queue = { u32, region: { write32: (offset: number, value: number): void => void (u32[offset >>> 2] = value) } };
   // No device thread: the simulated device's pass runs inline between batches, on this worker's core.
   const device = (): void => void c.nicStep(nic.address);
+  // The same loop warms up (JIT tiers) on the same memory; the main thread resets the rings after "armed".
+  if (warmup > 0) forward(queue, batch, warmup, c.threadCpuNs, device);
+  const go = new Int32Array(barrier);
+  self.postMessage("armed");
+  Atomics.wait(go, 0, 0); // asleep until the main thread releases all workers together
+  const cpu0 = c.threadCpuNs(), startNs = c.monoNs();
   const busyNs = forward(queue, batch, packets, c.threadCpuNs, device);
-  self.postMessage({ busyNs });
+  const endNs = c.monoNs(), cpuNs = c.threadCpuNs() - cpu0;
+  self.postMessage({ busyNs, startNs, endNs, cpuNs });
 };
 // Messages posted before this module finished loading can be lost: say when ready.
 self.postMessage("ready");
