@@ -321,7 +321,13 @@ if (all.p3) {
     "",
     "",
   ]);
-  for (const [v, name] of [["waitSync_traced", "`waitSync()`"], ["wait_traced", "`await wait()`"]] as const) {
+  for (
+    const [v, name] of [
+      ["waitSync_traced", "`waitSync()`"],
+      ["wait_traced", "`await wait()`"],
+      ["wait_threadsafe_probe", "a C poll thread + thread-safe callback (probe, Deno)"],
+    ] as const
+  ) {
     const part = (rt: "deno" | "bun"): string => {
       if (!boots[0][rt][v]) return "";
       const k = across((x) => x[rt][v].kernel_p50_us), r = across((x) => x[rt][v].return_p50_us);
@@ -331,8 +337,26 @@ if (all.p3) {
       `P3 breakdown of ${name}, p50: raise → poll(2) returns (stamped in C) + poll returns → user code runs`,
       part("deno"),
       part("bun"),
+      v === "waitSync_traced" && boots[0].c.block_kernel_p50_us !== undefined
+        ? `${f(across((x) => x.c.block_kernel_p50_us).median)} + ${
+          f(across((x) => x.c.block.p50_us - x.c.block_kernel_p50_us).median)
+        } µs (block)`
+        : "",
       "",
       "",
+      "",
+      "",
+    ]);
+  }
+  if (boots[0].deno.wait_threadsafe_probe) {
+    const p = across((x) => x.deno.wait_threadsafe_probe.p50_us);
+    const ratio = across((x) => x.deno.wait_threadsafe_probe.p50_us / x.c.handoff.p50_us);
+    rows.push([
+      "P3 sleep → wake, probe: a C poll thread calling a thread-safe callback (Deno) vs C hand-off, p50",
+      `${f(p.median)} µs`,
+      "",
+      `${f(across((x) => x.c.handoff.p50_us).median)} µs (handoff)`,
+      `${ratio.median.toFixed(2)}×`,
       "",
       "",
       "",

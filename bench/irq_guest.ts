@@ -18,7 +18,7 @@
  */
 import process from "node:process";
 import { interceptLibc } from "../ffi/libc.ts";
-import { IrqIndex, openDevice } from "../mod.ts";
+import { IrqEventFd, IrqIndex, openDevice } from "../mod.ts";
 import { loadIrqRaiser } from "./irq_raise.ts";
 import { summary } from "./stats.ts";
 
@@ -38,7 +38,9 @@ using msi = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
 const raise = bar0.unsafeAddress + BigInt(IRQ_RAISE);
 const me = raiser.gettid();
 
-type Kind = "waitSync" | "wait";
+type Kind = "waitSync" | "wait" | "threadsafe";
+/** The thread-safe-callback probe's pending round (see `probe`). */
+let probeResolve: ((count: number) => void) | undefined;
 
 function stats(lat: number[]): Record<string, number> {
   if (lat.length === 0) return { p50_us: 0, p90_us: 0, p99_us: 0, mean_us: 0 };
@@ -55,7 +57,11 @@ async function measure(kind: Kind, traced = false): Promise<Record<string, unkno
   for (let i = -warm; lat.length < ROUNDS && i < 4 * ROUNDS; i++) {
     const before = msi.waitCounts(0).immediate;
     raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
-    const n = kind === "waitSync" ? msi.waitSync(0, { timeoutMs: 1000 }) : await msi.wait(0, { timeoutMs: 1000 });
+    const n = kind === "waitSync"
+      ? msi.waitSync(0, { timeoutMs: 1000 })
+      : kind === "wait"
+      ? await msi.wait(0, { timeoutMs: 1000 })
+      : await new Promise<number>((resolve) => (probeResolve = resolve));
     const t1 = raiser.monoNs();
     const polled = traced ? raiser.polledNs() : 0;
     if (n < 1) throw new Error(`${kind}: no interrupt in round ${i}`);
@@ -102,10 +108,29 @@ async function traced(kind: Kind): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * The design issue #15 proposes for Deno's async wait, as a probe (not the library): a C thread sleeping in poll(2)
+ * on the vector's eventfd calls a thread-safe callback with the count. Deno only: under Bun 1.4 a threadsafe
+ * `JSCallback` called from a foreign thread never ran on the JS thread in our tries (the wait hung).
+ */
+async function probe(): Promise<Record<string, unknown> | undefined> {
+  if ("Bun" in globalThis) return undefined;
+  const stop = new IrqEventFd("probe stop");
+  const join = raiser.waiterStart(msi.eventfd(0), stop.fd, (n) => probeResolve?.(n));
+  try {
+    return await measure("threadsafe", true);
+  } finally {
+    stop.notify();
+    await join();
+    stop.close();
+  }
+}
+
 const waitSync = await measure("waitSync");
 const wait = await measure("wait");
 const waitSyncTraced = await traced("waitSync");
 const waitTraced = raiser.timedPollAsync ? await traced("wait") : undefined;
+const threadsafe = await probe();
 const at = (k: Record<string, unknown>, key: string): number => k[key] as number;
 console.log(
   "RESULT " + JSON.stringify({
@@ -114,6 +139,7 @@ console.log(
     wait,
     waitSync_traced: waitSyncTraced,
     ...(waitTraced ? { wait_traced: waitTraced } : {}),
+    ...(threadsafe ? { wait_threadsafe_probe: threadsafe } : {}),
     immediate: at(waitSync, "immediate") + at(wait, "immediate"),
     unconfirmed: at(waitSync, "unconfirmed") + at(wait, "unconfirmed"),
     slept: at(waitSync, "rounds") + at(wait, "rounds"),

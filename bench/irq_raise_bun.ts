@@ -4,11 +4,8 @@
  * @module
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
-import { dlopen, FFIType as T } from "bun:ffi";
-import type { IrqRaiser } from "./irq_raise.ts";
-
-// deno-lint-ignore no-explicit-any
-type Fn = (...args: any[]) => any;
+import { dlopen, FFIType as T, JSCallback } from "bun:ffi";
+import { type IrqRaiser, type RawRaiser, wrapRaiser } from "./irq_raise.ts";
 
 /** Binds the built shared object. */
 export function bind(so: string): IrqRaiser {
@@ -22,20 +19,11 @@ export function bind(so: string): IrqRaiser {
     irq_raise_blocker: { args: [], returns: T.i32 },
     irq_timed_poll: { args: [T.i32, T.i32], returns: T.i32 },
     irq_polled_ns: { args: [], returns: T.f64 },
-  }).symbols as Record<string, Fn>;
-  return {
-    monoNs: () => s.irq_mono_ns(),
-    gettid: () => s.irq_gettid(),
-    start: (reg, value, waiter, minDelayUs, maxWaitUs) => {
-      if (s.irq_raise_start(Number(reg), value, waiter, minDelayUs, maxWaitUs) !== 0) {
-        throw new Error("cannot start the raiser thread");
-      }
-    },
-    stampNs: () => s.irq_raise_stamp_ns(),
-    confirmed: () => s.irq_raise_confirmed() === 1,
-    done: () => s.irq_raise_done() === 1,
-    blocker: () => s.irq_raise_blocker(),
-    timedPoll: (fd, timeoutMs) => s.irq_timed_poll(fd, timeoutMs),
-    polledNs: () => s.irq_polled_ns(),
-  };
+    irq_waiter_start: { args: [T.i32, T.i32, T.ptr], returns: T.i32 },
+    irq_waiter_join: { args: [], returns: T.void },
+  }).symbols as RawRaiser;
+  return wrapRaiser(s, Number, (fn) => {
+    const cb = new JSCallback(fn, { args: [T.f64], returns: T.void, threadsafe: true });
+    return { pointer: cb.ptr, close: () => cb.close() };
+  });
 }

@@ -192,3 +192,35 @@ int irq_timed_poll(int fd, int timeout_ms) {
   polled_stamp = (double)now_ns();
   return r;
 }
+
+/*
+ * A probe of the design issue #15 suggests for the async wait: a C thread that sleeps in poll(2) on the interrupt
+ * eventfd, reads it and calls a thread-safe JS callback (Deno.UnsafeCallback.threadSafe, Bun's threadsafe
+ * JSCallback) with the count; the runtime runs the callback on its JS thread. Started and stopped by the bench;
+ * the stop eventfd ends the thread. The stamp (irq_polled_ns) is taken as poll returns, as irq_timed_poll does.
+ */
+struct waiter { int fd, stop; void (*cb)(double); };
+static void *waiter_main(void *arg) {
+  struct waiter w = *(struct waiter *)arg;
+  free(arg);
+  struct pollfd p[2] = {{.fd = w.fd, .events = POLLIN}, {.fd = w.stop, .events = POLLIN}};
+  for (;;) {
+    if (poll(p, 2, -1) < 0) continue;
+    polled_stamp = (double)now_ns();
+    if (p[1].revents) break;
+    uint64_t count;
+    if (read(w.fd, &count, 8) == 8) w.cb((double)count);
+  }
+  return NULL;
+}
+static pthread_t waiter_thread;
+/* Starts the waiter thread on `fd`; writing `stop` (an eventfd) ends it (irq_waiter_join waits for that). */
+int irq_waiter_start(int fd, int stop, void (*cb)(double)) {
+  struct waiter *w = malloc(sizeof *w);
+  if (!w) return -1;
+  *w = (struct waiter){.fd = fd, .stop = stop, .cb = cb};
+  int e = pthread_create(&waiter_thread, NULL, waiter_main, w);
+  if (e) free(w);
+  return e;
+}
+void irq_waiter_join(void) { pthread_join(waiter_thread, NULL); }
