@@ -7,7 +7,8 @@
  * resumes. Two waits: `waitSync()` (blocking poll + read on this thread) and `await wait()` (the event loop sleeps;
  * Deno's FFI thread pool or Bun's epoll worker hands the wake-up over). A sample is dropped and counted when the
  * raiser could not see everyone asleep (`unconfirmed`) or the wait found the interrupt already pending
- * (`immediate`, from `waitCounts`): every figure comes from waits that slept.
+ * (`immediate`, from `waitCounts`): every figure comes from waits that slept. The designs are measured interleaved,
+ * one round of each in turn.
  * The breakdown (`waitSync_traced`, and `wait_traced` on Deno): the same waits with the library's poll replaced
  * (through `interceptLibc`) by one of the raiser's object that stamps the clock in C as poll(2) returns: how much of
  * a wake-up is the kernel's (raise -> poll returns, `kernel_*`) and how much the runtime's and the library's
@@ -49,41 +50,89 @@ function stats(lat: number[]): Record<string, number> {
   return { p50_us: s.median, p90_us: at(0.9), p99_us: at(0.99), mean_us: s.mean };
 }
 
-async function measure(kind: Kind, traced = false): Promise<Record<string, unknown>> {
-  const lat: number[] = [], kernel: number[] = [], back: number[] = [];
-  const warm = Math.max(3, ROUNDS / 10);
-  let unconfirmed = 0, immediate = 0;
-  const blockers: Record<string, number> = {};
-  for (let i = -warm; lat.length < ROUNDS && i < 4 * ROUNDS; i++) {
-    const before = msi.waitCounts(0).immediate;
-    raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
-    const n = kind === "waitSync"
-      ? msi.waitSync(0, { timeoutMs: 1000 })
-      : kind === "wait"
-      ? await msi.wait(0, { timeoutMs: 1000 })
-      : await new Promise<number>((resolve) => (probeResolve = resolve));
-    const t1 = raiser.monoNs();
-    const polled = traced ? raiser.polledNs() : 0;
-    if (n < 1) throw new Error(`${kind}: no interrupt in round ${i}`);
-    while (!raiser.done()) { /* the raiser stores its verdict before the register write; this is microseconds */ }
-    if (i >= 0) {
-      const stamp = raiser.stampNs();
-      if (msi.waitCounts(0).immediate !== before) immediate++;
-      else if (!raiser.confirmed()) {
-        unconfirmed++;
-        const b = raiser.blocker(), key = String.fromCharCode(b & 0xff) + (b >> 8 ? `:${b >> 8}` : "");
-        blockers[key] = (blockers[key] ?? 0) + 1;
-      } else {
-        lat.push((t1 - stamp) / 1000);
-        if (polled) kernel.push((polled - stamp) / 1000), back.push((t1 - polled) / 1000);
-      }
-    }
-    bar0.write32(IRQ_ACK, bar0.read32(IRQ_STATUS));
+/** One design's samples and counts. */
+interface Series {
+  kind: Kind;
+  traced: boolean;
+  lat: number[];
+  kernel: number[];
+  back: number[];
+  unconfirmed: number;
+  immediate: number;
+  blockers: Record<string, number>;
+}
+const series = (kind: Kind, traced: boolean): Series => ({
+  kind,
+  traced,
+  lat: [],
+  kernel: [],
+  back: [],
+  unconfirmed: 0,
+  immediate: 0,
+  blockers: {},
+});
+
+/** The library's poll replaced by the raiser's stamping one (the traced designs). */
+const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: never[]) => unknown => {
+  if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
+  if (name === "waitReadable" && raiser.timedPollAsync) {
+    return async (fd: number, timeoutMs: number) => (await raiser.timedPollAsync!(fd, timeoutMs)) > 0;
   }
-  const out: Record<string, unknown> = { ...stats(lat), rounds: lat.length, unconfirmed, immediate };
-  if (unconfirmed) out.unconfirmed_why = blockers; // state letter of a thread awake, or W:<syscall> of the waiter
-  if (traced) {
-    const k = stats(kernel), r = stats(back);
+  return fn;
+};
+
+/** One sleep -> wake of a design; `keep`: a measured round (not warm-up). */
+async function round(x: Series, keep: boolean): Promise<void> {
+  interceptLibc(x.traced ? tracing : null);
+  const before = msi.waitCounts(0).immediate;
+  raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
+  const n = x.kind === "waitSync"
+    ? msi.waitSync(0, { timeoutMs: 1000 })
+    : x.kind === "wait"
+    ? await msi.wait(0, { timeoutMs: 1000 })
+    : await new Promise<number>((resolve) => (probeResolve = resolve));
+  const t1 = raiser.monoNs();
+  const polled = x.traced ? raiser.polledNs() : 0;
+  interceptLibc(null);
+  if (n < 1) throw new Error(`${x.kind}: no interrupt`);
+  while (!raiser.done()) { /* the raiser stores its verdict before the register write; this is microseconds */ }
+  if (keep) {
+    const stamp = raiser.stampNs();
+    if (msi.waitCounts(0).immediate !== before) x.immediate++;
+    else if (!raiser.confirmed()) {
+      x.unconfirmed++;
+      const b = raiser.blocker(), key = String.fromCharCode(b & 0xff) + (b >> 8 ? `:${b >> 8}` : "");
+      x.blockers[key] = (x.blockers[key] ?? 0) + 1;
+    } else {
+      x.lat.push((t1 - stamp) / 1000);
+      if (polled) x.kernel.push((polled - stamp) / 1000), x.back.push((t1 - polled) / 1000);
+    }
+  }
+  bar0.write32(IRQ_ACK, bar0.read32(IRQ_STATUS));
+}
+
+/**
+ * Measures the designs **interleaved** (one round of each in turn), so that they share the process's state (JIT,
+ * background threads, the host's load) instead of the first one paying for the start-up; until each has ROUNDS
+ * kept samples.
+ */
+async function measure(designs: Series[]): Promise<void> {
+  const warm = Math.max(3, ROUNDS / 10);
+  for (let i = -warm; designs.some((x) => x.lat.length < ROUNDS) && i < 4 * ROUNDS; i++) {
+    for (const x of designs) if (x.lat.length < ROUNDS) await round(x, i >= 0);
+  }
+}
+
+function report(x: Series): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    ...stats(x.lat),
+    rounds: x.lat.length,
+    unconfirmed: x.unconfirmed,
+    immediate: x.immediate,
+  };
+  if (x.unconfirmed) out.unconfirmed_why = x.blockers; // state letter of a thread awake, or W:<syscall> of the waiter
+  if (x.traced) {
+    const k = stats(x.kernel), r = stats(x.back);
     out.kernel_p50_us = k.p50_us; // raise -> poll(2) returns, stamped in C
     out.kernel_mean_us = k.mean_us;
     out.return_p50_us = r.p50_us; // poll returns -> the user's code runs (FFI return, the library, the clock read)
@@ -92,33 +141,20 @@ async function measure(kind: Kind, traced = false): Promise<Record<string, unkno
   return out;
 }
 
-/** Runs `kind` with the library's poll replaced by the raiser's stamping one. */
-async function traced(kind: Kind): Promise<Record<string, unknown>> {
-  interceptLibc((name, fn) => {
-    if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
-    if (name === "waitReadable" && raiser.timedPollAsync) {
-      return async (fd: number, timeoutMs: number) => (await raiser.timedPollAsync!(fd, timeoutMs)) > 0;
-    }
-    return fn;
-  });
-  try {
-    return await measure(kind, true);
-  } finally {
-    interceptLibc(null);
-  }
-}
-
 /**
  * The design issue #15 proposes for Deno's async wait, as a probe (not the library): a C thread sleeping in poll(2)
- * on the vector's eventfd calls a thread-safe callback with the count. Deno only: under Bun 1.4 a threadsafe
- * `JSCallback` called from a foreign thread never ran on the JS thread in our tries (the wait hung).
+ * on the vector's eventfd calls a thread-safe callback with the count. Measured after the others (its thread takes
+ * every interrupt while it runs). Deno only: under Bun 1.4 a threadsafe `JSCallback` called from a foreign thread
+ * never ran on the JS thread in our tries (the wait hung).
  */
 async function probe(): Promise<Record<string, unknown> | undefined> {
   if ("Bun" in globalThis) return undefined;
   const stop = new IrqEventFd("probe stop");
   const join = raiser.waiterStart(msi.eventfd(0), stop.fd, (n) => probeResolve?.(n));
   try {
-    return await measure("threadsafe", true);
+    const x = series("threadsafe", true);
+    await measure([x]);
+    return report(x);
   } finally {
     stop.notify();
     await join();
@@ -126,10 +162,10 @@ async function probe(): Promise<Record<string, unknown> | undefined> {
   }
 }
 
-const waitSync = await measure("waitSync");
-const wait = await measure("wait");
-const waitSyncTraced = await traced("waitSync");
-const waitTraced = raiser.timedPollAsync ? await traced("wait") : undefined;
+const designs = [series("waitSync", false), series("wait", false), series("waitSync", true)];
+if (raiser.timedPollAsync) designs.push(series("wait", true));
+await measure(designs);
+const [waitSync, wait, waitSyncTraced, waitTraced] = designs.map(report);
 const threadsafe = await probe();
 const at = (k: Record<string, unknown>, key: string): number => k[key] as number;
 console.log(
