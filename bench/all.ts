@@ -301,26 +301,15 @@ if (all.p3) {
   p3row("`await wait()` vs C waiter-thread hand-off", "wait", "handoff", 1.2);
   const sum = (pick: (boot: Any) => number | undefined): string =>
     String(boots.reduce((a, x) => a + (pick(x) ?? 0), 0));
-  rows.push([
-    "P3 waits that found the interrupt already pending (dropped; must be 0)",
-    sum((x) => x.deno.immediate),
-    sum((x) => x.bun.immediate),
-    sum((x) => x.c.block.immediate + x.c.handoff.immediate),
-    "",
-    "",
-    "",
-    "",
-  ]);
-  rows.push([
-    "P3 samples dropped: the raiser could not see every thread asleep within 200 ms",
-    sum((x) => x.deno.unconfirmed),
-    sum((x) => x.bun.unconfirmed),
-    sum((x) => x.c.block.unconfirmed + x.c.handoff.unconfirmed),
-    "",
-    "",
-    "",
-    "",
-  ]);
+  for (
+    const [name, key] of [
+      ["P3 waits that found the interrupt already pending (dropped; must be 0)", "immediate"],
+      ["P3 samples dropped: the raiser could not see every thread asleep within 200 ms", "unconfirmed"],
+    ] as const
+  ) {
+    const c = sum((x) => x.c.block[key] + x.c.handoff[key]);
+    rows.push([name, sum((x) => x.deno[key]), sum((x) => x.bun[key]), c, "", "", "", ""]);
+  }
   for (
     const [v, name] of [
       ["waitSync_traced", "`waitSync()`"],
