@@ -1,64 +1,183 @@
 /**
  * P3, run in the guest (by `bench/all.ts` through `tests/vm/vm.ts`): **sleep -> wake** latency of the library's
- * interrupt waits, with the design of the C baselines in `bench/c/irq_guest.c`: the waiter is asleep first; a C
- * thread (`bench/c/bench_device.c`'s delayed writer, in this process) sleeps `delay_us`, stamps CLOCK_MONOTONIC and
- * writes edu's raise-interrupt register through the library's BAR mapping; the waiter stamps the same clock when it
+ * interrupt waits, with the design of the C baselines in `bench/c/irq_guest.c` and the same raiser
+ * (`bench/c/irq_raise.c`, in this process): the waiter is asleep first; the raiser thread waits until every other
+ * thread of the process is asleep and this thread sits in its wait syscall, stamps CLOCK_MONOTONIC and writes edu's
+ * raise-interrupt register through the library's BAR mapping; the waiter stamps the same clock when the user's code
  * resumes. Two waits: `waitSync()` (blocking poll + read on this thread) and `await wait()` (the event loop sleeps;
- * Deno's FFI thread pool or Bun's epoll worker hands the wake-up over). Also counts how many waits found the
- * interrupt already pending (`waitCounts`): a sleep -> wake figure is only one if that count is 0.
+ * Deno's FFI thread pool or Bun's epoll worker hands the wake-up over). A sample is dropped and counted when the
+ * raiser could not see everyone asleep (`unconfirmed`) or the wait found the interrupt already pending
+ * (`immediate`, from `waitCounts`): every figure comes from waits that slept. The designs are measured interleaved,
+ * one round of each in turn.
+ * The breakdown (`waitSync_traced`, and `wait_traced` on Deno): the same waits with the library's poll replaced
+ * (through `interceptLibc`) by one of the raiser's object that stamps the clock in C as poll(2) returns: how much of
+ * a wake-up is the kernel's (raise -> poll returns, `kernel_*`) and how much the runtime's and the library's
+ * (poll returns -> the user's code runs, `return_*`).
  * Prints `RESULT {json}`. Usage: `irq_guest.ts [rounds] [delay_us]`.
  *
  * @module
  */
 import process from "node:process";
-import { IrqIndex, openDevice } from "../mod.ts";
-import { loadBenchNative } from "./native.ts";
+import { interceptLibc } from "../ffi/libc.ts";
+import { IrqEventFd, IrqIndex, openDevice } from "../mod.ts";
+import { loadIrqRaiser } from "./irq_raise.ts";
 import { summary } from "./stats.ts";
 
 const IRQ_STATUS = 0x24, IRQ_RAISE = 0x60, IRQ_ACK = 0x64;
-const ROUNDS = Number(process.argv[2] ?? 300), DELAY_US = Number(process.argv[3] ?? 2000);
+const ROUNDS = Number(process.argv[2] ?? 300), DELAY_US = Number(process.argv[3] ?? 1000);
+/** How long the raiser waits for everyone to be asleep before it raises anyway (and the sample is dropped). */
+const MAX_WAIT_US = 200_000;
 const address = (process.env.VFIO_TS_EDU ?? "").split(",")[0];
 if (!address) throw new Error("no edu device: run in the guest (VFIO_TS_EDU)");
 
-const c = await loadBenchNative();
+const raiser = await loadIrqRaiser();
 using dev = openDevice(address);
 dev.config.enableMemory();
 dev.config.enableBusMaster();
 const bar0 = dev.bar(0);
 using msi = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
 const raise = bar0.unsafeAddress + BigInt(IRQ_RAISE);
+const me = raiser.gettid();
 
-async function measure(kind: "waitSync" | "wait"): Promise<Record<string, number>> {
-  const lat: number[] = [];
-  const warm = Math.max(3, ROUNDS / 10);
-  for (let i = -warm; i < ROUNDS; i++) {
-    c.startDelayedWriter(raise, 1, DELAY_US);
-    const n = kind === "waitSync" ? msi.waitSync(0, { timeoutMs: 1000 }) : await msi.wait(0, { timeoutMs: 1000 });
-    const t1 = c.monoNs();
-    if (n < 1) throw new Error(`${kind}: no interrupt in round ${i}`);
-    if (i >= 0) lat.push((t1 - c.delayedStampNs()) / 1000);
-    bar0.write32(IRQ_ACK, bar0.read32(IRQ_STATUS));
-  }
-  const s = summary(lat), sorted = lat.sort((a, b) => a - b);
-  return {
-    p50_us: s.median,
-    p90_us: sorted[Math.floor(ROUNDS * 0.9)],
-    p99_us: sorted[Math.floor(ROUNDS * 0.99)],
-    mean_us: s.mean,
-    rounds: ROUNDS,
-  };
+type Kind = "waitSync" | "wait" | "threadsafe";
+/** The thread-safe-callback probe's pending round (see `probe`). */
+let probeResolve: ((count: number) => void) | undefined;
+
+function stats(lat: number[]): Record<string, number> {
+  if (lat.length === 0) return { p50_us: 0, p90_us: 0, p99_us: 0, mean_us: 0 };
+  const s = summary(lat), sorted = [...lat].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+  return { p50_us: s.median, p90_us: at(0.9), p99_us: at(0.99), mean_us: s.mean };
 }
 
-const before = msi.waitCounts(0);
-const waitSync = await measure("waitSync");
-const wait = await measure("wait");
-const after = msi.waitCounts(0);
+/** One design's samples and counts. */
+interface Series {
+  kind: Kind;
+  traced: boolean;
+  lat: number[];
+  kernel: number[];
+  back: number[];
+  unconfirmed: number;
+  immediate: number;
+  blockers: Record<string, number>;
+}
+const series = (kind: Kind, traced: boolean): Series => ({
+  kind,
+  traced,
+  lat: [],
+  kernel: [],
+  back: [],
+  unconfirmed: 0,
+  immediate: 0,
+  blockers: {},
+});
+
+/** The library's poll replaced by the raiser's stamping one (the traced designs). */
+const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: never[]) => unknown => {
+  if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
+  if (name === "waitReadable" && raiser.timedPollAsync) {
+    return async (fd: number, timeoutMs: number) => (await raiser.timedPollAsync!(fd, timeoutMs)) > 0;
+  }
+  return fn;
+};
+
+/** One sleep -> wake of a design; `keep`: a measured round (not warm-up). */
+async function round(x: Series, keep: boolean): Promise<void> {
+  interceptLibc(x.traced ? tracing : null);
+  const before = msi.waitCounts(0).immediate;
+  raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
+  const n = x.kind === "waitSync"
+    ? msi.waitSync(0, { timeoutMs: 1000 })
+    : x.kind === "wait"
+    ? await msi.wait(0, { timeoutMs: 1000 })
+    : await new Promise<number>((resolve) => (probeResolve = resolve));
+  const t1 = raiser.monoNs();
+  const polled = x.traced ? raiser.polledNs() : 0;
+  interceptLibc(null);
+  if (n < 1) throw new Error(`${x.kind}: no interrupt`);
+  while (!raiser.done()) { /* the raiser stores its verdict before the register write; this is microseconds */ }
+  if (keep) {
+    const stamp = raiser.stampNs();
+    if (msi.waitCounts(0).immediate !== before) x.immediate++;
+    else if (!raiser.confirmed()) {
+      x.unconfirmed++;
+      const b = raiser.blocker(), key = String.fromCharCode(b & 0xff) + (b >> 8 ? `:${b >> 8}` : "");
+      x.blockers[key] = (x.blockers[key] ?? 0) + 1;
+    } else {
+      x.lat.push((t1 - stamp) / 1000);
+      if (polled) x.kernel.push((polled - stamp) / 1000), x.back.push((t1 - polled) / 1000);
+    }
+  }
+  bar0.write32(IRQ_ACK, bar0.read32(IRQ_STATUS));
+}
+
+/**
+ * Measures the designs **interleaved** (one round of each in turn), so that they share the process's state (JIT,
+ * background threads, the host's load) instead of the first one paying for the start-up; until each has ROUNDS
+ * kept samples.
+ */
+async function measure(designs: Series[]): Promise<void> {
+  const warm = Math.max(3, ROUNDS / 10);
+  for (let i = -warm; designs.some((x) => x.lat.length < ROUNDS) && i < 4 * ROUNDS; i++) {
+    for (const x of designs) if (x.lat.length < ROUNDS) await round(x, i >= 0);
+  }
+}
+
+function report(x: Series): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    ...stats(x.lat),
+    rounds: x.lat.length,
+    unconfirmed: x.unconfirmed,
+    immediate: x.immediate,
+  };
+  if (x.unconfirmed) out.unconfirmed_why = x.blockers; // state letter of a thread awake, or W:<syscall> of the waiter
+  if (x.traced) {
+    const k = stats(x.kernel), r = stats(x.back);
+    out.kernel_p50_us = k.p50_us; // raise -> poll(2) returns, stamped in C
+    out.kernel_mean_us = k.mean_us;
+    out.return_p50_us = r.p50_us; // poll returns -> the user's code runs (FFI return, the library, the clock read)
+    out.return_mean_us = r.mean_us;
+  }
+  return out;
+}
+
+/**
+ * The design issue #15 proposes for Deno's async wait, as a probe (not the library): a C thread sleeping in poll(2)
+ * on the vector's eventfd calls a thread-safe callback with the count. Measured after the others (its thread takes
+ * every interrupt while it runs). Deno only: under Bun 1.4 a threadsafe `JSCallback` called from a foreign thread
+ * never ran on the JS thread in our tries (the wait hung).
+ */
+async function probe(): Promise<Record<string, unknown> | undefined> {
+  if ("Bun" in globalThis) return undefined;
+  const stop = new IrqEventFd("probe stop");
+  const join = raiser.waiterStart(msi.eventfd(0), stop.fd, (n) => probeResolve?.(n));
+  try {
+    const x = series("threadsafe", true);
+    await measure([x]);
+    return report(x);
+  } finally {
+    stop.notify();
+    await join();
+    stop.close();
+  }
+}
+
+const designs = [series("waitSync", false), series("wait", false), series("waitSync", true)];
+if (raiser.timedPollAsync) designs.push(series("wait", true));
+await measure(designs);
+const [waitSync, wait, waitSyncTraced, waitTraced] = designs.map(report);
+const threadsafe = await probe();
+const at = (k: Record<string, unknown>, key: string): number => k[key] as number;
 console.log(
   "RESULT " + JSON.stringify({
     runtime: "Bun" in globalThis ? "bun" : "deno",
     waitSync,
     wait,
-    immediate: after.immediate - before.immediate,
-    slept: after.slept - before.slept,
+    waitSync_traced: waitSyncTraced,
+    ...(waitTraced ? { wait_traced: waitTraced } : {}),
+    ...(threadsafe ? { wait_threadsafe_probe: threadsafe } : {}),
+    immediate: at(waitSync, "immediate") + at(wait, "immediate"),
+    unconfirmed: at(waitSync, "unconfirmed") + at(wait, "unconfirmed"),
+    slept: at(waitSync, "rounds") + at(wait, "rounds"),
   }),
 );

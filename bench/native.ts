@@ -38,16 +38,28 @@ export interface BenchNative {
   coreRoundTripNs(chunks: number): number;
 }
 
+/** Compiles a C source of the benchmarks (`src`, relative to bench/) with gcc -O2 into a temporary shared object. */
+export function buildBenchObject(src: string, name: string): string {
+  const so = join(mkdtempSync(join(tmpdir(), "vfio-ts-bench-")), name);
+  execFileSync("gcc", ["-O2", "-shared", "-fPIC", "-pthread", "-o", so, fileURLToPath(new URL(src, import.meta.url))]);
+  return so;
+}
+
+/**
+ * Under Bun, binds `so` with the `bind` of the bench module `path` (imported only there: a variable specifier keeps
+ * Deno away from bun:ffi); null under Deno.
+ */
+export async function bindUnderBun<T>(path: string, so: string): Promise<T | null> {
+  if (!("Bun" in globalThis)) return null;
+  const m: { bind(so: string): T } = await import(path);
+  return m.bind(so);
+}
+
 /** Compiles the C source with gcc -O2 (the same flags for every figure) and binds it. */
 export async function loadBenchNative(): Promise<BenchNative> {
-  const so = join(mkdtempSync(join(tmpdir(), "vfio-ts-bench-")), "libbench.so");
-  const src = fileURLToPath(new URL("./c/bench_device.c", import.meta.url));
-  execFileSync("gcc", ["-O2", "-shared", "-fPIC", "-pthread", "-o", so, src]);
-  if ("Bun" in globalThis) {
-    const path = "./native_bun.ts"; // a variable specifier keeps Deno away from bun:ffi
-    const m: { bind(so: string): BenchNative } = await import(path);
-    return m.bind(so);
-  }
+  const so = buildBenchObject("./c/bench_device.c", "libbench.so");
+  const bun = await bindUnderBun<BenchNative>("./native_bun.ts", so);
+  if (bun) return bun;
   const s = Deno.dlopen(so, {
     c_read_ns: { parameters: ["pointer", "u32"], result: "f64" },
     c_write_ns: { parameters: ["pointer", "u32"], result: "f64" },

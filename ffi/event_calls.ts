@@ -8,6 +8,7 @@
  * @module
  */
 import { ERRNO } from "../lib/errors.ts";
+import { POLLIN } from "./constants.ts";
 import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents } from "./layout.ts";
 import type { Libc } from "./types.ts";
 
@@ -23,12 +24,13 @@ export interface RawEventCalls {
   epollWait(epfd: number, events: Uint8Array, maxEvents: number, timeoutMs: number): number;
 }
 
-/** The facade's `poll`, `epollCreate`, `epollCtl` and `epollWait` over `raw`. */
+/** The facade's `poll`, `pollIn`, `epollCreate`, `epollCtl` and `epollWait` over `raw`. */
 export function eventCalls(
   raw: RawEventCalls,
   errno: () => number,
   check: (r: number, call: string, target?: string) => number,
-): Pick<Libc, "poll" | "epollCreate" | "epollCtl" | "epollWait"> {
+): Pick<Libc, "poll" | "pollIn" | "epollCreate" | "epollCtl" | "epollWait"> {
+  const one = new Int32Array(2); // pollIn's struct pollfd, reused: a blocking wait allocates nothing
   return {
     poll: (fds, timeoutMs) => {
       const b = pollFds(fds);
@@ -37,6 +39,13 @@ export function eventCalls(
       check(r, "poll");
       pollRevents(fds, b);
       return r;
+    },
+    pollIn: (fd, timeoutMs) => {
+      one[0] = fd;
+      one[1] = POLLIN; // events; revents (the upper half) starts at 0
+      const r = raw.poll(one, 1, timeoutMs);
+      if (r < 0 && errno() === ERRNO.EINTR) return 0;
+      return check(r, "poll");
     },
     epollCreate: (flags) => check(raw.epollCreate1(flags), "epoll_create1"),
     epollCtl: (epfd, op, fd, events, data) =>

@@ -46,6 +46,7 @@ const FUNCTIONS = [
   "pread",
   "pwrite",
   "poll",
+  "pollIn",
   "epollCreate",
   "epollCtl",
   "epollWait",

@@ -92,6 +92,11 @@ export interface Libc {
   pwrite(fd: number, buf: ArrayBufferView, offset: number, target?: string): number;
   /** `poll(2)`; fills `revents`, returns the number of ready fds (0 on timeout). EINTR returns 0. */
   poll(fds: PollFd[], timeoutMs: number): number;
+  /**
+   * `poll(2)` on one fd for `POLLIN`, with no allocation (a blocking wait's hot path); returns poll's result (0 on
+   * timeout or EINTR).
+   */
+  pollIn(fd: number, timeoutMs: number): number;
   /** `epoll_create1(2)`. */
   epollCreate(flags: number): number;
   /** `epoll_ctl(2)`; `data` is a 32-bit tag returned by `epollWait`. */

@@ -19,9 +19,8 @@
  * @module
  */
 
-import { EFD_CLOEXEC, EFD_NONBLOCK, POLLIN } from "../ffi/constants.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
-import type { PollFd } from "../ffi/types.ts";
 import { ClosedError, OutOfRangeError, VfioError } from "./errors.ts";
 
 /** Options of {@linkcode IrqEventFd.wait}. */
@@ -63,7 +62,9 @@ export class IrqEventFd {
   #pending = false;
   readonly #what: string;
   readonly #counter = new BigUint64Array(1);
-  readonly #pollSet: PollFd[];
+  /** The counter as bytes (what read(2) fills) and as two u32 words (read back without making a BigInt). */
+  readonly #counterBytes = new Uint8Array(this.#counter.buffer);
+  readonly #counterWords = new Uint32Array(this.#counter.buffer);
   #immediate = 0;
   #slept = 0;
 
@@ -71,7 +72,6 @@ export class IrqEventFd {
   constructor(what = "eventfd") {
     this.#what = what;
     this.#fd = libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    this.#pollSet = [{ fd: this.#fd, events: POLLIN }];
   }
 
   /** The eventfd (to hand to `VFIO_DEVICE_SET_IRQS`); throws `ClosedError` after `close()`. */
@@ -192,7 +192,7 @@ export class IrqEventFd {
       const left = timeoutMs === Infinity
         ? -1
         : Math.min(Math.max(0, Math.ceil(deadline - performance.now())), MAX_TIMEOUT_MS);
-      libc.poll(this.#pollSet, left); // EINTR returns 0: read, then go round again
+      libc.pollIn(this.#fd, left); // EINTR returns 0: read, then go round again
       n = this.#read();
       if (n > 0 || (timeoutMs !== Infinity && performance.now() >= deadline)) return n;
     }
@@ -313,10 +313,11 @@ export class IrqEventFd {
     if (this.#closed) throw new ClosedError(this.#what);
   }
 
+  /** One non-blocking read of the counter (0 when nothing is pending); allocates nothing. */
   #read(): number {
-    const c = this.#counter;
-    if (libc.read(this.#fd, c, this.#what) < 0) return 0;
-    return Number(c[0]);
+    if (libc.read(this.#fd, this.#counterBytes, this.#what) < 0) return 0;
+    const w = this.#counterWords;
+    return w[0] + w[1] * 0x1_0000_0000; // little-endian u64; eventfd counts stay far below 2^53
   }
 
   #write(value: bigint): void {

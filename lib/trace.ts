@@ -46,6 +46,7 @@ const UNTRACED: ReadonlySet<keyof Libc> = new Set<keyof Libc>([
   "read",
   "write",
   "poll",
+  "pollIn",
   "epollCreate",
   "epollCtl",
   "epollWait",

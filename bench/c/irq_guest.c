@@ -1,12 +1,16 @@
 /*
  * P3's C baselines, run in the guest (by bench/all.ts): QEMU's edu device through VFIO (type1 container), MSI on an
- * eventfd, and the **sleep -> wake** latency: the waiter is asleep first; a writer thread sleeps `delay_us`, stamps
- * CLOCK_MONOTONIC and writes edu's raise-interrupt register; the waiter stamps on waking; latency = wake - stamp.
+ * eventfd, and the **sleep -> wake** latency: the waiter is asleep first; the raiser of bench/c/irq_raise.c (linked
+ * in; the TypeScript side uses the same code) waits until every other thread of the process is asleep and the
+ * waiting thread sits in its wait syscall, stamps CLOCK_MONOTONIC and writes edu's raise-interrupt register; the
+ * waiter stamps on waking; latency = wake - stamp. A sample whose raise could not see everyone asleep is dropped and
+ * counted (`unconfirmed`), as is a wait that found the interrupt already pending (`immediate`).
  * Two designs, the ones the library's waits are held to:
  * - block:   the waiting thread itself reads (EAGAIN), sleeps in poll(2), reads: what `IrqSet.waitSync()` does;
  * - handoff: a waiter thread sleeps in poll(2) on the interrupt eventfd, reads it and writes a second eventfd on
  *            which the main loop sleeps in epoll_wait(2): a thread hand-off, what an async `wait()` does.
- * Prints `RESULT {json}`: per design p50/p90/p99/mean in µs. Usage: irq_guest <pci address> [rounds] [delay_us]
+ * Prints `RESULT {json}`: per design p50/p90/p99/mean in µs over the confirmed samples, and the counts.
+ * Build: gcc -O2 -pthread -o irq_guest irq_guest.c irq_raise.c. Usage: irq_guest <pci address> [rounds] [delay_us]
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -26,29 +30,22 @@
 
 #define DIE(what) do { perror(what); exit(1); } while (0)
 
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
 
 static volatile uint32_t *regs;
-static volatile double stamp;
 static int delay_us;
-static void *raise_later(void *arg) {
-  (void)arg;
-  usleep(delay_us);
-  stamp = now_us();
-  regs[0x60 / 4] = 1; /* raise */
-  return NULL;
-}
-static pthread_t raise_thread;
-static void start_raise(void) {
-  if (pthread_create(&raise_thread, NULL, raise_later, NULL)) DIE("pthread_create");
+/* bench/c/irq_raise.c */
+double irq_mono_ns(void);
+int irq_gettid(void);
+int irq_raise_start(volatile uint32_t *reg, uint32_t value, int waiter, uint32_t min_delay_us, uint32_t max_wait_us);
+double irq_raise_stamp_ns(void);
+int irq_raise_confirmed(void);
+int irq_raise_done(void);
+static void start_raise(int waiter) {
+  if (irq_raise_start(&regs[0x60 / 4], 1, waiter, delay_us, 200000)) DIE("irq_raise_start");
 }
 
 static int efd, notify;
@@ -65,12 +62,15 @@ static void *waiter_main(void *arg) {
   return NULL;
 }
 
-static void print(const char *name, double *lat, int rounds, int last) {
+static void print(const char *name, double *lat, int rounds, int unconfirmed, int immediate, int last) {
   qsort(lat, rounds, sizeof *lat, cmp);
   double sum = 0;
   for (int i = 0; i < rounds; i++) sum += lat[i];
-  printf("\"%s\":{\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"mean_us\":%.2f,\"rounds\":%d}%s", name,
-         lat[rounds / 2], lat[rounds * 9 / 10], lat[rounds * 99 / 100], sum / rounds, rounds, last ? "" : ",");
+  if (rounds == 0) rounds = 1, lat[0] = 0; /* nothing confirmed: the counts say so */
+  printf("\"%s\":{\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"mean_us\":%.2f,\"rounds\":%d,"
+         "\"unconfirmed\":%d,\"immediate\":%d}%s",
+         name, lat[rounds / 2], lat[rounds * 9 / 10], lat[rounds * 99 / 100], sum / rounds, rounds, unconfirmed,
+         immediate, last ? "" : ",");
 }
 
 int main(int argc, char **argv) {
@@ -117,17 +117,28 @@ int main(int argc, char **argv) {
   printf("RESULT {");
 
   /* block: this thread reads, sleeps in poll(2), reads. */
-  for (int i = -warm; i < rounds; i++) {
-    start_raise();
+  int me = irq_gettid(), kept = 0, unconfirmed = 0, immediate = 0;
+  double *kernel = calloc(rounds, sizeof *kernel), polled = 0;
+  for (int i = -warm; kept < rounds && i < 4 * rounds; i++) {
+    start_raise(me);
+    int slept = 0;
     while (read(efd, &count, 8) != 8) {
+      slept = 1;
       if (poll(&p, 1, 1000) != 1) fprintf(stderr, "no interrupt yet\n");
+      polled = irq_mono_ns() / 1e3; /* for the breakdown: raise -> poll returns */
     }
-    double t1 = now_us();
-    pthread_join(raise_thread, NULL);
-    if (i >= 0) lat[i] = t1 - stamp;
+    double t1 = irq_mono_ns() / 1e3;
+    while (!irq_raise_done()) usleep(10);
+    if (i >= 0) {
+      if (!slept) immediate++;
+      else if (!irq_raise_confirmed()) unconfirmed++;
+      else kernel[kept] = polled - irq_raise_stamp_ns() / 1e3, lat[kept++] = t1 - irq_raise_stamp_ns() / 1e3;
+    }
     regs[0x64 / 4] = regs[0x24 / 4]; /* acknowledge */
   }
-  print("block", lat, rounds, 0);
+  qsort(kernel, kept, sizeof *kernel, cmp);
+  printf("\"block_kernel_p50_us\":%.2f,", kept ? kernel[kept / 2] : 0);
+  print("block", lat, kept, unconfirmed, immediate, 0);
 
   /* handoff: a waiter thread sleeps on the interrupt, wakes the main loop through a second eventfd. */
   notify = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -136,19 +147,26 @@ int main(int argc, char **argv) {
   epoll_ctl(ep, EPOLL_CTL_ADD, notify, &ev);
   pthread_t waiter;
   if (pthread_create(&waiter, NULL, waiter_main, NULL)) DIE("pthread_create");
-  for (int i = -warm; i < rounds; i++) {
-    start_raise();
+  kept = unconfirmed = immediate = 0;
+  for (int i = -warm; kept < rounds && i < 4 * rounds; i++) {
+    start_raise(me);
+    int slept = 0;
     while (read(notify, &count, 8) != 8) {
+      slept = 1;
       if (epoll_wait(ep, &ev, 1, 1000) != 1) fprintf(stderr, "no hand-off yet\n");
     }
-    double t1 = now_us();
-    pthread_join(raise_thread, NULL);
-    if (i >= 0) lat[i] = t1 - stamp;
+    double t1 = irq_mono_ns() / 1e3;
+    while (!irq_raise_done()) usleep(10);
+    if (i >= 0) {
+      if (!slept) immediate++;
+      else if (!irq_raise_confirmed()) unconfirmed++;
+      else lat[kept++] = t1 - irq_raise_stamp_ns() / 1e3;
+    }
     regs[0x64 / 4] = regs[0x24 / 4];
   }
   stopping = 1;
   pthread_join(waiter, NULL);
-  print("handoff", lat, rounds, 1);
+  print("handoff", lat, kept, unconfirmed, immediate, 1);
   printf("}\n");
   return 0;
 }

@@ -75,6 +75,18 @@ describe("libc facade", () => {
     }
   });
 
+  it("pollIn: 0 on timeout, 1 once the fd is readable", () => {
+    const fd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    try {
+      assert.equal(libc.pollIn(fd, 0), 0);
+      libc.write(fd, new BigUint64Array([1n]));
+      assert.equal(libc.pollIn(fd, 1000), 1);
+      assert.equal(libc.pollIn(-1, 0), 0); // poll(2) ignores a negative fd
+    } finally {
+      libc.close(fd);
+    }
+  });
+
   it("waitReadable resolves on a write and times out without one", async () => {
     const fd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     try {
