@@ -50,7 +50,7 @@ export function wrapRaiser(
   ptr: (address: bigint) => unknown,
   callback: (fn: (count: number) => void) => { pointer: unknown; close(): void },
   timedPollAsync?: (fd: number, timeoutMs: number) => Promise<number>,
-  joinAsync: () => Promise<void> = async () => s.irq_waiter_join(),
+  joinAsync: () => Promise<void> = () => Promise.resolve(s.irq_waiter_join()),
 ): IrqRaiser {
   return {
     monoNs: () => s.irq_mono_ns(),
