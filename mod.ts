@@ -38,6 +38,7 @@ export {
   type HotResetDependent,
   type Owned,
 } from "./lib/device.ts";
+export { deviceLoad } from "./lib/device_load.ts";
 export { allocDma, DmaBuffer, type DmaBufferOptions, type DmaBufferSummary, type DmaView } from "./lib/dma/buffer.ts";
 export { DmaMemory, type DmaMemoryOptions, HUGEPAGE_SIZE, type HugepagePolicy } from "./lib/dma/memory.ts";
 export { physicalAddressOf, translatePages } from "./lib/dma/pagemap.ts";

@@ -1,7 +1,7 @@
 /**
  * Busy-polling a register or a DMA descriptor field until the device sets it: through the C poll helper
- * (`ffi/poll_helper.c`, one FFI call per wait, volatile loads, barriers) when it is loaded, else an
- * `Atomics.load` loop (never hoisted by the JIT). Every argument is validated before anything is read, so a bad
+ * (`ffi/poll_helper.c`, one FFI call per wait, volatile loads, barriers) when it is loaded, else a
+ * `deviceLoad` loop (never hoisted by the JIT, never a write). Every argument is validated before anything is read, so a bad
  * offset, layout or count is an {@linkcode OutOfRangeError} and a closed buffer a {@linkcode ClosedError}, never a
  * segfault; a descriptor ring is validated once, when it is prepared ({@linkcode Poller.ring}), and each poll of it
  * then checks only what changes per call (the closed flag, the head, the budget, the spin count).
@@ -19,6 +19,7 @@
 import { libc } from "../ffi/libc.ts";
 import { POLL_HELPER_REFUSED, type PollBase, pollHelper, RX_NOT_EOP } from "../ffi/poll_helper.ts";
 import type { NativePollHelper } from "../ffi/poll_helper.ts";
+import { deviceLoad } from "./device_load.ts";
 import { DmaBuffer } from "./dma/buffer.ts";
 import { ClosedError, OutOfRangeError } from "./errors.ts";
 import type { Region } from "./region.ts";
@@ -269,8 +270,8 @@ export class Poller {
     const spins = checkSpins(maxSpins), m = mask >>> 0, w = want >>> 0;
     if (this.#c) return this.#c.spin32(this.#base, this.#limit, offset, m, w, spins);
     const u32 = this.#u32, i = offset >>> 2;
-    let v = Atomics.load(u32, i);
-    for (let n = 1; ((v & m) >>> 0) !== w && n < spins; n++) v = Atomics.load(u32, i);
+    let v = deviceLoad(u32, i);
+    for (let n = 1; ((v & m) >>> 0) !== w && n < spins; n++) v = deviceLoad(u32, i);
     return v;
   }
 
@@ -281,8 +282,8 @@ export class Poller {
     const spins = checkSpins(maxSpins);
     if (this.#c) return this.#c.spin64(this.#base, this.#limit, offset, mask, want, spins);
     const u64 = this.#u64, i = offset >>> 3;
-    let v = Atomics.load(u64, i);
-    for (let n = 1; (v & mask) !== want && n < spins; n++) v = Atomics.load(u64, i);
+    let v = deviceLoad(u64, i);
+    for (let n = 1; (v & mask) !== want && n < spins; n++) v = deviceLoad(u64, i);
     return v;
   }
 
@@ -429,9 +430,9 @@ class Ring implements PolledRing {
     if (n === 0) return 0;
     const u32 = this.#u32, base = this.#first >>> 2, step = this.#stride >>> 2;
     let s = 1;
-    while (((Atomics.load(u32, base + head * step) & mask) >>> 0) !== want) if (s++ >= spins) return 0;
+    while (((deviceLoad(u32, base + head * step) & mask) >>> 0) !== want) if (s++ >= spins) return 0;
     let count = 1, i = head + 1 === size ? 0 : head + 1;
-    while (count < n && ((Atomics.load(u32, base + i * step) & mask) >>> 0) === want) {
+    while (count < n && ((deviceLoad(u32, base + i * step) & mask) >>> 0) === want) {
       count++;
       i = i + 1 === size ? 0 : i + 1;
     }
@@ -550,7 +551,7 @@ class Queue implements PacketQueue {
     let head = q[Q_RX_HEAD], top = q[Q_FREE_TOP], n = 0, flag = 0;
     const max = budget < ring ? budget : ring;
     for (; n < max && top > 0; n++) {
-      const d = (l.rxRing + head * 16) >>> 2, status = Atomics.load(m, d + (l.rxStatusOffset >>> 2));
+      const d = (l.rxRing + head * 16) >>> 2, status = deviceLoad(m, d + (l.rxStatusOffset >>> 2));
       if ((status & l.rxDone) !== l.rxDone) break;
       if ((status & l.rxEop) !== l.rxEop) {
         flag = RX_NOT_EOP;
@@ -583,7 +584,7 @@ class Queue implements PacketQueue {
       if (cleanable < l.txCleanBatch) break;
       let to = clean + l.txCleanBatch - 1;
       if (to >= ring) to -= ring;
-      if ((Atomics.load(m, ((l.txRing + to * 16) >>> 2) + 3) & 1) === 0) break;
+      if ((deviceLoad(m, ((l.txRing + to * 16) >>> 2) + 3) & 1) === 0) break;
       for (let i = clean;; i = i + 1 === ring ? 0 : i + 1) {
         if (top < count) q[stack + top++] = q[txb + i];
         if (i === to) break;

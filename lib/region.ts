@@ -2,8 +2,8 @@
  * Typed register access to one region of a VFIO device (a BAR, the ROM, config space, VGA).
  *
  * A {@linkcode Region} mmaps what the kernel lets it map (the whole region, or each area of a sparse-mmap
- * capability) and serves every access inside a mapping straight from memory: reads through `Atomics.load` (which
- * no JIT hoists out of a polling loop), writes as one plain typed-array store of the access width (a 64-bit
+ * capability) and serves every access inside a mapping straight from memory: reads through {@linkcode deviceLoad} (which
+ * no JIT hoists out of a polling loop, and which never writes the register back), writes as one plain typed-array store of the access width (a 64-bit
  * write is a single 8-byte store). Accesses outside the mappings, and whole regions the kernel will not map
  * (I/O-port BARs, config space, the ROM), go through `pread`/`pwrite` on the device fd with the same API.
  * Every access is bounds- and alignment-checked ({@linkcode OutOfRangeError}); after `close()` every access
@@ -23,6 +23,7 @@
 
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
+import { deviceLoad } from "./device_load.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
 import { hex } from "./hex.ts";
 import { byteSize, hexAddress, inspectable } from "./inspect.ts";
@@ -217,16 +218,17 @@ export class Region {
   /**
    * **UNSAFE**: the raw `ArrayBuffer` over the mapping that starts at offset 0 (on Bun at most its first 4 GiB). It
    * is detached by `close()`. Plain typed-array reads of it may be hoisted out of loops by the JIT (use
-   * `Atomics.load`), and nothing checks widths or bounds. Throws when nothing is mapped at offset 0, and for a
+   * {@linkcode deviceLoad}, not `Atomics.load`, which Bun compiles to a write), and nothing checks widths or bounds. Throws when nothing is mapped at offset 0, and for a
    * window (which has no buffer of its own: use {@linkcode unsafeAddress}).
    *
    * ```ts
    * import { Region } from "./region.ts";
+   * import { deviceLoad } from "./device_load.ts";
    * import type { DeviceFd } from "./types.ts";
    * declare const dev: DeviceFd;
    * const bar0 = Region.open(dev, 0);
    * const regs = new Uint32Array(bar0.unsafeArrayBuffer);
-   * Atomics.load(regs, 0);
+   * deviceLoad(regs, 0);
    * ```
    */
   get unsafeArrayBuffer(): ArrayBuffer {
@@ -288,27 +290,27 @@ export class Region {
 
   /** Reads the byte at `offset`. */
   read8(offset: number): number {
-    if ((offset >>> 0) === offset && offset < this.#limit) return Atomics.load(this.#u8, offset);
+    if ((offset >>> 0) === offset && offset < this.#limit) return deviceLoad(this.#u8, offset);
     return this.#read8(offset);
   }
   /** Reads the 16-bit little-endian register at `offset` (2-byte aligned). */
   read16(offset: number): number {
     if ((offset >>> 0) === offset && (offset & 1) === 0 && offset < this.#limit) {
-      return Atomics.load(this.#u16, offset >>> 1);
+      return deviceLoad(this.#u16, offset >>> 1);
     }
     return this.#read16(offset);
   }
   /** Reads the 32-bit little-endian register at `offset` (4-byte aligned). */
   read32(offset: number): number {
     if ((offset >>> 0) === offset && (offset & 3) === 0 && offset < this.#limit) {
-      return Atomics.load(this.#u32, offset >>> 2);
+      return deviceLoad(this.#u32, offset >>> 2);
     }
     return this.#read32(offset);
   }
   /** Reads the 64-bit little-endian register at `offset` (8-byte aligned) with one 8-byte load. */
   read64(offset: number): bigint {
     if ((offset >>> 0) === offset && (offset & 7) === 0 && offset < this.#limit) {
-      return Atomics.load(this.#u64, offset >>> 3);
+      return deviceLoad(this.#u64, offset >>> 3);
     }
     return this.#read64(offset);
   }
@@ -425,25 +427,25 @@ export class Region {
 
   #read8(offset: number): number {
     const p = this.#at(offset, 1, "read8");
-    if (p) return Atomics.load(p.u8, offset - p.offset);
+    if (p) return deviceLoad(p.u8, offset - p.offset);
     this.#pread(S8, offset, "read8");
     return S8[0];
   }
   #read16(offset: number): number {
     const p = this.#at(offset, 2, "read16");
-    if (p) return Atomics.load(p.u16, (offset - p.offset) / 2);
+    if (p) return deviceLoad(p.u16, (offset - p.offset) / 2);
     this.#pread(S16, offset, "read16");
     return S16[0];
   }
   #read32(offset: number): number {
     const p = this.#at(offset, 4, "read32");
-    if (p) return Atomics.load(p.u32, (offset - p.offset) / 4);
+    if (p) return deviceLoad(p.u32, (offset - p.offset) / 4);
     this.#pread(S32, offset, "read32");
     return S32[0];
   }
   #read64(offset: number): bigint {
     const p = this.#at(offset, 8, "read64");
-    if (p) return Atomics.load(p.u64, (offset - p.offset) / 8);
+    if (p) return deviceLoad(p.u64, (offset - p.offset) / 8);
     this.#pread(S64, offset, "read64");
     return S64[0];
   }

@@ -9,8 +9,9 @@
  * **Unsafe by nature**: the worker's views are raw memory. The owner must keep the DMA buffer or region open until
  * every worker that opened a window of it has stopped using it (terminate or join the workers first, then close);
  * nothing can check that across threads, and a view of unmapped memory crashes the process. Register (MMIO) access
- * from a worker: 32-bit reads and writes through a `Uint32Array` (`Atomics.load`/`Atomics.store` where a read must
- * not be hoisted out of a loop), 64-bit ones through `Atomics` on a `BigUint64Array`.
+ * from a worker: 32-bit reads and writes through a `Uint32Array`, 64-bit ones through a `BigUint64Array`; read
+ * anything the device writes with `deviceLoad` (never hoisted out of a loop; unlike `Atomics.load` under Bun, never
+ * a write).
  *
  * ```ts
  * import { openSharedWindow, shareWindow } from "@vfio-ts/vfio";
@@ -114,11 +115,11 @@ export function shareWindow(target: DmaBuffer | Region, offset: number = 0, byte
  * See the module documentation for what the owner must guarantee.
  *
  * ```ts
- * import { openSharedWindow } from "@vfio-ts/vfio";
+ * import { deviceLoad, openSharedWindow } from "@vfio-ts/vfio";
  * import type { SharedWindow } from "@vfio-ts/vfio";
  * declare const w: SharedWindow;
  * const regs = new Uint32Array(openSharedWindow(w));
- * console.log(Atomics.load(regs, 0).toString(16));
+ * console.log(deviceLoad(regs, 0).toString(16));
  * ```
  */
 export function openSharedWindow(window: SharedWindow): ArrayBuffer {

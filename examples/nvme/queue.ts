@@ -5,8 +5,11 @@
  * through the CQ (an entry is new while its phase equals ours). Completions arrive in any order and settle the
  * promise of the command whose id they carry.
  *
- * Completions are collected by MSI-X interrupt when the queue has a vector, else by polling the phase tag with
- * `Atomics.load` (which Bun's JIT cannot hoist out of the loop). Collection runs while commands are in flight.
+ * Completions are collected by MSI-X interrupt when the queue has a vector, else by polling the phase tag. Every read
+ * of a completion entry is a `deviceLoad`: no JIT hoists it out of the loop, and it never writes the entry back (Bun
+ * compiles `Atomics.load` to a locked read-modify-write, which under QEMU's single-vCPU TCG could put the old phase
+ * tag back over a completion the controller had just posted: a command that never completes). Collection runs while
+ * commands are in flight.
  *
  * ```ts
  * import { command, type QueuePair } from "./queue.ts";
@@ -21,7 +24,15 @@
  */
 import { setImmediate } from "node:timers";
 import type { Fields, FieldValue, StructDef, StructView, WritableKeys } from "../../abi.ts";
-import { ClosedError, type Device, type DmaBuffer, type IrqSet, type Region, VfioError } from "../../mod.ts";
+import {
+  ClosedError,
+  type Device,
+  deviceLoad,
+  type DmaBuffer,
+  type IrqSet,
+  type Region,
+  VfioError,
+} from "../../mod.ts";
 import { type DataRange, PAGE, prpEntries } from "./prp.ts";
 import { cqHeadDoorbell, getBits, Reg, sqTailDoorbell } from "./registers.ts";
 import { NvmeCommandError } from "./status.ts";
@@ -101,12 +112,9 @@ interface Pending {
   reject(e: unknown): void;
 }
 
-/** Byte offsets of the completion entry fields the queue reads. */
-const CQE_AT = {
-  status: CompletionEntry.layout.status.offset,
-  cid: CompletionEntry.layout.cid.offset,
-  result: CompletionEntry.layout.result.offset,
-};
+/** Dword indexes of the completion entry words the queue reads: dword 3 holds the command id and the status. */
+const CQE_DW = { result: CompletionEntry.layout.result.offset / 4, cidStatus: CompletionEntry.layout.cid.offset / 4 };
+const CQE_DWORDS = CQE_SIZE / 4;
 
 /** Pages of a queue pair's memory. */
 const SQ_PAGE = 0, CQ_PAGE = 1, LISTS_PAGE = 2;
@@ -129,8 +137,7 @@ export class QueuePair {
   readonly #stride: number;
   readonly #timeoutMs: number;
   readonly #sqViews = new Map<StructDef, StructView<Fields>[]>();
-  readonly #cq16: Uint16Array; // the CQ, read only with Atomics.load (the controller writes it behind our back)
-  readonly #cq32: Uint32Array;
+  readonly #cq32: Uint32Array; // the CQ, read only with deviceLoad (the controller writes it behind our back)
   readonly #sq32: Uint32Array;
   readonly #free: number[];
   readonly #pending: (Pending | undefined)[];
@@ -157,7 +164,6 @@ export class QueuePair {
     // each queue within one page (so physically contiguous) and each page's bus address asked for on its own.
     this.#memory = dev.allocDma(PAGE * (LISTS_PAGE + depth - 1));
     const cq = this.#memory.u8.subarray(CQ_PAGE * PAGE, (CQ_PAGE + 1) * PAGE);
-    this.#cq16 = new Uint16Array(cq.buffer, cq.byteOffset, PAGE / 2);
     this.#cq32 = new Uint32Array(cq.buffer, cq.byteOffset, PAGE / 4);
     this.#sq32 = new Uint32Array(this.#memory.u8.buffer, this.#memory.u8.byteOffset + SQ_PAGE * PAGE, PAGE / 4);
     this.#free = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i); // pop() hands out 0 first
@@ -231,12 +237,13 @@ export class QueuePair {
     let n = 0;
     let stray: number | undefined;
     for (;;) {
-      const at = this.#cqHead * CQE_SIZE;
-      const status = Atomics.load(this.#cq16, (at + CQE_AT.status) / 2);
+      const at = this.#cqHead * CQE_DWORDS;
+      const dw3 = deviceLoad(this.#cq32, at + CQE_DW.cidStatus); // cid 15:0, status (with the phase tag) 31:16
+      const status = dw3 >>> 16;
       if ((status & STATUS_PHASE) !== this.#phase) break;
-      // Atomics.load for the rest too: a JIT may reuse a plain load of the same slot from the previous pass.
-      const cid = Atomics.load(this.#cq16, (at + CQE_AT.cid) / 2);
-      const result = Atomics.load(this.#cq32, (at + CQE_AT.result) / 4);
+      const cid = dw3 & 0xffff;
+      // deviceLoad for the result too: a JIT may reuse a plain load of the same slot from the previous pass.
+      const result = deviceLoad(this.#cq32, at + CQE_DW.result);
       this.#cqHead = (this.#cqHead + 1) % this.depth;
       if (this.#cqHead === 0) this.#phase ^= STATUS_PHASE;
       n++;
@@ -287,7 +294,7 @@ export class QueuePair {
 
   #timeout(): VfioError {
     const oldest = this.#pending.find((p) => p !== undefined);
-    const next = Atomics.load(this.#cq16, (this.#cqHead * CQE_SIZE + CQE_AT.status) / 2);
+    const next = deviceLoad(this.#cq32, this.#cqHead * CQE_DWORDS + CQE_DW.cidStatus) >>> 16;
     const state = `SQ tail ${this.#sqTail}, CQ head ${this.#cqHead}, phase ${this.#phase}, next entry's status ` +
       `0x${next.toString(16)}, ${this.#inFlight} in flight, CSTS 0x${this.#bar0.read32(Reg.CSTS).toString(16)}`;
     return new VfioError(

@@ -15,6 +15,7 @@
  * @module
  */
 import { libc } from "../../ffi/libc.ts";
+import { deviceLoad } from "../device_load.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../errors.ts";
 import { byteSize, hexAddress, inspectable } from "../inspect.ts";
 import type { DmaMapper, DmaMapping, IommuKind } from "../iommu/types.ts";
@@ -52,8 +53,9 @@ export interface DmaView {
 
 /**
  * A DMA buffer. Its typed views cover the whole buffer; reads of memory the device may change while the program
- * polls must use {@linkcode read32}/{@linkcode read64} (`Atomics.load`): Bun's JIT hoists plain typed-array loads
- * out of loops.
+ * polls must use {@linkcode read32}/{@linkcode read64} (`deviceLoad`): Bun's JIT hoists plain typed-array loads
+ * out of loops, and compiles `Atomics.load` to a locked read-modify-write that can overwrite what the device just
+ * wrote (see `lib/device_load.ts`).
  *
  * After {@linkcode close}, every accessor throws `ClosedError`, and views taken earlier are detached (length 0):
  * they read `undefined` instead of touching unmapped memory.
@@ -240,21 +242,21 @@ export class DmaBuffer {
     return this.#pieces[Math.floor(offset / this.#pieceBytes)];
   }
 
-  /** Reads the 32-bit word at byte `offset` with `Atomics.load`, so a polling loop sees device writes. */
+  /** Reads the 32-bit word at byte `offset` with `deviceLoad`: a polling loop sees device writes, and the read writes nothing. */
   read32(offset: number): number {
     this.#check();
     if ((offset >>> 0) === offset && (offset & 3) === 0 && offset + 4 <= this.#firstBytes) {
-      return Atomics.load(this.#u32, offset >>> 2);
+      return deviceLoad(this.#u32, offset >>> 2);
     }
     const p = this.#piece(offset, 4);
-    return Atomics.load(p.u32, (offset - p.offset) / 4);
+    return deviceLoad(p.u32, (offset - p.offset) / 4);
   }
 
-  /** Reads the 64-bit word at byte `offset` with `Atomics.load`. */
+  /** Reads the 64-bit word at byte `offset` with `deviceLoad` (one 8-byte load). */
   read64(offset: number): bigint {
     this.#check();
     const p = this.#piece(offset, 8);
-    return Atomics.load(p.u64, (offset - p.offset) / 8);
+    return deviceLoad(p.u64, (offset - p.offset) / 8);
   }
 
   /** Writes the 32-bit word at byte `offset`; `value` is an integer from -2^31 to 2^32-1. */

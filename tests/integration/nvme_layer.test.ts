@@ -20,7 +20,6 @@ import {
   ReadWriteCommand,
 } from "../../examples/nvme/mod.ts";
 import { ClosedError, type Device, IrqIndex, OutOfRangeError, VfioError } from "../../mod.ts";
-import { skipBecause } from "../skip.ts";
 import { guest, openInGuest, releaseDevices, skipIf } from "./guest.ts";
 
 afterEach(releaseDevices);
@@ -57,13 +56,7 @@ function readCommand(ns: Namespace, lba: number, blocks: number, data: DataRange
   return command(ReadWriteCommand, `read of blocks ${lba}+${blocks}`, fields, data);
 }
 
-// Open bug: under Bun, now and then one command gets no completion from QEMU's nvme (an admin command here twice in
-// about ten runs; bench/nvme_qd.ts stops the same way within 70 reads). Until it is found, the layer's own test runs on
-// Deno only; examples/nvme.ts, which uses the layer, still runs on both.
-const bunHang = guest.runtime === "bun" && "Bun: a command now and then gets no completion (open bug, see the comment)";
-describe("NVMe layer (examples/nvme/)", {
-  skip: skipIf(guest.nvme, "nvme on vfio-pci", "nvme layer") || skipBecause(bunHang, "nvme layer"),
-}, () => {
+describe("NVMe layer (examples/nvme/)", { skip: skipIf(guest.nvme, "nvme on vfio-pci", "nvme layer") }, () => {
   it("identifies QEMU's controller and namespace through the named struct fields", LONG, async () => {
     await withNvme(({ ctrl, ns }) => {
       assert.equal(ctrl.cap.DSTRD, 0);
