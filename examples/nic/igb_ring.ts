@@ -8,7 +8,7 @@
  * A receive ring hands every descriptor a pool buffer in the read format (`pkt_addr`, `hdr_addr` = 0); the device
  * writes the frame and then the write-back format over the same 16 bytes (status DD/EOP, length). A transmit ring
  * queues advanced data descriptors (DTYP = data, DEXT, EOP, IFCS, RS, PAYLEN) and frees a buffer once the device
- * has set DD. Descriptor status is read with `Atomics.load` (DmaBuffer.read32) so a polling loop sees write-backs on
+ * has set DD. Descriptor status is read with `deviceLoad` (DmaBuffer.read32) so a polling loop sees write-backs on
  * every runtime. The rings know nothing of where their registers are: the caller passes the queue's register block
  * ({@linkcode RxQueueRegs}, {@linkcode TxQueueRegs}) and the BAR.
  *
@@ -263,7 +263,7 @@ export class AdvRxRing {
     const mem = this.#mem, u32 = this.#u32, size = this.size;
     let i = this.#next, last = -1, k = 0;
     while (k < n) {
-      const status = mem.read32(i * DESC_SIZE + RX_STATUS); // Atomics.load: the device writes it
+      const status = mem.read32(i * DESC_SIZE + RX_STATUS); // deviceLoad: the device writes it
       if ((status & RXD_STAT_DD) === 0) break;
       if ((status & RXD_STAT_EOP) === 0) {
         throw new VfioError("igb: a frame spans several descriptors (jumbo frames unsupported)");

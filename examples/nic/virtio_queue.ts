@@ -4,7 +4,7 @@
  * two of them. The drivers differ only in how they find and set up the queues, which addresses they hand the device,
  * how they notify it and how long its per-packet header is; the rings themselves are the same.
  *
- * The used ring's index and entries are read with `Atomics.load` (DmaBuffer.read32), and the avail index is published
+ * The used ring's index and entries are read with `deviceLoad` (DmaBuffer.read32), and the avail index is published
  * with `Atomics.store`, so neither runtime's JIT reorders or hoists them.
  *
  * ```ts
@@ -157,7 +157,7 @@ export class Virtqueue {
     return (this.mem.read32(this.#usedAt) & VRING_USED_F_NO_NOTIFY) === 0;
   }
 
-  /** The device's used index (Atomics.load). */
+  /** The device's used index (deviceLoad). */
   usedIdx(): number {
     return this.mem.read32(this.#usedAt) >>> (8 * USED_IDX); // flags in the low half, idx in the high half
   }
