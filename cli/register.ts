@@ -12,9 +12,10 @@
 
 import type { Device } from "../lib/device.ts";
 import { UnsupportedError, VfioError } from "../lib/errors.ts";
+import { hex } from "../lib/hex.ts";
 import { regionInfo } from "../lib/region.ts";
 import type { Region } from "../lib/region.ts";
-import { hex, parseNumber, UsageError } from "./common.ts";
+import { parseNumber, UsageError } from "./common.ts";
 
 /** A register width in bits. */
 export type Width = 8 | 16 | 32 | 64;

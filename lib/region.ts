@@ -25,7 +25,7 @@ import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../ffi/constants.ts";
 import { libc } from "../ffi/libc.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
 import { hex } from "./hex.ts";
-import { byteSize, hexAddress, inspectable } from "./inspect.ts";
+import { byteSize, inspectable } from "./inspect.ts";
 import { type RegionInfo, regionInfo, type SparseMmapArea } from "./region_info.ts";
 import type { DeviceFd } from "./types.ts";
 import { detachPieces, pieceFor, subPiece, type ViewPiece, viewPieces } from "./views.ts";
@@ -412,11 +412,11 @@ export class Region {
       name: i.name,
       index: i.index,
       size: byteSize(this.#size),
-      ...(this.#root ? { windowOffset: hexAddress(this.#base) } : {}),
+      ...(this.#root ? { windowOffset: hex(this.#base) } : {}),
       flags,
       access: this.#closed ? "closed" : this.#pieces.length ? "mmap" : "pread/pwrite",
       ...(i.sparseAreas
-        ? { sparseAreas: i.sparseAreas.map((a) => `${hexAddress(a.offset)}+${byteSize(a.size)}`) }
+        ? { sparseAreas: i.sparseAreas.map((a) => `${hex(a.offset)}+${byteSize(a.size)}`) }
         : {}),
     };
   }

@@ -7,19 +7,8 @@
  * @module
  */
 
-import { openDevice } from "../../lib/open.ts";
-import {
-  type Command,
-  EXIT,
-  expectArgs,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  print,
-  resolveDevice,
-  type Values,
-  writeJson,
-} from "../common.ts";
+import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
+import { OPEN_HELP, OPEN_OPTIONS, openWithOptions } from "../open_device.ts";
 import { formatValue, openBar, parseBar, parseOffset, parseWidth, readRegister } from "../register.ts";
 
 /** The `read` command. */
@@ -39,7 +28,7 @@ ${OPEN_HELP}`,
     const barIndex = parseBar(positionals[1]);
     const offset = parseOffset(positionals[2]);
     const d = resolveDevice(positionals[0]);
-    using dev = openDevice(d.address, openOptions(values));
+    using dev = openWithOptions(d, values);
     const value = readRegister(openBar(dev, barIndex), offset, width);
     if (values.json) writeJson({ address: d.address, bar: barIndex, offset, width, value: formatValue(value, width) });
     else print(formatValue(value, width));

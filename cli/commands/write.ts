@@ -7,19 +7,9 @@
  * @module
  */
 
-import { openDevice } from "../../lib/open.ts";
-import {
-  type Command,
-  EXIT,
-  expectArgs,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  print,
-  resolveDevice,
-  type Values,
-  writeJson,
-} from "../common.ts";
+import { hex } from "../../lib/hex.ts";
+import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
+import { OPEN_HELP, OPEN_OPTIONS, openWithOptions } from "../open_device.ts";
 import { formatValue, openBar, parseBar, parseOffset, parseValue, parseWidth, writeRegister } from "../register.ts";
 
 /** The `write` command. */
@@ -40,11 +30,11 @@ ${OPEN_HELP}`,
     const offset = parseOffset(positionals[2]);
     const value = parseValue(positionals[3], width);
     const d = resolveDevice(positionals[0]);
-    using dev = openDevice(d.address, openOptions(values));
+    using dev = openWithOptions(d, values);
     writeRegister(openBar(dev, barIndex), offset, width, value);
     const shown = formatValue(value, width);
     if (values.json) writeJson({ address: d.address, bar: barIndex, offset, width, value: shown });
-    else print(`wrote ${shown} to ${d.address} BAR${barIndex} + 0x${offset.toString(16)}`);
+    else print(`wrote ${shown} to ${d.address} BAR${barIndex} + ${hex(offset)}`);
     return EXIT.ok;
   },
 };
