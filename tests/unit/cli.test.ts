@@ -6,10 +6,11 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
-import { humanSize, parseNumber, UsageError } from "../../cli/common.ts";
+import { parseNumber, UsageError } from "../../cli/common.ts";
 import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../../cli/decode.ts";
 import { formatValue, parseBar, parseValue, parseWidth } from "../../cli/register.ts";
 import { configReaderFromBytes } from "../../lib/capabilities.ts";
+import { byteSize } from "../../lib/inspect.ts";
 
 describe("CLI helpers", () => {
   it("parse numbers, BARs, widths and values with usage errors", () => {
@@ -32,7 +33,7 @@ describe("CLI helpers", () => {
     assert.equal(formatValue(0x10000edn, 32), "0x010000ed");
     assert.equal(formatValue(0xedn, 8), "0xed");
     assert.equal(formatValue(1n, 64), "0x0000000000000001");
-    assert.deepEqual([humanSize(1 << 20), humanSize(16384), humanSize(256), humanSize(1000)], [
+    assert.deepEqual([byteSize(1 << 20), byteSize(16384), byteSize(256), byteSize(1000)], [
       "1 MiB",
       "16 KiB",
       "256 B",
