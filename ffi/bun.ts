@@ -10,7 +10,7 @@
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T, ptr as bunPtr, toArrayBuffer } from "bun:ffi";
-import { ERRNO, throwErrno } from "../lib/errors.ts";
+import { type CallTarget, ERRNO, throwErrno } from "../lib/errors.ts";
 import { SC_PAGESIZE } from "./constants.ts";
 import { eventCalls } from "./event_calls.ts";
 import { rlimit } from "./layout.ts";
@@ -56,15 +56,15 @@ export function load(): Libc {
   const pageSize = s.sysconf(SC_PAGESIZE) as number;
   const num = (address: Address): number => Number(address);
 
-  const check = (r: number, call: string, target?: string): number => {
-    if (r < 0) throwErrno(call, errnoView[0], { target });
+  const check = (r: number, call: string, target?: CallTarget): number => {
+    if (r < 0) throwErrno(call, errnoView[0], target);
     return r;
   };
 
   return {
     runtime: "bun",
     pageSize,
-    open: (path, flags, mode = 0) => check(s.open(cstring(path), flags, mode), "open", path),
+    open: (path, flags, mode = 0, kind) => check(s.open(cstring(path), flags, mode), "open", { target: path, kind }),
     close: (fd, target) => void check(s.close(fd), "close", target ?? `fd ${fd}`),
     ioctl: (fd, request, arg, target) => check(s.ioctl(fd, request, arg), "ioctl", target),
     ioctlValue: (fd, request, value, target) => check(s.ioctl_value(fd, request, value), "ioctl", target),

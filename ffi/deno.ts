@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ERRNO, throwErrno } from "../lib/errors.ts";
+import { type CallTarget, ERRNO, throwErrno } from "../lib/errors.ts";
 import { POLLIN, SC_PAGESIZE } from "./constants.ts";
 import { eventCalls } from "./event_calls.ts";
 import { rlimit } from "./layout.ts";
@@ -29,15 +29,15 @@ export function load(): Libc {
   const { EAGAIN } = ERRNO;
   const pageSize = Number(s.sysconf(SC_PAGESIZE));
 
-  const check = (r: number, call: string, target?: string): number => {
-    if (r < 0) throwErrno(call, errnoView[0], { target });
+  const check = (r: number, call: string, target?: CallTarget): number => {
+    if (r < 0) throwErrno(call, errnoView[0], target);
     return r;
   };
 
   return {
     runtime: "deno",
     pageSize,
-    open: (path, flags, mode = 0) => check(s.open(cstring(path), flags, mode), "open", path),
+    open: (path, flags, mode = 0, kind) => check(s.open(cstring(path), flags, mode), "open", { target: path, kind }),
     close: (fd, target) => void check(s.close(fd), "close", target ?? `fd ${fd}`),
     ioctl: (fd, request, arg, target) => check(s.ioctl(fd, request, arg && bytes(arg)), "ioctl", target),
     ioctlValue: (fd, request, value, target) => check(s.ioctl_value(fd, request, BigInt(value)), "ioctl", target),

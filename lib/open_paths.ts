@@ -267,7 +267,7 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
   );
   let fd: number;
   try {
-    fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
+    fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC, 0, "vfio-cdev");
   } catch (e) {
     if (!(e instanceof SystemError && e.code === "EBUSY")) throw e;
     throw busyBecauseHeld(name, cdevPath, e, false) ?? new DeviceBusyError(cdevPath, name, [], { cause: e });

@@ -24,7 +24,7 @@ import process from "node:process";
 import { interceptLibc, type Libc } from "../ffi/libc.ts";
 import { ABI_CONSTANTS, ABI_STRUCTS } from "./abi/registry.ts";
 import type { StructDef } from "./abi/struct.ts";
-import { VfioError } from "./errors.ts";
+import { type CallTarget, VfioError } from "./errors.ts";
 import type { Region } from "./region.ts";
 
 /** Options of {@linkcode enableTrace}. */
@@ -146,7 +146,8 @@ function show(v: unknown): string {
 /** `name(args…)`, with an ioctl's request decoded and its argument shown as the kernel left it. */
 function call(name: keyof Libc, args: unknown[]): string {
   if (name === "ioctl" || name === "ioctlValue") {
-    const [fd, request, arg, target] = args as [number, number, unknown, string | undefined];
+    const [fd, request, arg, to] = args as [number, number, unknown, CallTarget | undefined];
+    const target = typeof to === "object" ? to.target : to;
     const req = ioctlName(request, target);
     const shown = name === "ioctlValue" ? show(arg) : argument(arg, req);
     const about = target && target !== req ? ` /* ${target} */` : "";
