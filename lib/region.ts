@@ -492,7 +492,7 @@ export class Region {
   #value(value: number, bits: number, op: string): void {
     if (!Number.isInteger(value) || value < -(2 ** (bits - 1)) || value >= 2 ** bits) {
       throw new OutOfRangeError(`${this.#what} ${op} of ${value}: not a ${bits}-bit integer`, {
-        remedy: `pass an integer from ${-(2 ** (bits - 1))} to ${2 ** bits - 1} (0x${(2 ** bits - 1).toString(16)})`,
+        remedy: `pass an integer from ${-(2 ** (bits - 1))} to ${2 ** bits - 1} (${hex(2 ** bits - 1)})`,
       });
     }
   }

@@ -25,6 +25,7 @@ import { interceptLibc, type Libc } from "../ffi/libc.ts";
 import { ABI_CONSTANTS, ABI_STRUCTS } from "./abi/registry.ts";
 import type { StructDef } from "./abi/struct.ts";
 import { type CallTarget, VfioError } from "./errors.ts";
+import { hex } from "./hex.ts";
 import type { Region } from "./region.ts";
 
 /** Options of {@linkcode enableTrace}. */
@@ -135,8 +136,8 @@ function ms(t0: number): string {
 }
 
 function show(v: unknown): string {
-  if (typeof v === "bigint") return `0x${v.toString(16)}`;
-  if (typeof v === "number") return v > 0xffff ? `0x${v.toString(16)}` : String(v);
+  if (typeof v === "bigint") return hex(v);
+  if (typeof v === "number") return v > 0xffff ? hex(v) : String(v);
   if (v === undefined) return "0";
   if (typeof v === "string") return JSON.stringify(v);
   if (ArrayBuffer.isView(v)) return `<${v.byteLength} bytes>`;
@@ -182,7 +183,7 @@ function ioctlName(request: number, target?: string): string {
     }
   }
   const known = names.get(request);
-  if (!known) return `0x${request.toString(16)}`;
+  if (!known) return hex(request);
   const label = target?.split(" ")[0];
   return label && known.includes(label) ? label : known.join("|");
 }
@@ -232,9 +233,9 @@ function argument(arg: unknown, request: string): string {
 }
 
 function field(name: string, v: unknown): string {
-  const hex = name.includes("flags") || name.includes("cap");
-  if (typeof v === "bigint") return hex || v > 4096n ? `0x${v.toString(16)}` : String(v);
-  if (typeof v === "number") return hex || v > 4096 ? `0x${v.toString(16)}` : String(v);
+  const asHex = name.includes("flags") || name.includes("cap");
+  if (typeof v === "bigint") return asHex || v > 4096n ? hex(v) : String(v);
+  if (typeof v === "number") return asHex || v > 4096 ? hex(v) : String(v);
   return String(v);
 }
 
@@ -257,7 +258,7 @@ export function tracedRegion(region: Region): Region {
     const write = op.startsWith("write");
     wrapped.set(op, (offset: number, value?: number | bigint): unknown => {
       const r = fn.call(region, offset, value);
-      const at = `0x${(offset >>> 0 === offset ? offset : Number(offset)).toString(16)}`;
+      const at = hex(offset >>> 0 === offset ? offset : Number(offset));
       log(`mmio ${what} ${op} ${at} ${write ? `<- ${hexValue(value)}` : `= ${hexValue(r)}`}`);
       return r;
     });
@@ -274,7 +275,7 @@ export function tracedRegion(region: Region): Region {
 }
 
 function hexValue(v: unknown): string {
-  return typeof v === "number" || typeof v === "bigint" ? `0x${v.toString(16)}` : String(v);
+  return typeof v === "number" || typeof v === "bigint" ? hex(v) : String(v);
 }
 
 /**
