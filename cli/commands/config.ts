@@ -17,7 +17,7 @@ import { hex } from "../../lib/hex.ts";
 import { byteSize } from "../../lib/inspect.ts";
 import { loadPciIds } from "../../lib/sysfs/pci_ids.ts";
 import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
-import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../decode.ts";
+import { configDump, decodeCapabilities, decodeHeader, formatCapability } from "../decode.ts";
 import { deviceName } from "../describe.ts";
 import { OPEN_HELP, OPEN_OPTIONS, openWithOptions } from "../open_device.ts";
 
@@ -79,7 +79,7 @@ ${OPEN_HELP}`,
       print("capabilities:");
       for (const c of caps.capabilities) print(`  ${formatCapability(c)}`);
       if (caps.malformed) print(`  (the list stops early: ${caps.malformed})`);
-      print(hexDump(cfg));
+      print(configDump(cfg));
       return EXIT.ok;
     } finally {
       dev?.close();

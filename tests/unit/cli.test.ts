@@ -7,7 +7,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
 import { parseNumber, UsageError } from "../../cli/common.ts";
-import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../../cli/decode.ts";
+import { configDump, decodeCapabilities, decodeHeader, formatCapability } from "../../cli/decode.ts";
 import { formatValue, parseBar, parseValue, parseWidth } from "../../cli/register.ts";
 import { configReaderFromBytes } from "../../lib/capabilities.ts";
 import { byteSize } from "../../lib/inspect.ts";
@@ -64,7 +64,7 @@ describe("CLI helpers", () => {
       pbaOffset: 0x3000,
     });
     assert.match(formatCapability(capabilities[0]), /^\[40\] MSIX {2}vectors=64 .*tableOffset=0x2000/);
-    const dump = hexDump(cfg).split("\n");
+    const dump = configDump(cfg).split("\n");
     assert.equal(dump.length, 16);
     assert.equal(dump[0], "000: 36 1b 10 00 00 00 10 00 00 02 08 01 00 00 00 00");
   });
