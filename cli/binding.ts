@@ -17,7 +17,16 @@ import { describeStep, type SysfsStep } from "../lib/sysfs/bind.ts";
 import { deviceUsers, SystemScan } from "../lib/sysfs/in_use.ts";
 import { sleepSync } from "../lib/sysfs/lock.ts";
 import type { PciDeviceInfo } from "../lib/sysfs/pci.ts";
-import { print, RefusedError, requireRoot, resolveDevices, UsageError, type Values, warn } from "./common.ts";
+import {
+  print,
+  RefusedError,
+  requireRoot,
+  resolveDevices,
+  UsageError,
+  type Values,
+  warn,
+  writeJson,
+} from "./common.ts";
 
 /** Options of `bind` and `unbind`. */
 export const BINDING_OPTIONS = {
@@ -106,6 +115,28 @@ export function checkedDevices(args: readonly string[], values: Values, verb: st
   const devices = bindingDevices(args, values);
   refuseInUse(devices, verb, values);
   return devices;
+}
+
+/**
+ * What `bind` and `unbind` share: at least one device argument, the in-use refusal, root unless `--dry-run`, the
+ * `change` of every device (with signals held off, {@linkcode withDriverChange}) and the `--json` output. Returns
+ * the results (and whether it was a dry run) for the command's text, or `null` when they went out as JSON.
+ */
+export function changeEachDevice<R>(
+  verb: "bind" | "unbind",
+  positionals: readonly string[],
+  values: Values,
+  change: (address: string, options: { dryRun: boolean; onStep?: (step: string) => void }) => R,
+): { results: R[]; dryRun: boolean } | null {
+  if (positionals.length === 0) throw new UsageError("missing device", { remedy: `usage: vfio ${verb} <device…>` });
+  const dryRun = values["dry-run"] === true;
+  const devices = checkedDevices(positionals, values, verb);
+  requireRootUnlessDry(verb, dryRun);
+  const onStep = testPauseHook();
+  const results = withDriverChange(() => devices.map((d) => change(d.address, { dryRun, onStep })));
+  if (!values.json) return { results, dryRun };
+  writeJson({ results });
+  return null;
 }
 
 /** The root check, skipped for dry runs. */

@@ -12,7 +12,6 @@
 import type { ParseArgsConfig } from "node:util";
 import { VfioError } from "../lib/errors.ts";
 import { hex } from "../lib/hex.ts";
-import type { IommuChoice, OpenDeviceOptions } from "../lib/open.ts";
 import { isPciAddress } from "../lib/pci_address.ts";
 import { findPciDevices, pciDevice, type PciDeviceInfo } from "../lib/sysfs/pci.ts";
 import { processPrivileges } from "../lib/sysfs/privileges.ts";
@@ -78,21 +77,6 @@ export function writeJson(value: unknown): void {
   process.stdout.write(`${text}\n`);
 }
 
-export { hex } from "../lib/hex.ts";
-
-/** Sizes as people read them: 4 KiB, 16 MiB, 256 B. */
-export function humanSize(bytes: number | bigint): string {
-  const n = Number(bytes);
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && v % 1024 === 0 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v} ${units[i]}`;
-}
-
 /**
  * Parses a non-negative integer written in decimal or `0x` hex (`what` names it in the error).
  *
@@ -150,32 +134,6 @@ export function requireRoot(what: string): void {
   if (processPrivileges().euid !== 0) {
     throw new VfioError(`${what} needs root`, { remedy: "run it as root, e.g. with sudo" });
   }
-}
-
-/** Options that choose the IOMMU path for commands that open a device. */
-export const OPEN_OPTIONS: Options = {
-  iommu: { type: "string" },
-  noiommu: { type: "boolean" },
-  "vf-token": { type: "string" },
-};
-
-/** Help text of {@linkcode OPEN_OPTIONS}. */
-export const OPEN_HELP = `  --iommu auto|type1|iommufd           IOMMU path to open the device through (default auto)
-  --noiommu                            accept a no-IOMMU group (the device's DMA is unchecked): the one way to
-                                       ask for no-IOMMU mode (auto then opens the group without an IOMMU)
-  --vf-token UUID                      the VF token a VF of a PF owned through vfio-pci needs (its owner's)`;
-
-/** The `openDevice` options from `--iommu` and `--noiommu`. */
-export function openOptions(values: Values): OpenDeviceOptions {
-  const iommu = values.iommu;
-  if (iommu === "noiommu") {
-    throw new UsageError("--iommu noiommu is not a way to ask for no-IOMMU mode", { remedy: "use --noiommu" });
-  }
-  if (iommu !== undefined && !["auto", "type1", "iommufd"].includes(String(iommu))) {
-    throw new UsageError(`--iommu ${iommu} is not an IOMMU path`, { remedy: "use auto, type1 or iommufd" });
-  }
-  const vfToken = typeof values["vf-token"] === "string" ? values["vf-token"] : undefined;
-  return { iommu: iommu as IommuChoice | undefined, noiommu: values.noiommu === true, vfToken };
 }
 
 /** Checks the number of positional arguments. */

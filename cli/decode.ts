@@ -5,9 +5,9 @@
  *
  * ```ts
  * import { configReaderFromBytes } from "@vfio-ts/vfio";
- * import { decodeCapabilities, hexDump } from "./decode.ts";
+ * import { decodeCapabilities, configDump } from "./decode.ts";
  * const cfg = configReaderFromBytes(new Uint8Array(256));
- * console.log(hexDump(cfg), decodeCapabilities(cfg));
+ * console.log(configDump(cfg), decodeCapabilities(cfg));
  * ```
  * @module
  */
@@ -164,8 +164,8 @@ export function decodeHeader(cfg: ConfigReader): ConfigHeader {
   };
 }
 
-/** `lspci -xxx`-style dump: 16 bytes a line, the offset first. */
-export function hexDump(cfg: ConfigReader, length = cfg.size): string {
+/** Config space as `lspci -xxx` dumps it: 16 bytes a line, the offset first (the shell's `hexdump` is xxd-style). */
+export function configDump(cfg: ConfigReader, length = cfg.size): string {
   const lines: string[] = [];
   for (let off = 0; off < length; off += 16) {
     const bytes: string[] = [];

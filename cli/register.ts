@@ -12,12 +12,37 @@
 
 import type { Device } from "../lib/device.ts";
 import { UnsupportedError, VfioError } from "../lib/errors.ts";
+import { hex } from "../lib/hex.ts";
 import { regionInfo } from "../lib/region.ts";
 import type { Region } from "../lib/region.ts";
-import { hex, parseNumber, UsageError } from "./common.ts";
+import { type Options, parseNumber, UsageError, type Values } from "./common.ts";
+import { OPEN_HELP, OPEN_OPTIONS } from "./open_device.ts";
 
 /** A register width in bits. */
 export type Width = 8 | 16 | 32 | 64;
+
+/** The options of `read` and `write`: `--width` and the ones that open the device. */
+export const REGISTER_OPTIONS: Options = { ...OPEN_OPTIONS, width: { type: "string", short: "w" } };
+
+/** Help text of {@linkcode REGISTER_OPTIONS}. */
+export const REGISTER_HELP = `  --width N   8, 16, 32 (default) or 64
+${OPEN_HELP}`;
+
+/** Where a register is: the `<bar> <offset>` arguments and `--width` of `read` and `write`, parsed. */
+export interface RegisterPlace {
+  /** The BAR index, 0-5. */
+  readonly bar: number;
+  /** The byte offset in the BAR. */
+  readonly offset: number;
+  /** The register width in bits. */
+  readonly width: Width;
+}
+
+/** Parses `--width`, then the `<bar>` and `<offset>` arguments (positionals 1 and 2; 0 is the device). */
+export function parseRegisterPlace(positionals: readonly string[], values: Values): RegisterPlace {
+  const width = parseWidth(values.width as string | undefined);
+  return { width, bar: parseBar(positionals[1]), offset: parseOffset(positionals[2]) };
+}
 
 /** Parses a BAR number: `0`-`5`, or `bar0`/`BAR0`. */
 export function parseBar(text: string): number {

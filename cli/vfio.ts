@@ -15,6 +15,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { VfioError } from "../lib/errors.ts";
+import { hexDigits } from "../lib/hex.ts";
 import { bind } from "./commands/bind.ts";
 import { config } from "./commands/config.ts";
 import { groups } from "./commands/groups.ts";
@@ -57,7 +58,7 @@ Every command takes --help and --json. Devices are PCI addresses (0000:00:03.0 o
 /** Control characters from the command line (a newline in an argument) shown escaped: an error stays one line. */
 function oneLine(text: string): string {
   // deno-lint-ignore no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${hexDigits(c.charCodeAt(0), 2)}`);
 }
 
 function errorExit(e: unknown, name: string): number {

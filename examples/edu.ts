@@ -10,6 +10,7 @@
  * Exits non-zero when any check fails.
  * @module
  */
+import { hex } from "../lib/hex.ts";
 import { findPciDevices, IrqIndex, openDevice, VfioError } from "../mod.ts";
 import { programArgs, runChecks } from "./harness.ts";
 
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
   const bar0 = dev.bar(0);
 
   const id = bar0.read32(ID);
-  check((id & 0xffff) === 0x00ed, `identification 0x${id.toString(16)} (version ${id >>> 24}.${(id >>> 16) & 0xff})`);
+  check((id & 0xffff) === 0x00ed, `identification ${hex(id)} (version ${id >>> 24}.${(id >>> 16) & 0xff})`);
 
   bar0.write32(LIVENESS, 0xcafe0001);
   check(bar0.read32(LIVENESS) === (~0xcafe0001 >>> 0), "liveness register inverts");
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
   await dma(buf.busAddress(0), DEVICE_BUFFER, false);
   await dma(DEVICE_BUFFER, buf.busAddress(4096), true);
   const same = buf.u8.subarray(0, DMA_BYTES).every((v, i) => buf.u8[4096 + i] === v);
-  check(same, `DMA round trip of ${DMA_BYTES} bytes (bus address 0x${buf.busAddress(0).toString(16)})`);
+  check(same, `DMA round trip of ${DMA_BYTES} bytes (bus address ${hex(buf.busAddress(0))})`);
 
   // MSI: raise an interrupt, await it.
   {

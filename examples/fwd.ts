@@ -15,7 +15,7 @@
  * @module
  */
 import { reserveHugepages, VfioError } from "../mod.ts";
-import { intOption, programArgs, runChecks } from "./harness.ts";
+import { intOption, NIC_PROGRAM_OPTIONS, programArgs, runChecks } from "./harness.ts";
 import { IdleLoop } from "./nic/idle.ts";
 import type { Nic, Packet } from "./nic/nic.ts";
 import { drainTx, openNic, portSummary, waitForLink } from "./nic/open.ts";
@@ -37,11 +37,7 @@ const { values, positionals, checks } = programArgs(USAGE, {
   batch: { type: "string", default: "32" },
   count: { type: "string", default: "0" },
   timeout: { type: "string", default: "60" },
-  hugepages: { type: "string" },
-  queues: { type: "string", default: "1" },
-  interrupts: { type: "boolean" },
-  busy: { type: "boolean" },
-  noiommu: { type: "boolean" },
+  ...NIC_PROGRAM_OPTIONS,
 });
 const int = intOption;
 const check = (ok: boolean, what: string): void => checks.check(ok, what);

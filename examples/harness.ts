@@ -99,6 +99,18 @@ export type ParsedValues<T extends Record<string, ParseArgsOptionConfig>> = {
     : string | undefined;
 };
 
+/**
+ * The options the two-port NIC programs (`fwd.ts`, `pktgen.ts`) share: `--hugepages N`, `--queues N` (default 1),
+ * `--interrupts`, `--busy` and `--noiommu`.
+ */
+export const NIC_PROGRAM_OPTIONS = {
+  hugepages: { type: "string" },
+  queues: { type: "string", default: "1" },
+  interrupts: { type: "boolean" },
+  busy: { type: "boolean" },
+  noiommu: { type: "boolean" },
+} as const;
+
 /** The options every example program takes besides its own: `--json` and `--help`. */
 const COMMON_OPTIONS = {
   json: { type: "boolean" },

@@ -12,6 +12,7 @@
  * Needs root and the mtty module (`modprobe mtty`). Exits non-zero when any check fails.
  * @module
  */
+import { hexDigits } from "../lib/hex.ts";
 import {
   createMdev,
   IrqIndex,
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
 
       const cfg = dev.config;
       const id = cfg.read32(0);
-      check(id === MTTY_ID, `config: vendor:device ${cfg.vendorId.toString(16)}:${cfg.deviceId.toString(16)}`);
+      check(id === MTTY_ID, `config: vendor:device ${hexDigits(cfg.vendorId)}:${hexDigits(cfg.deviceId)}`);
       check(cfg.read8(0x0b) === 0x07 && cfg.read8(0x09) === 0x02, "config: class 07 (serial), prog-if 02 (16550)");
 
       const uart = dev.bar(0);

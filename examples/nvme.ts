@@ -12,6 +12,7 @@
  * @module
  */
 import process from "node:process";
+import { hex } from "../lib/hex.ts";
 import { type DmaBuffer, findPciDevices, type HugepagePolicy, IrqIndex, openDevice, VfioError } from "../mod.ts";
 import { intOption, programArgs } from "./harness.ts";
 import { Controller, Namespace, type QueuePair } from "./nvme/mod.ts";
@@ -48,7 +49,6 @@ const { values, positionals, checks } = programArgs(USAGE, {
 const json = values.json ?? false;
 const report: Record<string, unknown> = {};
 const log = (line: string): void => void (json || console.log(line));
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 async function main(): Promise<void> {
   const max = Number.MAX_SAFE_INTEGER;

@@ -15,7 +15,7 @@
  * @module
  */
 import { reserveHugepages, VfioError } from "../mod.ts";
-import { intOption, programArgs, runChecks } from "./harness.ts";
+import { intOption, NIC_PROGRAM_OPTIONS, programArgs, runChecks } from "./harness.ts";
 import { DEFAULT_SRC_PORT, FrameWriter, HEADERS, SequenceChecker } from "./nic/frame.ts";
 import { IdleLoop } from "./nic/idle.ts";
 import { type Packet, parseMac } from "./nic/nic.ts";
@@ -46,13 +46,9 @@ const { values, positionals, checks } = programArgs(USAGE, {
   count: { type: "string", default: "10000" },
   window: { type: "string", default: "128" },
   rate: { type: "string", default: "0" },
-  queues: { type: "string", default: "1" },
-  interrupts: { type: "boolean" },
   "dst-mac": { type: "string" },
   timeout: { type: "string", default: "5" },
-  hugepages: { type: "string" },
-  busy: { type: "boolean" },
-  noiommu: { type: "boolean" },
+  ...NIC_PROGRAM_OPTIONS,
 });
 const int = intOption;
 const check = (ok: boolean, what: string): void => checks.check(ok, what);

@@ -11,6 +11,7 @@
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T, ptr as bunPtr, toArrayBuffer } from "bun:ffi";
 import { ERRNO, throwErrno } from "../lib/errors.ts";
+import { commonCalls, errnoCheck } from "./common_calls.ts";
 import { SC_PAGESIZE } from "./constants.ts";
 import { eventCalls } from "./event_calls.ts";
 import { rlimit } from "./layout.ts";
@@ -50,22 +51,16 @@ export function load(): Libc {
     if (f.symbol && !f.nonblocking) s[key] = dlopen("libc.so.6", { [f.symbol]: bunSymbol(f) }).symbols[f.symbol];
   }
   const errnoView = new Int32Array(toArrayBuffer(s.__errno_location(), 0, 4));
-  const encoder = new TextEncoder();
-  const cstring = (text: string): Uint8Array => encoder.encode(text + "\0");
   const { EAGAIN } = ERRNO;
   const pageSize = s.sysconf(SC_PAGESIZE) as number;
   const num = (address: Address): number => Number(address);
 
-  const check = (r: number, call: string, target?: string): number => {
-    if (r < 0) throwErrno(call, errnoView[0], { target });
-    return r;
-  };
+  const check = errnoCheck(errnoView);
 
   return {
     runtime: "bun",
     pageSize,
-    open: (path, flags, mode = 0) => check(s.open(cstring(path), flags, mode), "open", path),
-    close: (fd, target) => void check(s.close(fd), "close", target ?? `fd ${fd}`),
+    ...commonCalls(s, errnoView, check),
     ioctl: (fd, request, arg, target) => check(s.ioctl(fd, request, arg), "ioctl", target),
     ioctlValue: (fd, request, value, target) => check(s.ioctl_value(fd, request, value), "ioctl", target),
     mmap: (length, prot, flags, fd, offset, target, address = 0n) => {
@@ -77,8 +72,6 @@ export function load(): Libc {
     madvise: (address, length, advice) => void check(s.madvise(num(address), length, advice), "madvise"),
     mlock: (address, length) => void check(s.mlock(num(address), length), "mlock"),
     munlock: (address, length) => void check(s.munlock(num(address), length), "munlock"),
-    eventfd: (initval, flags) => check(s.eventfd(initval, flags), "eventfd"),
-    memfdCreate: (name, flags) => check(s.memfd_create(cstring(name), flags), "memfd_create", name),
     ftruncate: (fd, length) => void check(s.ftruncate(fd, length), "ftruncate"),
     pipe: (flags) => {
       const fds = new Int32Array(2);
@@ -115,11 +108,6 @@ export function load(): Libc {
       const lim = new BigUint64Array(2);
       check(s.getrlimit(resource, lim), "getrlimit");
       return rlimit(lim);
-    },
-    flock: (fd, operation, target) => {
-      if (s.flock(fd, operation) === 0) return true;
-      if (errnoView[0] === EAGAIN) return false;
-      return throwErrno("flock", errnoView[0], { target });
     },
     arrayBuffer: (address, length) => toArrayBuffer(num(address), 0, length),
     addressOf: (view) => BigInt(bunPtr(view)),

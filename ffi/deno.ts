@@ -9,6 +9,7 @@
  * @module
  */
 import { ERRNO, throwErrno } from "../lib/errors.ts";
+import { commonCalls, errnoCheck } from "./common_calls.ts";
 import { POLLIN, SC_PAGESIZE } from "./constants.ts";
 import { eventCalls } from "./event_calls.ts";
 import { rlimit } from "./layout.ts";
@@ -20,8 +21,6 @@ export function load(): Libc {
   const lib = Deno.dlopen("libc.so.6", denoSymbols() satisfies Deno.ForeignLibraryInterface);
   const s = lib.symbols;
   const errnoView = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(s.__errno_location()!, 4));
-  const encoder = new TextEncoder();
-  const cstring = (text: string): Uint8Array => encoder.encode(text + "\0");
   const ptr = (address: Address): Deno.PointerValue => Deno.UnsafePointer.create(address);
   const bytes = (view: ArrayBufferView): Uint8Array =>
     view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
@@ -29,16 +28,12 @@ export function load(): Libc {
   const { EAGAIN } = ERRNO;
   const pageSize = Number(s.sysconf(SC_PAGESIZE));
 
-  const check = (r: number, call: string, target?: string): number => {
-    if (r < 0) throwErrno(call, errnoView[0], { target });
-    return r;
-  };
+  const check = errnoCheck(errnoView);
 
   return {
     runtime: "deno",
     pageSize,
-    open: (path, flags, mode = 0) => check(s.open(cstring(path), flags, mode), "open", path),
-    close: (fd, target) => void check(s.close(fd), "close", target ?? `fd ${fd}`),
+    ...commonCalls(s, errnoView, check),
     ioctl: (fd, request, arg, target) => check(s.ioctl(fd, request, arg && bytes(arg)), "ioctl", target),
     ioctlValue: (fd, request, value, target) => check(s.ioctl_value(fd, request, BigInt(value)), "ioctl", target),
     mmap: (length, prot, flags, fd, offset, target, address = 0n) => {
@@ -51,8 +46,6 @@ export function load(): Libc {
     madvise: (address, length, advice) => void check(s.madvise(ptr(address), BigInt(length), advice), "madvise"),
     mlock: (address, length) => void check(s.mlock(ptr(address), BigInt(length)), "mlock"),
     munlock: (address, length) => void check(s.munlock(ptr(address), BigInt(length)), "munlock"),
-    eventfd: (initval, flags) => check(s.eventfd(initval, flags), "eventfd"),
-    memfdCreate: (name, flags) => check(s.memfd_create(cstring(name), flags), "memfd_create", name),
     ftruncate: (fd, length) => void check(s.ftruncate(fd, BigInt(length)), "ftruncate"),
     pipe: (flags) => {
       const fds = new Int32Array(2);
@@ -91,11 +84,6 @@ export function load(): Libc {
       const lim = new BigUint64Array(2);
       check(s.getrlimit(resource, new Uint8Array(lim.buffer)), "getrlimit");
       return rlimit(lim);
-    },
-    flock: (fd, operation, target) => {
-      if (s.flock(fd, operation) === 0) return true;
-      if (errnoView[0] === EAGAIN) return false;
-      return throwErrno("flock", errnoView[0], { target });
     },
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(ptr(address)!, length),
     addressOf: (view) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(view)),

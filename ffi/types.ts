@@ -4,12 +4,15 @@
  *
  * Conventions, the same in both backends:
  * - A failing call throws a {@linkcode SystemError} (built by `throwErrno`, errno read right after the call);
- *   the optional `target` names what the call was aimed at (a path, an ioctl name) for the message.
+ *   the optional `target` names what the call was aimed at (a path, an ioctl name) for the message (with its `kind`
+ *   where the remedy depends on it: `{ target: "VFIO_DEVICE_GET_INFO", kind: "vfio-device-ioctl" }`).
  * - Addresses are `bigint`s; lengths and file offsets are `number`s (≤ 2^53).
  * - Buffers are `Uint8Array`s (any `ArrayBufferView` where noted), passed without copying.
  *
  * @module
  */
+
+import type { CallTarget, TargetKind } from "../lib/errors.ts";
 
 /** A virtual address in this process. */
 export type Address = bigint;
@@ -48,14 +51,14 @@ export interface Libc {
   /** The system page size in bytes. */
   readonly pageSize: number;
 
-  /** `open(2)`; returns the fd. */
-  open(path: string, flags: number, mode?: number): number;
+  /** `open(2)`; returns the fd. `kind` says what the path is, for the remedy of a failure. */
+  open(path: string, flags: number, mode?: number, kind?: TargetKind): number;
   /** `close(2)`. */
   close(fd: number, target?: string): void;
   /** `ioctl(2)` with a pointer argument (a struct in `arg`, or `null`); returns the call's non-negative result. */
-  ioctl(fd: number, request: number, arg: ArrayBufferView | null, target?: string): number;
+  ioctl(fd: number, request: number, arg: ArrayBufferView | null, target?: CallTarget): number;
   /** `ioctl(2)` with an integer argument passed by value (e.g. `VFIO_SET_IOMMU`, `VFIO_CHECK_EXTENSION`). */
-  ioctlValue(fd: number, request: number, value: number, target?: string): number;
+  ioctlValue(fd: number, request: number, value: number, target?: CallTarget): number;
   /** `mmap(2)`; returns the mapping's address. `address` is a hint (or `MAP_FIXED` target), 0n for none. */
   mmap(
     length: number,

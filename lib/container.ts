@@ -130,9 +130,12 @@ export class Container implements IoAddressSpace {
    * ```
    */
   static open(path = "/dev/vfio/vfio"): Container {
-    const fd = libc.open(path, O_RDWR | O_CLOEXEC);
+    const fd = libc.open(path, O_RDWR | O_CLOEXEC, 0, "vfio-container");
     try {
-      const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+      const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, {
+        target: "VFIO_GET_API_VERSION",
+        kind: "vfio-ioctl",
+      });
       if (version !== VFIO_API_VERSION) {
         throw new UnsupportedError(`${path} speaks VFIO API ${version}, vfio-ts speaks ${VFIO_API_VERSION}`);
       }
@@ -152,7 +155,10 @@ export class Container implements IoAddressSpace {
    * ```
    */
   static fromFd(fd: number): Container {
-    const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+    const version = libc.ioctlValue(fd, VFIO_GET_API_VERSION, 0, {
+      target: "VFIO_GET_API_VERSION",
+      kind: "vfio-ioctl",
+    });
     if (version !== VFIO_API_VERSION) {
       throw new UnsupportedError(`fd ${fd} is not a VFIO container (API ${version}, not ${VFIO_API_VERSION})`);
     }
@@ -167,7 +173,7 @@ export class Container implements IoAddressSpace {
 
   /** The VFIO API version (always 0 for the kernels vfio-ts supports). */
   get apiVersion(): number {
-    return libc.ioctlValue(this.fd, VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION");
+    return libc.ioctlValue(this.fd, VFIO_GET_API_VERSION, 0, { target: "VFIO_GET_API_VERSION", kind: "vfio-ioctl" });
   }
 
   /** True when the kernel supports the given IOMMU model or extension (`VFIO_CHECK_EXTENSION`). */
@@ -177,7 +183,10 @@ export class Container implements IoAddressSpace {
         remedy: "pass a VFIO_* extension constant such as VFIO_TYPE1v2_IOMMU (3)",
       });
     }
-    return libc.ioctlValue(this.fd, VFIO_CHECK_EXTENSION, extension, "VFIO_CHECK_EXTENSION") > 0;
+    return libc.ioctlValue(this.fd, VFIO_CHECK_EXTENSION, extension, {
+      target: "VFIO_CHECK_EXTENSION",
+      kind: "vfio-ioctl",
+    }) > 0;
   }
 
   /** The IOMMU models this container can be set to, by name (`type1v2`, `type1`, `noiommu`). */
@@ -227,7 +236,7 @@ export class Container implements IoAddressSpace {
       });
     }
     try {
-      libc.ioctlValue(this.fd, VFIO_SET_IOMMU, chosen, "VFIO_SET_IOMMU");
+      libc.ioctlValue(this.fd, VFIO_SET_IOMMU, chosen, { target: "VFIO_SET_IOMMU", kind: "vfio-ioctl" });
     } catch (e) {
       if (e instanceof SystemError && e.code === "EPERM" && chosen !== VFIO_NOIOMMU_IOMMU) {
         throw new VfioError(
@@ -257,7 +266,7 @@ export class Container implements IoAddressSpace {
     const info = growingReply(
       call,
       VfioIommuType1Info,
-      (v) => void libc.ioctl(this.fd, VFIO_IOMMU_GET_INFO, v.bytes, call),
+      (v) => void libc.ioctl(this.fd, VFIO_IOMMU_GET_INFO, v.bytes, { target: call, kind: "vfio-ioctl" }),
     );
     const result = decodeType1Info(info.bytes);
     this.#info = result;
@@ -294,7 +303,7 @@ export class Container implements IoAddressSpace {
     map.iova = iova;
     map.size = BigInt(sizeBytes);
     try {
-      libc.ioctl(this.fd, VFIO_IOMMU_MAP_DMA, map.bytes, "VFIO_IOMMU_MAP_DMA");
+      libc.ioctl(this.fd, VFIO_IOMMU_MAP_DMA, map.bytes, { target: "VFIO_IOMMU_MAP_DMA", kind: "vfio-ioctl" });
     } catch (e) {
       throw explainMapError(e, "VFIO_IOMMU_MAP_DMA", iova, sizeBytes);
     }
@@ -307,7 +316,7 @@ export class Container implements IoAddressSpace {
     unmap.argsz = VfioIommuType1DmaUnmap.size;
     unmap.iova = iova;
     unmap.size = BigInt(sizeBytes);
-    libc.ioctl(this.fd, VFIO_IOMMU_UNMAP_DMA, unmap.bytes, "VFIO_IOMMU_UNMAP_DMA");
+    libc.ioctl(this.fd, VFIO_IOMMU_UNMAP_DMA, unmap.bytes, { target: "VFIO_IOMMU_UNMAP_DMA", kind: "vfio-ioctl" });
     this.#mappings.delete(iova);
   }
 

@@ -222,7 +222,10 @@ export class Device implements DeviceFd {
   info(): DeviceInfo {
     const info = VfioDeviceInfo.alloc();
     info.argsz = VfioDeviceInfo.size;
-    libc.ioctl(this.fd, VFIO_DEVICE_GET_INFO, info.bytes, "VFIO_DEVICE_GET_INFO");
+    libc.ioctl(this.fd, VFIO_DEVICE_GET_INFO, info.bytes, {
+      target: "VFIO_DEVICE_GET_INFO",
+      kind: "vfio-device-ioctl",
+    });
     return {
       flags: info.flags,
       pci: (info.flags & VFIO_DEVICE_FLAGS_PCI) !== 0,
@@ -241,7 +244,7 @@ export class Device implements DeviceFd {
       });
     if (!this.info().resetSupported) throw unsupported();
     try {
-      libc.ioctl(this.fd, VFIO_DEVICE_RESET, null, "VFIO_DEVICE_RESET");
+      libc.ioctl(this.fd, VFIO_DEVICE_RESET, null, { target: "VFIO_DEVICE_RESET", kind: "vfio-device-ioctl" });
     } catch (e) {
       if (e instanceof SystemError && (e.code === "EINVAL" || e.code === "ENOTTY")) throw unsupported(e);
       throw e;
@@ -272,7 +275,10 @@ export class Device implements DeviceFd {
       const info = VfioPciHotResetInfo.alloc(extra);
       info.argsz = VfioPciHotResetInfo.size + extra;
       try {
-        libc.ioctl(this.fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info.bytes, call);
+        libc.ioctl(this.fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info.bytes, {
+          target: call,
+          kind: "vfio-device-ioctl",
+        });
       } catch (e) {
         if (e instanceof SystemError && e.code === "ENOSPC" && extra === 0) {
           const wanted = VfioPciHotResetInfo.size + info.count * VfioPciDependentDevice.size;

@@ -79,10 +79,28 @@ function errnoMessage(errno: number): string {
   return text && !text.startsWith("Unknown system error") ? text : "failed";
 }
 
-/** Where a failed system call was aimed: the path, ioctl name or resource that a user recognises. */
-export interface SyscallContext {
+/**
+ * Where a failed system call was aimed, for the message (`target`, the path, ioctl name or resource a user
+ * recognises) and for the remedy (`kind`, what sort of thing it is: the caller knows, nothing reads it from the text).
+ *
+ * ```ts
+ * import { SystemError } from "@vfio-ts/vfio";
+ * const e = new SystemError("open", 2, { target: "/dev/vfio/3", kind: "vfio-group" });
+ * console.log(e.remedy); // "is the device bound to vfio-pci? see `vfio bind <address>`"
+ * ```
+ */
+export interface SyscallTarget {
   /** A path (`/dev/vfio/3`), an ioctl name (`VFIO_GROUP_SET_CONTAINER`) or a resource description. */
   target?: string;
+  /** What the target is, as far as the remedy depends on it (default `"other"`). */
+  kind?: TargetKind;
+}
+
+/** What a libc call takes as its target: the text alone (of kind `"other"`), or a {@linkcode SyscallTarget}. */
+export type CallTarget = string | SyscallTarget;
+
+/** A {@linkcode SyscallTarget}, and a remedy that overrides the generic one. */
+export interface SyscallContext extends SyscallTarget {
   /** A remedy that overrides the generic one for this errno. */
   remedy?: string;
 }
@@ -107,18 +125,21 @@ export class SystemError extends VfioError {
   readonly code: string;
   /** The path, ioctl name or resource the call was aimed at. */
   readonly target?: string;
+  /** What sort of thing the target is (the caller's word; `"other"` when it gave none). */
+  readonly targetKind: TargetKind;
 
-  /** Builds the error; the remedy defaults to {@linkcode remedyFor}. */
+  /** Builds the error; the remedy defaults to {@linkcode remedyFor} for the context's `kind`. */
   constructor(syscall: string, errno: number, context: SyscallContext = {}) {
     const code = errnoName(errno);
     const what = context.target ? `${syscall} ${context.target}` : syscall;
     super(`${what}: ${errnoMessage(errno)} [${code}]`, {
-      remedy: context.remedy ?? remedyFor(syscall, code, targetKind(context.target)),
+      remedy: context.remedy ?? remedyFor(syscall, code, context.kind),
     });
     this.syscall = syscall;
     this.errno = errno;
     this.code = code;
     this.target = context.target;
+    this.targetKind = context.kind ?? "other";
   }
 }
 
@@ -138,7 +159,8 @@ export class DmaMapError extends SystemError {
 }
 
 /**
- * What a failed call was aimed at, as far as the remedy depends on it: a VFIO node (group, no-IOMMU group, device
+ * What a failed call was aimed at, as far as the remedy depends on it (the caller says so in
+ * {@linkcode SyscallTarget}`.kind`; nothing is read from the target's text): a VFIO node (group, no-IOMMU group, device
  * cdev, container), `/dev/iommu`, a VFIO or iommufd ioctl (device ioctls apart: a cdev answers them only once bound),
  * or anything else.
  */
@@ -164,32 +186,6 @@ const VFIO_KINDS: ReadonlySet<TargetKind> = new Set<TargetKind>([
   "vfio-device-ioctl",
   "iommufd-ioctl",
 ]);
-
-/** The one reading of a target's text: the whole path or ioctl name, matched exactly. */
-const TARGET_KINDS: readonly [RegExp, TargetKind][] = [
-  [/^\/dev\/vfio\/\d+$/, "vfio-group"],
-  [/^\/dev\/vfio\/noiommu-\d+$/, "noiommu-group"],
-  [/^\/dev\/vfio\/devices\/vfio\d+$/, "vfio-cdev"],
-  [/^\/dev\/vfio\/vfio$/, "vfio-container"],
-  [/^\/dev\/iommu$/, "iommufd"],
-  [/^VFIO_DEVICE_BIND_IOMMUFD\b/, "vfio-ioctl"],
-  [/^VFIO_DEVICE_[A-Z0-9_]+\b/, "vfio-device-ioctl"],
-  [/^VFIO_[A-Z0-9_]+\b/, "vfio-ioctl"],
-  [/^IOMMU_[A-Z0-9_]+\b/, "iommufd-ioctl"],
-];
-
-/**
- * The kind of a failed call's target (`/dev/vfio/3` → `vfio-group`, `VFIO_DEVICE_GET_INFO` → `vfio-device-ioctl`).
- *
- * ```ts
- * import { targetKind } from "@vfio-ts/vfio";
- * console.log(targetKind("/dev/vfio/noiommu-0")); // "noiommu-group"
- * ```
- */
-export function targetKind(target: string | undefined): TargetKind {
-  if (target === undefined) return "other";
-  return TARGET_KINDS.find(([pattern]) => pattern.test(target))?.[1] ?? "other";
-}
 
 /**
  * A generic remedy for a failed call, by errno and the kind of its target; specific layers pass their own remedy
@@ -240,15 +236,16 @@ export function remedyFor(syscall: string, code: string, kind: TargetKind = "oth
 
 /**
  * The single place that turns a `-1` + errno into an exception. Call it immediately after the failing call,
- * with the errno read before anything else runs.
+ * with the errno read before anything else runs. `context` is the call's target (text, or text and kind) or the
+ * whole {@linkcode SyscallContext}.
  *
  * ```ts
  * import { throwErrno } from "@vfio-ts/vfio";
- * try { throwErrno("close", 9, { target: "fd 42" }); } catch (e) { console.log((e as Error).message); }
+ * try { throwErrno("close", 9, "fd 42"); } catch (e) { console.log((e as Error).message); }
  * ```
  */
-export function throwErrno(syscall: string, errno: number, context?: SyscallContext): never {
-  throw new SystemError(syscall, errno, context);
+export function throwErrno(syscall: string, errno: number, context?: CallTarget | SyscallContext): never {
+  throw new SystemError(syscall, errno, typeof context === "string" ? { target: context } : context);
 }
 
 /**

@@ -151,7 +151,7 @@ export class Group {
     }
     let fd: number;
     try {
-      fd = libc.open(where.path, O_RDWR | O_CLOEXEC);
+      fd = libc.open(where.path, O_RDWR | O_CLOEXEC, 0, where.noiommu ? "noiommu-group" : "vfio-group");
     } catch (e) {
       if (e instanceof SystemError && e.code === "EBUSY") {
         throw new DeviceBusyError(where.path, `IOMMU group ${n}`, nodeHolders(where.path), { cause: e });
@@ -194,7 +194,7 @@ export class Group {
   status(): GroupStatus {
     const s = VfioGroupStatus.alloc();
     s.argsz = VfioGroupStatus.size;
-    libc.ioctl(this.fd, VFIO_GROUP_GET_STATUS, s.bytes, "VFIO_GROUP_GET_STATUS");
+    libc.ioctl(this.fd, VFIO_GROUP_GET_STATUS, s.bytes, { target: "VFIO_GROUP_GET_STATUS", kind: "vfio-ioctl" });
     return {
       viable: (s.flags & VFIO_GROUP_FLAGS_VIABLE) !== 0,
       containerSet: (s.flags & VFIO_GROUP_FLAGS_CONTAINER_SET) !== 0,
@@ -212,7 +212,10 @@ export class Group {
     if (this.#container === container) return;
     if (this.#container) throw new VfioError(`group ${this.#number} is already attached to a container`);
     this.assertViable();
-    libc.ioctl(this.fd, VFIO_GROUP_SET_CONTAINER, new Int32Array([container.fd]), "VFIO_GROUP_SET_CONTAINER");
+    libc.ioctl(this.fd, VFIO_GROUP_SET_CONTAINER, new Int32Array([container.fd]), {
+      target: "VFIO_GROUP_SET_CONTAINER",
+      kind: "vfio-ioctl",
+    });
     this.#container = container;
     container.attached(1);
   }
@@ -223,7 +226,7 @@ export class Group {
     const c = this.#container;
     this.#container = null;
     c.attached(-1);
-    libc.ioctl(this.fd, VFIO_GROUP_UNSET_CONTAINER, null, "VFIO_GROUP_UNSET_CONTAINER");
+    libc.ioctl(this.fd, VFIO_GROUP_UNSET_CONTAINER, null, { target: "VFIO_GROUP_UNSET_CONTAINER", kind: "vfio-ioctl" });
   }
 
   /**
@@ -241,7 +244,7 @@ export class Group {
         this.fd,
         VFIO_GROUP_GET_DEVICE_FD,
         new TextEncoder().encode(deviceNameWithToken(address, vfToken) + "\0"),
-        "VFIO_GROUP_GET_DEVICE_FD",
+        { target: "VFIO_GROUP_GET_DEVICE_FD", kind: "vfio-ioctl" },
       );
     } catch (e) {
       const token = vfTokenRefusal(address, vfToken, e);

@@ -131,7 +131,10 @@ export function hotReset(dev: Device): void {
   const view = new DataView(arg.bytes.buffer, arg.bytes.byteOffset);
   fds.forEach((fd, i) => view.setInt32(VfioPciHotReset.size + i * 4, fd, true));
   try {
-    libc.ioctl(dev.fd, VFIO_DEVICE_PCI_HOT_RESET, arg.bytes, "VFIO_DEVICE_PCI_HOT_RESET");
+    libc.ioctl(dev.fd, VFIO_DEVICE_PCI_HOT_RESET, arg.bytes, {
+      target: "VFIO_DEVICE_PCI_HOT_RESET",
+      kind: "vfio-device-ioctl",
+    });
   } catch (e) {
     if (e instanceof SystemError && (e.code === "EINVAL" || e.code === "EBUSY" || e.code === "EPERM")) {
       const others = onOtherDrivers(deps);

@@ -17,6 +17,7 @@
  * @module
  */
 import { inspect as nodeInspect, type InspectOptions } from "node:util";
+import { hex } from "./hex.ts";
 
 /** The symbol `Deno.inspect` (and Deno's `console.log`) looks up on an object. */
 export const DENO_INSPECT: unique symbol = Symbol.for("Deno.customInspect") as never;
@@ -25,15 +26,10 @@ export const NODE_INSPECT: unique symbol = Symbol.for("nodejs.util.inspect.custo
 
 type Inspect = (value: unknown, options?: InspectOptions) => string;
 
-/** `0x`-prefixed hex of a bus or process address (what the summaries print addresses as). */
-export function hexAddress(n: bigint | number): string {
-  return `0x${n.toString(16)}`;
-}
-
-/** `size` as `4 KiB`, `16 MiB`, or bytes when it is not a whole number of KiB. */
-export function byteSize(size: number): string {
+/** `size` as people read it: `4 KiB`, `16 MiB`, or bytes when it is not a whole number of KiB (`256 B`). */
+export function byteSize(size: number | bigint): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = size;
+  let v = Number(size);
   let u = 0;
   while (v >= 1024 && v % 1024 === 0 && u < units.length - 1) {
     v /= 1024;
@@ -92,7 +88,7 @@ export function spaceSummary(
   return {
     ...head,
     closed,
-    ...(ranges ? { iovaRanges: ranges.map((r) => `${hexAddress(r.start)}-${hexAddress(r.end)}`) } : {}),
+    ...(ranges ? { iovaRanges: ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`) } : {}),
     mappings: { count: mappings.size, total: byteSize(total) },
   };
 }

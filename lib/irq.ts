@@ -500,7 +500,10 @@ export function irqSetRequest(
 
 /** `VFIO_DEVICE_SET_IRQS` with the argument of {@linkcode irqSetRequest}. */
 function setIrqs(dev: DeviceFd, index: number, flags: number, start: number, data: number[] | number): void {
-  libc.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS, irqSetRequest(index, flags, start, data), "VFIO_DEVICE_SET_IRQS");
+  libc.ioctl(dev.fd, VFIO_DEVICE_SET_IRQS, irqSetRequest(index, flags, start, data), {
+    target: "VFIO_DEVICE_SET_IRQS",
+    kind: "vfio-device-ioctl",
+  });
 }
 
 /** "it offers INTx (1 vector), MSI (1 vector)": what to pick instead. */

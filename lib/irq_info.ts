@@ -116,7 +116,10 @@ export function irqInfo(dev: DeviceFd, index: number): IrqInfo {
   info.argsz = VfioIrqInfo.size;
   info.index = i;
   try {
-    libc.ioctl(dev.fd, VFIO_DEVICE_GET_IRQ_INFO, info.bytes, "VFIO_DEVICE_GET_IRQ_INFO");
+    libc.ioctl(dev.fd, VFIO_DEVICE_GET_IRQ_INFO, info.bytes, {
+      target: "VFIO_DEVICE_GET_IRQ_INFO",
+      kind: "vfio-device-ioctl",
+    });
   } catch (e) {
     // vfio-pci answers EINVAL for ERR on a conventional (non-PCIe) device: the index is absent, count 0.
     if (e instanceof SystemError && e.code === "EINVAL") return describe(i, 0, 0);

@@ -23,6 +23,7 @@ import { Container } from "./container.ts";
 import { Device, type Owned } from "./device.ts";
 import { DeviceBusyError, SystemError, VfioError } from "./errors.ts";
 import { Group, nodeHolders } from "./group.ts";
+import { hex } from "./hex.ts";
 import { rememberGroup } from "./hot_reset.ts";
 import { attachIoas, bindIommufd, type Ioas, Iommufd } from "./iommu/iommufd.ts";
 import { IovaMapper } from "./iommu/iova_mapper.ts";
@@ -103,7 +104,7 @@ const groups = new Map<number, Shared<Group>>();
 function acquire(key: string, make: () => Context, iovaBase?: bigint): Shared<Context> {
   const existing = contexts.get(key);
   if (existing && existing.value.iovaBase !== iovaBase) {
-    const show = (b?: bigint): string => (b === undefined ? "the default" : `0x${b.toString(16)}`);
+    const show = (b?: bigint): string => (b === undefined ? "the default" : hex(b));
     throw new VfioError(
       `the ${key} IOVA space this device would share was opened with IOVA base ${show(existing.value.iovaBase)}, ` +
         `not ${show(iovaBase)}`,
@@ -123,13 +124,7 @@ function legacyContext(path: "type1" | "noiommu", devDir: string, iovaBase?: big
     iovaBase,
     container,
     mapper,
-    close(): void {
-      try {
-        mapper.close();
-      } finally {
-        container.close();
-      }
-    },
+    close: closeMapperThen(() => mapper, container),
   };
 }
 
@@ -148,13 +143,7 @@ function iommufdContext(iovaBase?: bigint): Context {
     iommufd,
     ioas,
     mapper,
-    close(): void {
-      try {
-        mapper.close();
-      } finally {
-        iommufd.close();
-      }
-    },
+    close: closeMapperThen(() => mapper, iommufd),
   };
 }
 
@@ -169,15 +158,20 @@ function compatContext(iovaBase?: bigint): Context {
       mapper ??= new IovaMapper(iommufd.compatIoas(), { kind: "iommufd", iovaBase });
       return mapper;
     },
-    close(): void {
-      try {
-        mapper?.close();
-      } finally {
-        iommufd.close();
-      }
-    },
+    close: closeMapperThen(() => mapper, iommufd),
   };
   return ctx;
+}
+
+/** A context's close: its mapper (if made), then the container or iommufd it maps through, also when the first throws. */
+function closeMapperThen(mapper: () => DmaMapper | null, owner: { close(): void }): () => void {
+  return () => {
+    try {
+      mapper()?.close();
+    } finally {
+      owner.close();
+    }
+  };
 }
 
 /** `VFIO_TS_IOVA_BASE` (hex or decimal, `_` allowed): the IOVA base when the caller gives none. */
@@ -267,7 +261,7 @@ export function openThroughCdev(name: string, cdevPath: string, options: CdevPat
   );
   let fd: number;
   try {
-    fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC);
+    fd = libc.open(cdevPath, O_RDWR | O_CLOEXEC, 0, "vfio-cdev");
   } catch (e) {
     if (!(e instanceof SystemError && e.code === "EBUSY")) throw e;
     throw busyBecauseHeld(name, cdevPath, e, false) ?? new DeviceBusyError(cdevPath, name, [], { cause: e });

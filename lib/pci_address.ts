@@ -12,6 +12,7 @@
 
 import { InvalidAddressError } from "./errors.ts";
 import { hexDigits } from "./hex.ts";
+import { hex } from "./hex.ts";
 
 /**
  * Largest PCI domain (segment) number accepted: the kernel's domain is 32 bits wide, and Intel VMD puts its
@@ -71,7 +72,7 @@ function field(text: string, name: string, value: string, max: number): number {
   if (n > max) {
     throw new InvalidAddressError(
       text,
-      `${name} 0x${n.toString(16)} is out of range (0-0x${max.toString(16)})`,
+      `${name} ${hex(n)} is out of range (0-${hex(max)})`,
     );
   }
   return n;
@@ -145,7 +146,7 @@ export function pciAddress(domain: number, bus: number, device: number, fn: numb
   const text = `${domain}:${bus}:${device}.${fn}`;
   const check = (name: string, n: number, max: number): number => {
     if (!Number.isInteger(n) || n < 0 || n > max) {
-      throw new InvalidAddressError(text, `${name} ${n} is out of range (0-0x${max.toString(16)})`);
+      throw new InvalidAddressError(text, `${name} ${n} is out of range (0-${hex(max)})`);
     }
     return n;
   };

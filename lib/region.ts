@@ -26,7 +26,7 @@ import { libc } from "../ffi/libc.ts";
 import { deviceLoad } from "./device_load.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
 import { hex } from "./hex.ts";
-import { byteSize, hexAddress, inspectable } from "./inspect.ts";
+import { byteSize, inspectable } from "./inspect.ts";
 import { type RegionInfo, regionInfo, type SparseMmapArea } from "./region_info.ts";
 import type { DeviceFd } from "./types.ts";
 import { detachPieces, pieceFor, subPiece, type ViewPiece, viewPieces } from "./views.ts";
@@ -414,11 +414,11 @@ export class Region {
       name: i.name,
       index: i.index,
       size: byteSize(this.#size),
-      ...(this.#root ? { windowOffset: hexAddress(this.#base) } : {}),
+      ...(this.#root ? { windowOffset: hex(this.#base) } : {}),
       flags,
       access: this.#closed ? "closed" : this.#pieces.length ? "mmap" : "pread/pwrite",
       ...(i.sparseAreas
-        ? { sparseAreas: i.sparseAreas.map((a) => `${hexAddress(a.offset)}+${byteSize(a.size)}`) }
+        ? { sparseAreas: i.sparseAreas.map((a) => `${hex(a.offset)}+${byteSize(a.size)}`) }
         : {}),
     };
   }
@@ -494,7 +494,7 @@ export class Region {
   #value(value: number, bits: number, op: string): void {
     if (!Number.isInteger(value) || value < -(2 ** (bits - 1)) || value >= 2 ** bits) {
       throw new OutOfRangeError(`${this.#what} ${op} of ${value}: not a ${bits}-bit integer`, {
-        remedy: `pass an integer from ${-(2 ** (bits - 1))} to ${2 ** bits - 1} (0x${(2 ** bits - 1).toString(16)})`,
+        remedy: `pass an integer from ${-(2 ** (bits - 1))} to ${2 ** bits - 1} (${hex(2 ** bits - 1)})`,
       });
     }
   }

@@ -118,7 +118,7 @@ export function regionInfo(dev: DeviceFd, index: number): RegionInfo {
   const target = `VFIO_DEVICE_GET_REGION_INFO ${regionName(index)} of ${dev.name}`;
   const info = growingReply(target, VfioRegionInfo, (v) => {
     v.index = index;
-    libc.ioctl(dev.fd, VFIO_DEVICE_GET_REGION_INFO, v.bytes, target);
+    libc.ioctl(dev.fd, VFIO_DEVICE_GET_REGION_INFO, v.bytes, { target, kind: "vfio-device-ioctl" });
   });
   return decodeRegionInfo(index, info.bytes, target);
 }

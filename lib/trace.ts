@@ -24,7 +24,8 @@ import process from "node:process";
 import { interceptLibc, type Libc } from "../ffi/libc.ts";
 import { ABI_CONSTANTS, ABI_STRUCTS } from "./abi/registry.ts";
 import type { StructDef } from "./abi/struct.ts";
-import { VfioError } from "./errors.ts";
+import { type CallTarget, VfioError } from "./errors.ts";
+import { hex } from "./hex.ts";
 import type { Region } from "./region.ts";
 
 /** Options of {@linkcode enableTrace}. */
@@ -136,8 +137,8 @@ function ms(t0: number): string {
 }
 
 function show(v: unknown): string {
-  if (typeof v === "bigint") return `0x${v.toString(16)}`;
-  if (typeof v === "number") return v > 0xffff ? `0x${v.toString(16)}` : String(v);
+  if (typeof v === "bigint") return hex(v);
+  if (typeof v === "number") return v > 0xffff ? hex(v) : String(v);
   if (v === undefined) return "0";
   if (typeof v === "string") return JSON.stringify(v);
   if (ArrayBuffer.isView(v)) return `<${v.byteLength} bytes>`;
@@ -147,7 +148,8 @@ function show(v: unknown): string {
 /** `name(args…)`, with an ioctl's request decoded and its argument shown as the kernel left it. */
 function call(name: keyof Libc, args: unknown[]): string {
   if (name === "ioctl" || name === "ioctlValue") {
-    const [fd, request, arg, target] = args as [number, number, unknown, string | undefined];
+    const [fd, request, arg, to] = args as [number, number, unknown, CallTarget | undefined];
+    const target = typeof to === "object" ? to.target : to;
     const req = ioctlName(request, target);
     const shown = name === "ioctlValue" ? show(arg) : argument(arg, req);
     const about = target && target !== req ? ` /* ${target} */` : "";
@@ -182,7 +184,7 @@ function ioctlName(request: number, target?: string): string {
     }
   }
   const known = names.get(request);
-  if (!known) return `0x${request.toString(16)}`;
+  if (!known) return hex(request);
   const label = target?.split(" ")[0];
   return label && known.includes(label) ? label : known.join("|");
 }
@@ -232,9 +234,9 @@ function argument(arg: unknown, request: string): string {
 }
 
 function field(name: string, v: unknown): string {
-  const hex = name.includes("flags") || name.includes("cap");
-  if (typeof v === "bigint") return hex || v > 4096n ? `0x${v.toString(16)}` : String(v);
-  if (typeof v === "number") return hex || v > 4096 ? `0x${v.toString(16)}` : String(v);
+  const asHex = name.includes("flags") || name.includes("cap");
+  if (typeof v === "bigint") return asHex || v > 4096n ? hex(v) : String(v);
+  if (typeof v === "number") return asHex || v > 4096 ? hex(v) : String(v);
   return String(v);
 }
 
@@ -257,7 +259,7 @@ export function tracedRegion(region: Region): Region {
     const write = op.startsWith("write");
     wrapped.set(op, (offset: number, value?: number | bigint): unknown => {
       const r = fn.call(region, offset, value);
-      const at = `0x${(offset >>> 0 === offset ? offset : Number(offset)).toString(16)}`;
+      const at = hex(offset >>> 0 === offset ? offset : Number(offset));
       log(`mmio ${what} ${op} ${at} ${write ? `<- ${hexValue(value)}` : `= ${hexValue(r)}`}`);
       return r;
     });
@@ -274,7 +276,7 @@ export function tracedRegion(region: Region): Region {
 }
 
 function hexValue(v: unknown): string {
-  return typeof v === "number" || typeof v === "bigint" ? `0x${v.toString(16)}` : String(v);
+  return typeof v === "number" || typeof v === "bigint" ? hex(v) : String(v);
 }
 
 /**

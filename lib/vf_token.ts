@@ -88,7 +88,7 @@ export function setVfToken(fd: number, name: string, uuid: string): void {
   arg.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN;
   arg.data.set(bytes);
   try {
-    libc.ioctl(fd, VFIO_DEVICE_FEATURE, arg.bytes, "VFIO_DEVICE_FEATURE");
+    libc.ioctl(fd, VFIO_DEVICE_FEATURE, arg.bytes, { target: "VFIO_DEVICE_FEATURE", kind: "vfio-device-ioctl" });
   } catch (e) {
     if (e instanceof SystemError && (e.code === "ENOTTY" || e.code === "EINVAL")) {
       throw new UnsupportedError(`${name} takes no VF token: it is not an SR-IOV physical function on vfio-pci`, {

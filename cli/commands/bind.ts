@@ -10,9 +10,8 @@
 
 import { bindToVfio } from "../../lib/sysfs/bind.ts";
 import { groupViabilityBlockers } from "../../lib/sysfs/iommu_group.ts";
-import { BINDING_HELP, BINDING_OPTIONS, checkedDevices, printSteps, requireRootUnlessDry } from "../binding.ts";
-import { testPauseHook, withDriverChange } from "../binding.ts";
-import { type Command, EXIT, print, UsageError, type Values, warn, writeJson } from "../common.ts";
+import { BINDING_HELP, BINDING_OPTIONS, changeEachDevice, printSteps } from "../binding.ts";
+import { type Command, EXIT, print, type Values, warn } from "../common.ts";
 
 /** The `bind` command. */
 export const bind: Command = {
@@ -28,18 +27,9 @@ pattern with * or matching several devices needs --all-matching).
 ${BINDING_HELP}`,
   options: BINDING_OPTIONS,
   run(positionals: string[], values: Values): number {
-    if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio bind <device…>" });
-    const dryRun = values["dry-run"] === true;
-    const devices = checkedDevices(positionals, values, "bind");
-    requireRootUnlessDry("bind", dryRun);
-    const onStep = testPauseHook();
-    const results = withDriverChange(() => devices.map((d) => bindToVfio(d.address, { dryRun, onStep })));
-    if (values.json) {
-      writeJson({ results });
-      return EXIT.ok;
-    }
-    for (const r of results) {
-      if (dryRun) {
+    const done = changeEachDevice("bind", positionals, values, bindToVfio);
+    for (const r of done?.results ?? []) {
+      if (done?.dryRun) {
         printSteps(r.address, r.steps);
         continue;
       }

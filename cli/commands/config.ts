@@ -13,24 +13,13 @@ import { join } from "node:path";
 import { type ConfigReader, configReaderFromBytes } from "../../lib/capabilities.ts";
 import type { Device } from "../../lib/device.ts";
 import { VfioError } from "../../lib/errors.ts";
-import { openDevice } from "../../lib/open.ts";
+import { hex } from "../../lib/hex.ts";
+import { byteSize } from "../../lib/inspect.ts";
 import { loadPciIds } from "../../lib/sysfs/pci_ids.ts";
-import {
-  type Command,
-  EXIT,
-  expectArgs,
-  hex,
-  humanSize,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  print,
-  resolveDevice,
-  type Values,
-  writeJson,
-} from "../common.ts";
-import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../decode.ts";
+import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
+import { configDump, decodeCapabilities, decodeHeader, formatCapability } from "../decode.ts";
 import { deviceName } from "../describe.ts";
+import { OPEN_HELP, OPEN_OPTIONS, openWithOptions } from "../open_device.ts";
 
 /** The `config` command. */
 export const config: Command = {
@@ -52,7 +41,7 @@ ${OPEN_HELP}`,
       let cfg: ConfigReader;
       let source: string;
       if (d.driver === "vfio-pci") {
-        dev = openDevice(d.address, openOptions(values));
+        dev = openWithOptions(d, values);
         const space = dev.config;
         cfg = configReaderFromBytes(space.region.readBytes(0, space.size));
         source = `VFIO (${dev.iommu})`;
@@ -85,12 +74,12 @@ ${OPEN_HELP}`,
         const kind = b.kind === "io"
           ? "I/O ports"
           : `memory (${b.is64Bit ? "64" : "32"}-bit, ${b.prefetchable ? "prefetchable" : "non-prefetchable"})`;
-        print(`  BAR${b.index}: ${kind} at ${hex(b.start)} [size=${humanSize(b.size)}]`);
+        print(`  BAR${b.index}: ${kind} at ${hex(b.start)} [size=${byteSize(b.size)}]`);
       }
       print("capabilities:");
       for (const c of caps.capabilities) print(`  ${formatCapability(c)}`);
       if (caps.malformed) print(`  (the list stops early: ${caps.malformed})`);
-      print(hexDump(cfg));
+      print(configDump(cfg));
       return EXIT.ok;
     } finally {
       dev?.close();

@@ -9,26 +9,15 @@
  */
 
 import { MalformedReplyError } from "../../lib/errors.ts";
+import { hex } from "../../lib/hex.ts";
+import { byteSize } from "../../lib/inspect.ts";
 import { irqInfoAll } from "../../lib/irq_info.ts";
-import { openDevice } from "../../lib/open.ts";
 import { type RegionInfo, regionInfo } from "../../lib/region.ts";
 import { loadPciIds } from "../../lib/sysfs/pci_ids.ts";
-import {
-  type Command,
-  EXIT,
-  expectArgs,
-  hex,
-  humanSize,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  print,
-  resolveDevice,
-  type Values,
-  writeJson,
-} from "../common.ts";
+import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
 import { decodeCapabilities, formatCapability } from "../decode.ts";
 import { deviceName } from "../describe.ts";
+import { OPEN_HELP, OPEN_OPTIONS, openWithOptions } from "../open_device.ts";
 
 function regionFlags(r: RegionInfo): string {
   const f = [r.readable ? "read" : "", r.writable ? "write" : "", r.mmappable ? "mmap" : ""].filter(Boolean);
@@ -50,7 +39,7 @@ ${OPEN_HELP}`,
   run(positionals: string[], values: Values): number {
     expectArgs(positionals, 1, 1, "vfio info <device>");
     const d = resolveDevice(positionals[0]);
-    using dev = openDevice(d.address, openOptions(values));
+    using dev = openWithOptions(d, values);
     const device = dev.info();
     const regions: RegionInfo[] = [];
     const undecodable: { index: number; problem: string }[] = [];
@@ -72,8 +61,8 @@ ${OPEN_HELP}`,
     print(`  IOMMU path: ${dev.iommu}   group ${d.iommuGroup ?? "-"}   reset: ${device.resetSupported ? "yes" : "no"}`);
     print("regions:");
     for (const r of regions.filter((r) => r.size > 0)) {
-      print(`  ${`${r.index} ${r.name}`.padEnd(11)} ${humanSize(r.size).padStart(9)}  ${regionFlags(r)}`);
-      for (const a of r.sparseAreas ?? []) print(`      mmappable ${hex(a.offset)} +${humanSize(a.size)}`);
+      print(`  ${`${r.index} ${r.name}`.padEnd(11)} ${byteSize(r.size).padStart(9)}  ${regionFlags(r)}`);
+      for (const a of r.sparseAreas ?? []) print(`      mmappable ${hex(a.offset)} +${byteSize(a.size)}`);
     }
     for (const u of undecodable) print(`  ${u.index} (undecodable: ${u.problem})`);
     print("interrupts:");

@@ -7,20 +7,16 @@
  * @module
  */
 
-import { openDevice } from "../../lib/open.ts";
+import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
+import { openWithOptions } from "../open_device.ts";
 import {
-  type Command,
-  EXIT,
-  expectArgs,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  print,
-  resolveDevice,
-  type Values,
-  writeJson,
-} from "../common.ts";
-import { formatValue, openBar, parseBar, parseOffset, parseWidth, readRegister } from "../register.ts";
+  formatValue,
+  openBar,
+  parseRegisterPlace,
+  readRegister,
+  REGISTER_HELP,
+  REGISTER_OPTIONS,
+} from "../register.ts";
 
 /** The `read` command. */
 export const read: Command = {
@@ -30,16 +26,13 @@ export const read: Command = {
 
 Reads one register (default 32 bits, little-endian as the device defines) at a byte offset of a BAR and prints it
 as hex. The device must be on vfio-pci. Offsets must be aligned to the width and inside the BAR.
-  --width N   8, 16, 32 (default) or 64
-${OPEN_HELP}`,
-  options: { ...OPEN_OPTIONS, width: { type: "string", short: "w" } },
+${REGISTER_HELP}`,
+  options: REGISTER_OPTIONS,
   run(positionals: string[], values: Values): number {
     expectArgs(positionals, 3, 3, "vfio read <device> <bar> <offset> [--width 8|16|32|64]");
-    const width = parseWidth(values.width as string | undefined);
-    const barIndex = parseBar(positionals[1]);
-    const offset = parseOffset(positionals[2]);
+    const { width, bar: barIndex, offset } = parseRegisterPlace(positionals, values);
     const d = resolveDevice(positionals[0]);
-    using dev = openDevice(d.address, openOptions(values));
+    using dev = openWithOptions(d, values);
     const value = readRegister(openBar(dev, barIndex), offset, width);
     if (values.json) writeJson({ address: d.address, bar: barIndex, offset, width, value: formatValue(value, width) });
     else print(formatValue(value, width));

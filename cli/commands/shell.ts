@@ -17,18 +17,10 @@ import { createInterface } from "node:readline";
 import { inspect } from "node:util";
 import type { Device } from "../../lib/device.ts";
 import { VfioError } from "../../lib/errors.ts";
-import { openDevice } from "../../lib/open.ts";
+import { hex } from "../../lib/hex.ts";
 import { openMediatedDevice } from "../../lib/open_mdev.ts";
-import {
-  type Command,
-  EXIT,
-  expectArgs,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  resolveDevice,
-  type Values,
-} from "../common.ts";
+import { type Command, EXIT, expectArgs, resolveDevice, type Values } from "../common.ts";
+import { OPEN_HELP, OPEN_OPTIONS, openWithOptions } from "../open_device.ts";
 import { HELP, shellScope } from "./shell_scope.ts";
 
 /** The `shell` command. */
@@ -51,7 +43,7 @@ ${OPEN_HELP}`,
       dev = openMediatedDevice(mdev);
     } else {
       expectArgs(positionals, 1, 1, "vfio shell <device> | --mdev <uuid>");
-      dev = openDevice(resolveDevice(positionals[0]).address, openOptions(values));
+      dev = openWithOptions(resolveDevice(positionals[0]), values);
     }
     // The session outlives this call: main() returns, the session sets the exit code when it ends.
     void runSession(dev);
@@ -136,9 +128,9 @@ function run(body: string, scope: Record<string, unknown>): Promise<unknown> {
 
 function show(value: unknown): string {
   if (typeof value === "number" && Number.isInteger(value)) {
-    return value >= 0 ? `${value} (0x${value.toString(16)})` : String(value);
+    return value >= 0 ? `${value} (${hex(value)})` : String(value);
   }
-  if (typeof value === "bigint") return `${value}n (0x${value.toString(16)})`;
+  if (typeof value === "bigint") return `${value}n (${hex(value)})`;
   if (typeof value === "string") return value;
   const deno = (globalThis as { Deno?: { inspect(v: unknown, o?: object): string } }).Deno;
   return deno ? deno.inspect(value, { depth: 4, colors: false }) : inspect(value, { depth: 4, colors: false });

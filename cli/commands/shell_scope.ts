@@ -13,6 +13,7 @@
 import type { Device } from "../../lib/device.ts";
 import type { DmaBuffer } from "../../lib/dma/buffer.ts";
 import { VfioError } from "../../lib/errors.ts";
+import { hexDigits } from "../../lib/hex.ts";
 import { IrqIndex, type IrqSet } from "../../lib/irq.ts";
 import type { Region } from "../../lib/region.ts";
 import * as lib from "../../mod.ts";
@@ -65,9 +66,9 @@ export function hexdump(what: Dumpable, offset = 0, length = 64): string {
   const lines: string[] = [];
   for (let i = 0; i < bytes.length; i += 16) {
     const row = bytes.subarray(i, i + 16);
-    const hex = [...row].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    const hex = [...row].map((b) => hexDigits(b, 2)).join(" ");
     const text = [...row].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
-    lines.push(`${(offset + i).toString(16).padStart(8, "0")}  ${hex.padEnd(47)}  ${text}`);
+    lines.push(`${hexDigits(offset + i, 8)}  ${hex.padEnd(47)}  ${text}`);
   }
   return lines.join("\n");
 }

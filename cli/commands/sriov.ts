@@ -11,10 +11,20 @@
  */
 
 import { VfsInUseError } from "../../lib/errors.ts";
+import { hex } from "../../lib/hex.ts";
 import { setVfCount, type SetVfCountResult, type SriovStatus, sriovStatus } from "../../lib/sysfs/sriov.ts";
 import { printSteps, requireRootUnlessDry, testPauseHook, withDriverChange } from "../binding.ts";
-import { type Command, EXIT, expectArgs, hex, print, RefusedError, resolveDevice, UsageError } from "../common.ts";
-import { type Values, writeJson } from "../common.ts";
+import {
+  type Command,
+  EXIT,
+  expectArgs,
+  print,
+  RefusedError,
+  resolveDevice,
+  UsageError,
+  type Values,
+  writeJson,
+} from "../common.ts";
 
 const USAGE = "vfio sriov <pf> [--vfs N [--bind] [--enable-sriov] [--force] [--dry-run]] [--json]";
 

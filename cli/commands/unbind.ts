@@ -8,9 +8,8 @@
  */
 
 import { unbind as unbindDevice } from "../../lib/sysfs/bind.ts";
-import { BINDING_HELP, BINDING_OPTIONS, checkedDevices, printSteps, requireRootUnlessDry } from "../binding.ts";
-import { testPauseHook, withDriverChange } from "../binding.ts";
-import { type Command, EXIT, print, UsageError, type Values, writeJson } from "../common.ts";
+import { BINDING_HELP, BINDING_OPTIONS, changeEachDevice, printSteps } from "../binding.ts";
+import { type Command, EXIT, print, type Values } from "../common.ts";
 
 /** The `unbind` command. */
 export const unbind: Command = {
@@ -24,18 +23,9 @@ is using (see \`vfio bind\`) unless --force, and a device whose VFIO group a pro
 ${BINDING_HELP}`,
   options: BINDING_OPTIONS,
   run(positionals: string[], values: Values): number {
-    if (positionals.length === 0) throw new UsageError("missing device", { remedy: "usage: vfio unbind <device…>" });
-    const dryRun = values["dry-run"] === true;
-    const devices = checkedDevices(positionals, values, "unbind");
-    requireRootUnlessDry("unbind", dryRun);
-    const onStep = testPauseHook();
-    const results = withDriverChange(() => devices.map((d) => unbindDevice(d.address, { dryRun, onStep })));
-    if (values.json) {
-      writeJson({ results });
-      return EXIT.ok;
-    }
-    for (const r of results) {
-      if (dryRun) printSteps(r.address, r.steps);
+    const done = changeEachDevice("unbind", positionals, values, unbindDevice);
+    for (const r of done?.results ?? []) {
+      if (done?.dryRun) printSteps(r.address, r.steps);
       else print(r.previousDriver ? `${r.address}: unbound from ${r.previousDriver}` : `${r.address}: had no driver`);
     }
     return EXIT.ok;

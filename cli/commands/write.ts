@@ -7,20 +7,18 @@
  * @module
  */
 
-import { openDevice } from "../../lib/open.ts";
+import { hex } from "../../lib/hex.ts";
+import { type Command, EXIT, expectArgs, print, resolveDevice, type Values, writeJson } from "../common.ts";
+import { openWithOptions } from "../open_device.ts";
 import {
-  type Command,
-  EXIT,
-  expectArgs,
-  OPEN_HELP,
-  OPEN_OPTIONS,
-  openOptions,
-  print,
-  resolveDevice,
-  type Values,
-  writeJson,
-} from "../common.ts";
-import { formatValue, openBar, parseBar, parseOffset, parseValue, parseWidth, writeRegister } from "../register.ts";
+  formatValue,
+  openBar,
+  parseRegisterPlace,
+  parseValue,
+  REGISTER_HELP,
+  REGISTER_OPTIONS,
+  writeRegister,
+} from "../register.ts";
 
 /** The `write` command. */
 export const write: Command = {
@@ -30,21 +28,18 @@ export const write: Command = {
 
 Writes one register (default 32 bits) at a byte offset of a BAR. The device must be on vfio-pci; the value must
 fit the width. Writes to a live device have whatever effect the device gives them: know its register map.
-  --width N   8, 16, 32 (default) or 64
-${OPEN_HELP}`,
-  options: { ...OPEN_OPTIONS, width: { type: "string", short: "w" } },
+${REGISTER_HELP}`,
+  options: REGISTER_OPTIONS,
   run(positionals: string[], values: Values): number {
     expectArgs(positionals, 4, 4, "vfio write <device> <bar> <offset> <value> [--width 8|16|32|64]");
-    const width = parseWidth(values.width as string | undefined);
-    const barIndex = parseBar(positionals[1]);
-    const offset = parseOffset(positionals[2]);
+    const { width, bar: barIndex, offset } = parseRegisterPlace(positionals, values);
     const value = parseValue(positionals[3], width);
     const d = resolveDevice(positionals[0]);
-    using dev = openDevice(d.address, openOptions(values));
+    using dev = openWithOptions(d, values);
     writeRegister(openBar(dev, barIndex), offset, width, value);
     const shown = formatValue(value, width);
     if (values.json) writeJson({ address: d.address, bar: barIndex, offset, width, value: shown });
-    else print(`wrote ${shown} to ${d.address} BAR${barIndex} + 0x${offset.toString(16)}`);
+    else print(`wrote ${shown} to ${d.address} BAR${barIndex} + ${hex(offset)}`);
     return EXIT.ok;
   },
 };

@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { hexDigits } from "../../lib/hex.ts";
 import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
 import { E1000e } from "./e1000e.ts";
 import { Igb, IGB_MAX_QUEUES } from "./igb.ts";
@@ -53,8 +54,7 @@ export const NIC_IDS: Readonly<Record<string, string>> = {
 export function openNic(address: string, options: NicOptions = {}): Nic {
   const dev = openDevice(address, { noiommu: options.noiommu });
   try {
-    const hex4 = (n: number): string => n.toString(16).padStart(4, "0");
-    const id = `${hex4(dev.config.vendorId)}:${hex4(dev.config.deviceId)}`;
+    const id = `${hexDigits(dev.config.vendorId, 4)}:${hexDigits(dev.config.deviceId, 4)}`;
     const queues = options.queues ?? 1;
     const poolSize = options.poolSize ?? Math.max(1024, 512 * queues);
     switch (NIC_IDS[id]) {

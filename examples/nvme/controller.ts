@@ -15,6 +15,7 @@
  * @module
  */
 import type { StructView } from "../../abi.ts";
+import { hex } from "../../lib/hex.ts";
 import { type Device, type DmaBuffer, type Region, VfioError } from "../../mod.ts";
 import { type NamespaceInfo, namespaceInfo } from "./namespace.ts";
 import { MAX_PRP_BYTES, PAGE } from "./prp.ts";
@@ -75,8 +76,6 @@ export interface QueueCounts {
   /** I/O completion queues. */
   readonly completion: number;
 }
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 /** Entry sizes as powers of two, for CC.IOSQES and CC.IOCQES. */
 const SQES_LOG2 = Math.log2(SQE_SIZE);

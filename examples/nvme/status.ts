@@ -7,11 +7,10 @@
  * ```
  * @module
  */
+import { hex } from "../../lib/hex.ts";
 import { VfioError } from "../../mod.ts";
 import { getBits } from "./registers.ts";
 import { Status } from "./structs.ts";
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Generic (SCT 0) and command specific (SCT 1) status codes this layer names, by `SCT << 8 | SC`. */
 const STATUS_NAMES: Record<number, string> = {

@@ -12,10 +12,9 @@
  * @module
  */
 import type { StructView } from "../../abi.ts";
+import { hex } from "../../lib/hex.ts";
 import type { LbaFormatInfo, NamespaceInfo } from "./namespace.ts";
 import type { IdentifyController } from "./structs.ts";
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 /** An ASCII/UTF-8 identify string without its space or NUL padding. */
 export function identifyText(bytes: Uint8Array): string {

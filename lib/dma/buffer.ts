@@ -17,7 +17,8 @@
 import { libc } from "../../ffi/libc.ts";
 import { deviceLoad } from "../device_load.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../errors.ts";
-import { byteSize, hexAddress, inspectable } from "../inspect.ts";
+import { hex } from "../hex.ts";
+import { byteSize, inspectable } from "../inspect.ts";
 import type { DmaMapper, DmaMapping, IommuKind } from "../iommu/types.ts";
 import { detachPieces, maxViewBytes, typedViews, type ViewPiece, viewPieces } from "../views.ts";
 import { DmaMemory, type HugepagePolicy } from "./memory.ts";
@@ -339,11 +340,11 @@ export class DmaBuffer {
       closed: this.#closed,
     };
     if (this.#closed) return out;
-    out.vaddr = hexAddress(this.#vaddr);
+    out.vaddr = hex(this.#vaddr);
     const first = this.#mapping.busAddress(0);
     out.bus = this.#mapping.contiguous
-      ? `${hexAddress(first)}-${hexAddress(first + BigInt(this.#sizeBytes - 1))}`
-      : `${hexAddress(first)}… (per page)`;
+      ? `${hex(first)}-${hex(first + BigInt(this.#sizeBytes - 1))}`
+      : `${hex(first)}… (per page)`;
     return out;
   }
 }

@@ -18,6 +18,7 @@
 import { O_CLOEXEC, O_RDONLY } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import { OutOfRangeError, VfioError } from "../errors.ts";
+import { hex } from "../hex.ts";
 
 const PAGEMAP_PATH = "/proc/self/pagemap";
 // Bit layout from the kernel's Documentation/admin-guide/mm/pagemap.rst (not in a uapi header).
@@ -28,7 +29,7 @@ const PAGEMAP_ENTRY_BYTES = 8;
 
 function checkRange(vaddr: bigint, sizeBytes: number, pageSize: number): void {
   if (vaddr <= 0n || vaddr % BigInt(pageSize) !== 0n) {
-    throw new OutOfRangeError(`pagemap: address 0x${vaddr.toString(16)} is not page-aligned (${pageSize} bytes)`);
+    throw new OutOfRangeError(`pagemap: address ${hex(vaddr)} is not page-aligned (${pageSize} bytes)`);
   }
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % pageSize !== 0) {
     throw new OutOfRangeError(`pagemap: size ${sizeBytes} is not a positive multiple of the page size ${pageSize}`);
@@ -37,7 +38,7 @@ function checkRange(vaddr: bigint, sizeBytes: number, pageSize: number): void {
 
 function noPfnError(vaddr: bigint): VfioError {
   return new VfioError(
-    `${PAGEMAP_PATH} reports page frame number 0 for 0x${vaddr.toString(16)}: physical addresses are hidden ` +
+    `${PAGEMAP_PATH} reports page frame number 0 for ${hex(vaddr)}: physical addresses are hidden ` +
       "from processes without CAP_SYS_ADMIN",
     {
       remedy: "no-IOMMU DMA needs physical addresses: run as root, or grant the runtime binary cap_sys_admin " +
@@ -49,7 +50,7 @@ function noPfnError(vaddr: bigint): VfioError {
 function decode(entry: bigint, vaddr: bigint, pageSize: number): bigint {
   if ((entry & PAGEMAP_PRESENT) === 0n) {
     const why = (entry & PAGEMAP_SWAPPED) !== 0n ? "swapped out" : "not present";
-    throw new VfioError(`page at 0x${vaddr.toString(16)} is ${why}, so it has no physical address`, {
+    throw new VfioError(`page at ${hex(vaddr)} is ${why}, so it has no physical address`, {
       remedy: "translate only memory that is populated and locked (DmaMemory.alloc does both)",
     });
   }

@@ -80,7 +80,7 @@ export class Iommufd {
   /** Opens the iommufd (default `/dev/iommu`). */
   static open(path = "/dev/iommu"): Iommufd {
     try {
-      return new Iommufd(libc.open(path, O_RDWR | O_CLOEXEC));
+      return new Iommufd(libc.open(path, O_RDWR | O_CLOEXEC, 0, "iommufd"));
     } catch (e) {
       if (e instanceof SystemError && e.code === "ENOENT") {
         throw new VfioError(`${path} does not exist: this kernel has no iommufd`, {
@@ -124,7 +124,7 @@ export class Iommufd {
   allocIoas(): Ioas {
     const a = IommuIoasAlloc.alloc();
     a.size = IommuIoasAlloc.size;
-    libc.ioctl(this.fd, IOMMU_IOAS_ALLOC, a.bytes, "IOMMU_IOAS_ALLOC");
+    libc.ioctl(this.fd, IOMMU_IOAS_ALLOC, a.bytes, { target: "IOMMU_IOAS_ALLOC", kind: "iommufd-ioctl" });
     const ioas = new Ioas(this, a.out_ioas_id);
     this.#ioas.add(ioas);
     return ioas;
@@ -138,7 +138,7 @@ export class Iommufd {
     const v = IommuVfioIoas.alloc();
     v.size = IommuVfioIoas.size;
     v.op = IOMMU_VFIO_IOAS_GET;
-    libc.ioctl(this.fd, IOMMU_VFIO_IOAS, v.bytes, "IOMMU_VFIO_IOAS");
+    libc.ioctl(this.fd, IOMMU_VFIO_IOAS, v.bytes, { target: "IOMMU_VFIO_IOAS", kind: "iommufd-ioctl" });
     const ioas = new Ioas(this, v.ioas_id, false);
     this.#ioas.add(ioas);
     return ioas;
@@ -149,7 +149,7 @@ export class Iommufd {
     const d = IommuDestroy.alloc();
     d.size = IommuDestroy.size;
     d.id = id;
-    libc.ioctl(this.fd, IOMMU_DESTROY, d.bytes, "IOMMU_DESTROY");
+    libc.ioctl(this.fd, IOMMU_DESTROY, d.bytes, { target: "IOMMU_DESTROY", kind: "iommufd-ioctl" });
   }
 
   /** `IOMMU_GET_HW_INFO` for a device bound to this iommufd. */
@@ -157,7 +157,7 @@ export class Iommufd {
     const h = IommuHwInfo.alloc();
     h.size = IommuHwInfo.size;
     h.dev_id = devId;
-    libc.ioctl(this.fd, IOMMU_GET_HW_INFO, h.bytes, "IOMMU_GET_HW_INFO");
+    libc.ioctl(this.fd, IOMMU_GET_HW_INFO, h.bytes, { target: "IOMMU_GET_HW_INFO", kind: "iommufd-ioctl" });
     const typeName = h.out_data_type === IOMMU_HW_INFO_TYPE_INTEL_VTD ? "intel-vtd" : `type ${h.out_data_type}`;
     return { type: h.out_data_type, typeName, capabilities: h.out_capabilities };
   }
@@ -240,7 +240,10 @@ export class Ioas implements IoAddressSpace {
       r.num_iovas = n;
       r.allowed_iovas = libc.addressOf(ranges);
       try {
-        libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_IOVA_RANGES, r.bytes, "IOMMU_IOAS_IOVA_RANGES");
+        libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_IOVA_RANGES, r.bytes, {
+          target: "IOMMU_IOAS_IOVA_RANGES",
+          kind: "iommufd-ioctl",
+        });
       } catch (e) {
         if (e instanceof SystemError && e.code === "EMSGSIZE") {
           n = replyBytes("IOMMU_IOAS_IOVA_RANGES", r.num_iovas * IommuIovaRange.size, 1) / IommuIovaRange.size;
@@ -286,7 +289,7 @@ export class Ioas implements IoAddressSpace {
     m.length = BigInt(sizeBytes);
     m.iova = iova;
     try {
-      libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_MAP, m.bytes, "IOMMU_IOAS_MAP");
+      libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_MAP, m.bytes, { target: "IOMMU_IOAS_MAP", kind: "iommufd-ioctl" });
     } catch (e) {
       throw explainMapError(e, "IOMMU_IOAS_MAP", iova, sizeBytes, this.iovaRanges);
     }
@@ -300,7 +303,7 @@ export class Ioas implements IoAddressSpace {
     u.ioas_id = this.id;
     u.iova = iova;
     u.length = BigInt(sizeBytes);
-    libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_UNMAP, u.bytes, "IOMMU_IOAS_UNMAP");
+    libc.ioctl(this.#iommufd.fd, IOMMU_IOAS_UNMAP, u.bytes, { target: "IOMMU_IOAS_UNMAP", kind: "iommufd-ioctl" });
     this.#mappings.delete(iova);
   }
 
@@ -347,7 +350,7 @@ export function bindIommufd(deviceFd: number, iommufd: Iommufd, name: string): I
   b.argsz = VfioDeviceBindIommufd.size;
   b.iommufd = iommufd.fd;
   try {
-    libc.ioctl(deviceFd, VFIO_DEVICE_BIND_IOMMUFD, b.bytes, "VFIO_DEVICE_BIND_IOMMUFD");
+    libc.ioctl(deviceFd, VFIO_DEVICE_BIND_IOMMUFD, b.bytes, { target: "VFIO_DEVICE_BIND_IOMMUFD", kind: "vfio-ioctl" });
   } catch (e) {
     if (e instanceof SystemError && e.code === "EPERM") {
       throw new VfioError(`${name}: iommufd refused the device (EPERM)`, {
@@ -373,7 +376,10 @@ export function attachIoas(deviceFd: number, ioas: Ioas, name: string): void {
   a.argsz = VfioDeviceAttachIommufdPt.size;
   a.pt_id = ioas.id;
   try {
-    libc.ioctl(deviceFd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, a.bytes, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+    libc.ioctl(deviceFd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, a.bytes, {
+      target: "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+      kind: "vfio-device-ioctl",
+    });
   } catch (e) {
     if (e instanceof SystemError && e.code === "EPERM") {
       throw new VfioError(`${name}: attaching to the IOAS was refused: no interrupt remapping`, {
@@ -390,5 +396,8 @@ export function attachIoas(deviceFd: number, ioas: Ioas, name: string): void {
 export function detachIoas(deviceFd: number): void {
   const d = VfioDeviceDetachIommufdPt.alloc();
   d.argsz = VfioDeviceDetachIommufdPt.size;
-  libc.ioctl(deviceFd, VFIO_DEVICE_DETACH_IOMMUFD_PT, d.bytes, "VFIO_DEVICE_DETACH_IOMMUFD_PT");
+  libc.ioctl(deviceFd, VFIO_DEVICE_DETACH_IOMMUFD_PT, d.bytes, {
+    target: "VFIO_DEVICE_DETACH_IOMMUFD_PT",
+    kind: "vfio-device-ioctl",
+  });
 }

@@ -18,6 +18,7 @@
 import { libc } from "../../ffi/libc.ts";
 import { IovaAllocator } from "../dma/iova_allocator.ts";
 import { ClosedError, OutOfRangeError } from "../errors.ts";
+import { hex } from "../hex.ts";
 import { explainMapError } from "./map_error.ts";
 import type { DmaMapper, DmaMapping, IoAddressSpace, IommuKind } from "./types.ts";
 
@@ -174,7 +175,7 @@ export class IovaMapper implements DmaMapper {
     const iovas = this.allocator;
     const page = Math.max(this.#minPage, libc.pageSize);
     if (vaddr <= 0n || vaddr % BigInt(page) !== 0n) {
-      throw new OutOfRangeError(`DMA address 0x${vaddr.toString(16)} is not aligned to the ${page}-byte IOMMU page`, {
+      throw new OutOfRangeError(`DMA address ${hex(vaddr)} is not aligned to the ${page}-byte IOMMU page`, {
         remedy: "map memory from DmaMemory.alloc / allocDma, which is page-aligned",
       });
     }

@@ -12,7 +12,7 @@
  * @module
  */
 import { memlockRemedy } from "../dma/memory.ts";
-import { DmaMapError, SystemError } from "../errors.ts";
+import { DmaMapError, SystemError, type TargetKind } from "../errors.ts";
 import { hex } from "../hex.ts";
 import type { IovaRange } from "./types.ts";
 
@@ -34,9 +34,10 @@ export function explainMapError(
     ? `outside the IOAS's usable IOVA ranges: pick an IOVA inside ${
       ranges.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(", ")
     }`
-    : remedyFor(e.code, ioctl, size);
+    : mapRemedy(e.code, e.targetKind, size);
   if (!remedy) return e;
-  return new DmaMapError(e.syscall, e.errno, { target: `${ioctl} IOVA ${hex(iova)} (+${hex(size)})`, remedy });
+  const target = `${ioctl} IOVA ${hex(iova)} (+${hex(size)})`;
+  return new DmaMapError(e.syscall, e.errno, { target, kind: e.targetKind, remedy });
 }
 
 /** What to do when the type1 container's `dma_entry_limit` is used up. */
@@ -45,10 +46,11 @@ export const DMA_ENTRY_LIMIT_REMEDY = "the type1 IOMMU allows at most `dma_entry
   "`modprobe vfio_iommu_type1 dma_entry_limit=1048576` or " +
   "`echo 1048576 > /sys/module/vfio_iommu_type1/parameters/dma_entry_limit`";
 
-function remedyFor(code: string, ioctl: string, size: number): string | undefined {
+/** The remedy for a refused map by errno; `kind` (the failed ioctl's, from the backend) tells iommufd apart. */
+function mapRemedy(code: string, kind: TargetKind, size: number): string | undefined {
   switch (code) {
     case "ENOMEM":
-      return `${ioctl.startsWith("IOMMU_") ? "iommufd counts pinned pages per user: " : ""}${memlockRemedy(size)}`;
+      return `${kind === "iommufd-ioctl" ? "iommufd counts pinned pages per user: " : ""}${memlockRemedy(size)}`;
     case "ENOSPC":
       return DMA_ENTRY_LIMIT_REMEDY;
     case "EEXIST":

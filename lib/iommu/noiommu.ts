@@ -23,6 +23,7 @@
 import { libc } from "../../ffi/libc.ts";
 import { translatePages } from "../dma/pagemap.ts";
 import { ClosedError, OutOfRangeError } from "../errors.ts";
+import { hex } from "../hex.ts";
 import type { DmaMapper, DmaMapping, IommuKind } from "./types.ts";
 
 /**
@@ -51,7 +52,7 @@ export class PhysicalMapping implements DmaMapping {
   /** Builds a mapping from per-page physical addresses (as {@linkcode translatePages} returns them). */
   constructor(pages: BigUint64Array, pageSize: number, onUnmap: ((m: PhysicalMapping) => void) | null = null) {
     this.#pages = Float64Array.from(pages, (p) => {
-      if (p > BigInt(Number.MAX_SAFE_INTEGER)) throw new OutOfRangeError(`physical address 0x${p.toString(16)} ≥ 2^53`);
+      if (p > BigInt(Number.MAX_SAFE_INTEGER)) throw new OutOfRangeError(`physical address ${hex(p)} ≥ 2^53`);
       return Number(p);
     });
     this.#pageSize = pageSize;

@@ -6,10 +6,11 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
-import { humanSize, parseNumber, UsageError } from "../../cli/common.ts";
-import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../../cli/decode.ts";
+import { parseNumber, UsageError } from "../../cli/common.ts";
+import { configDump, decodeCapabilities, decodeHeader, formatCapability } from "../../cli/decode.ts";
 import { formatValue, parseBar, parseValue, parseWidth } from "../../cli/register.ts";
 import { configReaderFromBytes } from "../../lib/capabilities.ts";
+import { byteSize } from "../../lib/inspect.ts";
 
 describe("CLI helpers", () => {
   it("parse numbers, BARs, widths and values with usage errors", () => {
@@ -32,7 +33,7 @@ describe("CLI helpers", () => {
     assert.equal(formatValue(0x10000edn, 32), "0x010000ed");
     assert.equal(formatValue(0xedn, 8), "0xed");
     assert.equal(formatValue(1n, 64), "0x0000000000000001");
-    assert.deepEqual([humanSize(1 << 20), humanSize(16384), humanSize(256), humanSize(1000)], [
+    assert.deepEqual([byteSize(1 << 20), byteSize(16384), byteSize(256), byteSize(1000)], [
       "1 MiB",
       "16 KiB",
       "256 B",
@@ -63,7 +64,7 @@ describe("CLI helpers", () => {
       pbaOffset: 0x3000,
     });
     assert.match(formatCapability(capabilities[0]), /^\[40\] MSIX {2}vectors=64 .*tableOffset=0x2000/);
-    const dump = hexDump(cfg).split("\n");
+    const dump = configDump(cfg).split("\n");
     assert.equal(dump.length, 16);
     assert.equal(dump[0], "000: 36 1b 10 00 00 00 10 00 00 02 08 01 00 00 00 00");
   });

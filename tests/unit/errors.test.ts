@@ -2,7 +2,7 @@
 // generic remedy picked by the kind of target (a typed TargetKind), not by the text around it.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { errnoName, remedyFor, SystemError, targetKind } from "../../lib/errors.ts";
+import { errnoName, remedyFor, SystemError, throwErrno } from "../../lib/errors.ts";
 
 describe("errors", () => {
   it("names errnos as the runtime does, and unknown ones as E<n>", () => {
@@ -15,22 +15,22 @@ describe("errors", () => {
     assert.match(new SystemError("ioctl", 9999).message, /ioctl: failed \[E9999\]/);
   });
 
-  it("classifies targets by their whole path or ioctl name", () => {
-    const cases: [string | undefined, string][] = [
-      ["/dev/vfio/3", "vfio-group"],
-      ["/dev/vfio/noiommu-0", "noiommu-group"],
-      ["/dev/vfio/devices/vfio0", "vfio-cdev"],
-      ["/dev/vfio/vfio", "vfio-container"],
-      ["/dev/iommu", "iommufd"],
-      ["VFIO_GROUP_SET_CONTAINER", "vfio-ioctl"],
-      ["VFIO_DEVICE_GET_INFO", "vfio-device-ioctl"],
-      ["VFIO_DEVICE_BIND_IOMMUFD", "vfio-ioctl"],
-      ["IOMMU_IOAS_MAP", "iommufd-ioctl"],
-      ["/dev/vfio/3x", "other"],
-      ["/tmp/dev/vfio/3", "other"],
-      [undefined, "other"],
-    ];
-    for (const [target, kind] of cases) assert.equal(targetKind(target), kind, String(target));
+  it("takes the target's kind from the caller, never from its text", () => {
+    const told = new SystemError("open", 2, { target: "/dev/vfio/3", kind: "vfio-group" });
+    assert.equal(told.targetKind, "vfio-group");
+    assert.match(told.remedy ?? "", /vfio bind/);
+    const untold = new SystemError("open", 2, { target: "/dev/vfio/3" });
+    assert.equal(untold.targetKind, "other");
+    assert.equal(untold.remedy, undefined, "a path that looks like a group is not taken for one");
+    assert.throws(
+      () => throwErrno("ioctl", 22, { target: "VFIO_DEVICE_GET_INFO", kind: "vfio-device-ioctl" }),
+      (e: unknown) =>
+        e instanceof SystemError && e.targetKind === "vfio-device-ioctl" && /bound to an iommufd/.test(e.remedy ?? ""),
+    );
+    assert.throws(
+      () => throwErrno("close", 9, "fd 42"),
+      (e: unknown) => e instanceof SystemError && e.target === "fd 42" && e.targetKind === "other",
+    );
   });
 
   it("picks the remedy by errno and kind", () => {
@@ -40,6 +40,9 @@ describe("errors", () => {
     assert.equal(remedyFor("open", "ENOENT", "other"), undefined);
     assert.match(remedyFor("ioctl", "EINVAL", "vfio-device-ioctl") ?? "", /bound to an iommufd/);
     assert.equal(remedyFor("ioctl", "EINVAL", "vfio-ioctl"), undefined);
-    assert.match(new SystemError("open", 16, { target: "/dev/vfio/7" }).remedy ?? "", /already has it open/);
+    assert.match(
+      new SystemError("open", 16, { target: "/dev/vfio/7", kind: "vfio-group" }).remedy ?? "",
+      /already has it open/,
+    );
   });
 });

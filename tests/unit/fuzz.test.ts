@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
 import { parseNumber } from "../../cli/common.ts";
-import { decodeCapabilities, decodeHeader, formatCapability, hexDump } from "../../cli/decode.ts";
+import { configDump, decodeCapabilities, decodeHeader, formatCapability } from "../../cli/decode.ts";
 import { parseBar, parseOffset, parseValue, parseWidth } from "../../cli/register.ts";
 import { main } from "../../cli/vfio.ts";
 import {
@@ -185,7 +185,7 @@ function decodeAll(cfg: caps.ConfigReader): void {
   decodeHeader(cfg);
   const { capabilities } = decodeCapabilities(cfg);
   for (const c of capabilities) formatCapability(c);
-  hexDump(cfg);
+  configDump(cfg);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  */
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { hexDigits } from "../../lib/hex.ts";
 import { shellQuote } from "../../lib/shell_quote.ts";
 
 export const VM_DIR: string = dirname(fileURLToPath(import.meta.url));
@@ -166,7 +167,7 @@ export function placeDevices(specs: DeviceSpec[]): PlacedDevice[] {
 }
 
 function hex2(n: number): string {
-  return n.toString(16).padStart(2, "0");
+  return hexDigits(n, 2);
 }
 
 /** The device variables the guest command sees (see README.md). */
@@ -315,9 +316,8 @@ const PANIC = /Kernel panic|Oops:|BUG: |general protection fault|Call Trace:/;
 
 function cpioEntry(name: string, mode: number, data: Uint8Array, ino: number): Uint8Array {
   const nameBytes = new TextEncoder().encode(name + "\0");
-  const hex = (n: number): string => n.toString(16).padStart(8, "0");
   const fields = [ino, mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, nameBytes.length, 0];
-  const header = new TextEncoder().encode("070701" + fields.map(hex).join(""));
+  const header = new TextEncoder().encode("070701" + fields.map((n) => hexDigits(n, 8)).join(""));
   const pad = (n: number): number => (4 - (n % 4)) % 4;
   const out = new Uint8Array(
     header.length + nameBytes.length + pad(header.length + nameBytes.length) + data.length + pad(data.length),
