@@ -409,6 +409,7 @@ export class Region {
   toJSON(): RegionSummary {
     const i = this.#info;
     const flags = [i.readable && "read", i.writable && "write", i.mmappable && "mmap"].filter(Boolean).join(",");
+    const sparseAreas = i.sparseAreas?.map((a) => `${hex(a.offset)}+${byteSize(a.size)}`);
     return {
       device: this.#dev.name,
       name: i.name,
@@ -417,9 +418,7 @@ export class Region {
       ...(this.#root ? { windowOffset: hex(this.#base) } : {}),
       flags,
       access: this.#closed ? "closed" : this.#pieces.length ? "mmap" : "pread/pwrite",
-      ...(i.sparseAreas
-        ? { sparseAreas: i.sparseAreas.map((a) => `${hex(a.offset)}+${byteSize(a.size)}`) }
-        : {}),
+      ...(sparseAreas ? { sparseAreas } : {}),
     };
   }
 
