@@ -12,7 +12,7 @@
  * @module
  */
 import process from "node:process";
-import { hex } from "../lib/hex.ts";
+import { hex, hexDigits } from "../lib/hex.ts";
 import { type DmaBuffer, findPciDevices, type HugepagePolicy, IrqIndex, openDevice, VfioError } from "../mod.ts";
 import { intOption, programArgs } from "./harness.ts";
 import { Controller, Namespace, type QueuePair } from "./nvme/mod.ts";
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
   const a = polled.u8.subarray(0, bytes);
   const b = irqd.u8.subarray(0, bytes);
   checks.check(a.every((v, i) => v === b[i]), "both queues read the same bytes");
-  const words = Array.from(polled.u32.subarray(0, 8), (w) => w.toString(16).padStart(8, "0")).join(" ");
+  const words = Array.from(polled.u32.subarray(0, 8), (w) => hexDigits(w, 8)).join(" ");
   log(`LBA ${lba}: ${words} ...`);
   const interrupts = io[0].interrupts;
   report.io = { lba, blocks, blockSize, chunks, pollMs, irqMs, interrupts, firstWords: words };

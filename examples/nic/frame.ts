@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { hex } from "../../lib/hex.ts";
 import { VfioError } from "../../mod.ts";
 
 /** The UDP source port of test frames unless {@linkcode FrameSpec.srcPort} says otherwise. */
@@ -207,7 +208,7 @@ export class SequenceChecker {
       if (f[i] !== ref[i] && i !== UDP_CSUM_AT && i !== UDP_CSUM_AT + 1) {
         this.corrupt++;
         return this.#error(
-          `frame ${seq}: header byte ${i} is 0x${f[i].toString(16)}, expected 0x${ref[i].toString(16)}`,
+          `frame ${seq}: header byte ${i} is ${hex(f[i])}, expected ${hex(ref[i])}`,
         );
       }
     }

@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { hex } from "../../lib/hex.ts";
 import { type Region, VfioError } from "../../mod.ts";
 import { formatMac } from "./nic.ts";
 
@@ -89,7 +90,7 @@ const NAMES: Record<number, string> = Object.fromEntries(Object.entries(VfMessag
 /** The name of a message type, `SET_MAC_ADDR`, or its hex value. */
 export function messageName(word0: number): string {
   const t = word0 & TYPE_MASK;
-  return NAMES[t] ?? `0x${t.toString(16)}`;
+  return NAMES[t] ?? hex(t);
 }
 
 /**
@@ -110,7 +111,7 @@ export class PfRefusedError extends VfioError {
   readonly answer: number;
 
   constructor(request: string, answer: number, remedy: string) {
-    super(`the PF refused ${request} (answer 0x${(answer >>> 0).toString(16)})`, { remedy });
+    super(`the PF refused ${request} (answer ${hex(answer >>> 0)})`, { remedy });
     this.request = request;
     this.answer = answer;
   }

@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { hexDigits } from "../../lib/hex.ts";
 import { type Device, type DmaPool, translatePages, VfioError } from "../../mod.ts";
 
 /** Bytes per pool entry. */
@@ -222,7 +223,7 @@ export interface Nic extends Disposable {
 
 /** `52:54:00:ab:00:05` from six bytes. */
 export function formatMac(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(":");
+  return Array.from(bytes, (b) => hexDigits(b, 2)).join(":");
 }
 
 /** Six bytes from `52:54:00:ab:00:05`; throws on anything else. */

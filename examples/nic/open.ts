@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { hexDigits } from "../../lib/hex.ts";
+import { hex, hexDigits } from "../../lib/hex.ts";
 import { openDevice, UnsupportedError, VfioError } from "../../mod.ts";
 import { E1000e } from "./e1000e.ts";
 import { Igb, IGB_MAX_QUEUES } from "./igb.ts";
@@ -98,7 +98,7 @@ export function portSummary(nic: Nic, link: LinkStatus): string {
   return `${nic.driver} ${nic.address} mac ${nic.mac} link up${link.speedMbps ? ` ${link.speedMbps} Mbit/s` : ""}, ` +
     `${
       nic.queues > 1 ? `${nic.queues} queue pairs, ` : ""
-    }rings ${nic.rxRingSize}/${nic.txRingSize}, buffers at bus address 0x${nic.pool.busAddress.toString(16)}`;
+    }rings ${nic.rxRingSize}/${nic.txRingSize}, buffers at bus address ${hex(nic.pool.busAddress)}`;
 }
 
 /** Waits (busy, up to `timeoutMs`) until every frame queued on `nic` has left. Returns the frames still queued. */

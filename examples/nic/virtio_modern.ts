@@ -24,6 +24,7 @@
  * @module
  */
 import { bytes, defineStruct, u16 } from "../../abi.ts";
+import { hex } from "../../lib/hex.ts";
 import {
   type Device,
   type DmaBuffer,
@@ -138,7 +139,7 @@ export class VirtioNetModern extends VirtioNetPort {
     common.set("device_status", VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
     if (!(common.get("device_status") & VIRTIO_CONFIG_S_FEATURES_OK)) {
       this.#fail();
-      throw new VfioError(`virtio-net ${dev.name} refused features 0x${this.features.toString(16)} (FEATURES_OK)`);
+      throw new VfioError(`virtio-net ${dev.name} refused features ${hex(this.features)} (FEATURES_OK)`);
     }
     const sizes = [RX_QUEUE, TX_QUEUE].map((q) => this.#queueSize(q));
     const bytesOf = sizes.map((s) => splitQueueBytes(s, modernQueueLayout));

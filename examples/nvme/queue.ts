@@ -24,6 +24,7 @@
  */
 import { setImmediate } from "node:timers";
 import type { Fields, FieldValue, StructDef, StructView, WritableKeys } from "../../abi.ts";
+import { hex } from "../../lib/hex.ts";
 import {
   ClosedError,
   type Device,
@@ -296,7 +297,7 @@ export class QueuePair {
     const oldest = this.#pending.find((p) => p !== undefined);
     const next = deviceLoad(this.#cq32, this.#cqHead * CQE_DWORDS + CQE_DW.cidStatus) >>> 16;
     const state = `SQ tail ${this.#sqTail}, CQ head ${this.#cqHead}, phase ${this.#phase}, next entry's status ` +
-      `0x${next.toString(16)}, ${this.#inFlight} in flight, CSTS 0x${this.#bar0.read32(Reg.CSTS).toString(16)}`;
+      `${hex(next)}, ${this.#inFlight} in flight, CSTS ${hex(this.#bar0.read32(Reg.CSTS))}`;
     return new VfioError(
       `${oldest?.what ?? "command"}: no completion within ${this.#timeoutMs} ms on queue ${this.id} (${state})`,
     );

@@ -18,6 +18,7 @@
  */
 
 import { RTF_REJECT, RTF_UP } from "../abi/route.ts";
+import { hexDigits } from "../hex.ts";
 import type { SysfsOptions } from "./attr.ts";
 import { readTextFile } from "./proc_scan.ts";
 
@@ -52,8 +53,8 @@ function prefixLength(mask: number): number {
 }
 
 /** 32 hex digits as an IPv6 address, the longest run of zero groups written `::`. */
-function ipv6Text(hex: string): string {
-  const groups = (hex.match(/.{4}/g) ?? []).map((g) => parseInt(g, 16).toString(16));
+function ipv6Text(digits: string): string {
+  const groups = (digits.match(/.{4}/g) ?? []).map((g) => hexDigits(parseInt(g, 16)));
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < groups.length;) {
