@@ -12,7 +12,7 @@ import { ERRNO, throwErrno } from "../lib/errors.ts";
 import { commonCalls, errnoCheck } from "./common_calls.ts";
 import { POLLIN, SC_PAGESIZE } from "./constants.ts";
 import { eventCalls } from "./event_calls.ts";
-import { rlimit } from "./layout.ts";
+import { pollRevent, rlimit, setPollFd } from "./layout.ts";
 import { denoSymbols } from "./symbols.ts";
 import type { Address, Libc, RLimit } from "./types.ts";
 
@@ -88,9 +88,9 @@ export function load(): Libc {
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(ptr(address)!, length),
     addressOf: (view) => Deno.UnsafePointer.value(Deno.UnsafePointer.of(view)),
     waitReadable: async (fd, timeoutMs) => {
-      const b = new Int32Array([fd, POLLIN]);
+      const b = setPollFd(new Int32Array(2), 0, fd, POLLIN);
       const r = await s.poll_async(new Uint8Array(b.buffer), 1n, timeoutMs);
-      return r > 0 && ((b[1] >>> 16) & 1) !== 0;
+      return r > 0 && (pollRevent(b, 0) & POLLIN) !== 0;
     },
   };
 }

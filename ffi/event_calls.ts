@@ -9,7 +9,7 @@
  */
 import { ERRNO } from "../lib/errors.ts";
 import { POLLIN } from "./constants.ts";
-import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents } from "./layout.ts";
+import { EPOLL_EVENT_SIZE, epollEvent, epollTags, pollFds, pollRevents, setPollFd } from "./layout.ts";
 import type { Libc } from "./types.ts";
 
 /** A backend's raw calls, each returning the C result (-1 on failure, errno set). */
@@ -41,9 +41,7 @@ export function eventCalls(
       return r;
     },
     pollIn: (fd, timeoutMs) => {
-      one[0] = fd;
-      one[1] = POLLIN; // events; revents (the upper half) starts at 0
-      const r = raw.poll(one, 1, timeoutMs);
+      const r = raw.poll(setPollFd(one, 0, fd, POLLIN), 1, timeoutMs);
       if (r < 0 && errno() === ERRNO.EINTR) return 0;
       return check(r, "poll");
     },

@@ -51,7 +51,34 @@ export function epollTags(buf: Uint8Array, count: number): number[] {
 }
 
 /**
- * An array of `struct pollfd` (`int fd; short events; short revents;`, 8 bytes each) for `fds`.
+ * Writes entry `i` of a `struct pollfd` array (`int fd; short events; short revents;`, 8 bytes each: two 32-bit
+ * words, `revents` the upper half of the second), with `revents` cleared; returns `into`.
+ *
+ * ```ts
+ * import { setPollFd } from "./layout.ts";
+ * const b = setPollFd(new Int32Array(2), 0, 0, 1); // fd 0, POLLIN
+ * ```
+ */
+export function setPollFd(into: Int32Array, i: number, fd: number, events: number): Int32Array {
+  into[i * 2] = fd;
+  into[i * 2 + 1] = events & 0xffff;
+  return into;
+}
+
+/**
+ * The `revents` the kernel wrote into entry `i` of a `struct pollfd` array.
+ *
+ * ```ts
+ * import { pollRevent, setPollFd } from "./layout.ts";
+ * pollRevent(setPollFd(new Int32Array(2), 0, 0, 1), 0); // 0 until poll() has run
+ * ```
+ */
+export function pollRevent(b: Int32Array, i: number): number {
+  return b[i * 2 + 1] >>> 16;
+}
+
+/**
+ * An array of `struct pollfd` (see {@linkcode setPollFd}) for `fds`.
  *
  * ```ts
  * import { pollFds } from "./layout.ts";
@@ -60,10 +87,7 @@ export function epollTags(buf: Uint8Array, count: number): number[] {
  */
 export function pollFds(fds: readonly PollFd[]): Int32Array {
   const b = new Int32Array(fds.length * 2);
-  fds.forEach((p, i) => {
-    b[i * 2] = p.fd;
-    b[i * 2 + 1] = p.events & 0xffff; // short events; revents (the upper half) starts at 0
-  });
+  fds.forEach((p, i) => setPollFd(b, i, p.fd, p.events));
   return b;
 }
 
@@ -77,7 +101,7 @@ export function pollFds(fds: readonly PollFd[]): Int32Array {
  * ```
  */
 export function pollRevents(fds: PollFd[], b: Int32Array): void {
-  fds.forEach((p, i) => p.revents = b[i * 2 + 1] >>> 16);
+  fds.forEach((p, i) => p.revents = pollRevent(b, i));
 }
 
 /**
