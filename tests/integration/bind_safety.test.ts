@@ -12,6 +12,7 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -243,14 +244,16 @@ describe("bind safety in the guest", {
   });
 
   it("planted records and hostile driver names: exit 2, nothing changes", { timeout: LONG }, async () => {
-    mkdirSync("/tmp/x", { recursive: true }); // where `../../../../tmp/x` leads from /sys/bus/pci/drivers
+    // A fresh, empty directory a hostile driver name leads to from /sys/bus/pci/drivers (not a fixed /tmp/x: the
+    // guest sees the host's /tmp, where the repository itself may live).
+    const trap = mkdtempSync("/tmp/vfio-ts-trap-"), hostile = `../../../..${trap}`;
     const plants: [string, () => void][] = [
       ["world-writable record", () => {
         writeFileSync(RECORD, JSON.stringify({ address: NIC, driver: "e1000e" }));
         chmodSync(RECORD, 0o666);
       }],
-      ["record naming ../../../../tmp/x", () => {
-        writeFileSync(RECORD, JSON.stringify({ address: NIC, driver: "../../../../tmp/x" }), { mode: 0o600 });
+      [`record naming ${hostile}`, () => {
+        writeFileSync(RECORD, JSON.stringify({ address: NIC, driver: hostile }), { mode: 0o600 });
       }],
       ["record with a hostile driver_override", () => {
         writeFileSync(RECORD, JSON.stringify({ address: NIC, driver: "e1000e", driverOverride: "x\ny" }), {
@@ -271,16 +274,17 @@ describe("bind safety in the guest", {
         assert.match(r.stderr, /^vfio: (refusing to trust|invalid driver name)/);
         assert.equal(driverOf(NIC), "e1000e");
         assert.equal(override(), null);
-        assert.equal(existsSync("/tmp/x/bind"), false);
+        assert.equal(existsSync(join(trap, "bind")), false);
       }
       rmSync(RECORD);
     }
-    for (const driver of ["--help", "../../../../tmp/x", "e1000e x", "nosuchdriver"]) {
+    for (const driver of ["--help", hostile, "e1000e x", "nosuchdriver"]) {
       const r = await vfio("restore", NIC, `--driver=${driver}`);
       assert.equal(r.status, 2, `--driver=${driver}: ${r.stderr}`);
       assert.match(r.stderr, /^vfio: invalid driver name/);
     }
-    assert.deepEqual(readdirSync("/tmp/x"), []);
+    assert.deepEqual(readdirSync(trap), []);
     assert.equal(driverOf(NIC), "e1000e");
+    rmSync(trap, { recursive: true });
   });
 });
