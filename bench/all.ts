@@ -265,7 +265,8 @@ for (const batch of ["1", "8", "32", "128", "256"]) {
     "Scaling: 2 workers / 1 worker, packets per second (simulated NIC, device inline, batch 32, pure TS)",
     `${r3(sd.scaling)} (${f(sd.one.mpps.median)} → ${f(sd.two.mpps.median)} Mpps)`,
     `${r3(sb.scaling)} (${f(sb.one.mpps.median)} → ${f(sb.two.mpps.median)} Mpps)`,
-    "",
+    // The same forwarder in 1 and 2 C threads, beside each repetition (in the Deno process / the Bun process)
+    sd.c ? `${r3(sd.c.scaling)} / ${r3(sb.c.scaling)}` : "",
     "",
     "",
     "≥ 1.8× on 2 cores (lower quartile)",

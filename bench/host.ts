@@ -23,6 +23,7 @@ import { openMemfdRegion } from "../tests/unit/memfd_region.ts";
 import { forwardIxyJs } from "./ixyjs.ts";
 import { loadBenchNative } from "./native.ts";
 import { forward, forwardQueue, QUEUE, SimNic } from "./nic_sim.ts";
+import { repeatInPlacement, wantedPlacement } from "./placement.ts";
 import { pairedRatio, rounded, summary } from "./stats.ts";
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
@@ -143,37 +144,28 @@ const result: Record<string, unknown> = { runtime: libc.runtime, helper: pollHel
     }
   };
   // The device thread and the driver exchange every descriptor and frame line, so every variant's cost follows the
-  // round trip of a cache line between the two CPUs, which the host of this KVM guest changes under us (about 50 ns
-  // with both vCPUs on one physical core, 300 ns on two; C at batch 32: 17 against 57 ns/packet, in any process,
-  // C alone included). Each repetition is probed before and after, and one whose probes disagree is redone. Counted
-  // are the repetitions with the wanted placement (`BENCH_P2_PLACEMENT`: "near" by default, "far", or "any"; near
-  // means a round trip ≤ `BENCH_NEAR_NS`); others are redone, up to three times the repetitions in all. Fewer than
-  // 3 wanted ones by then: the placement with the most repetitions counts, and the row says which (`placement`).
-  // Every probe and every discarded sample is in the JSON.
-  const want = process.env.BENCH_P2_PLACEMENT ?? "near", nearNs = Number(process.env.BENCH_NEAR_NS ?? 150);
-  if (!["near", "far", "any"].includes(want)) throw new Error(`BENCH_P2_PLACEMENT=${want}: near, far or any`);
-  const placementOf = (
-    rt: number,
-  ): string => (rt === 0 ? "one-cpu" : want === "any" ? "any" : rt <= nearNs ? "near" : "far");
+  // round trip of a cache line between the two CPUs, which the host of this KVM guest changes under us
+  // (`bench/placement.ts`; C at batch 32: 17 against 57 ns/packet, in any process, C alone included). Counted are
+  // the repetitions in the wanted placement (`BENCH_P2_PLACEMENT`: "near" by default, "far", or "any"; near means a
+  // round trip ≤ `BENCH_NEAR_NS`), and the row says which placement its figures are from (`placement`).
+  const want = wantedPlacement(process.env.BENCH_P2_PLACEMENT, "near", "BENCH_P2_PLACEMENT");
+  const nearNs = Number(process.env.BENCH_NEAR_NS ?? 150);
   const batches: Record<string, Record<string, unknown>> = {};
   for (const batch of (process.env.BENCH_BATCHES ?? "1,8,32,128,256").split(",").map(Number)) {
     for (const f of Object.values(variants)) run(f, batch, Math.max(PACKETS / 10, 100_000)); // warm up (JIT tiers)
-    type Rep = { core_rt_ns: number[]; ns: Record<string, number>; placement: string };
-    const reps: Rep[] = [], count = (p: string): number => reps.filter((x) => x.placement === p).length;
-    for (let tries = 0; count(want) < P2_REPEAT && count("one-cpu") < P2_REPEAT && tries < 3 * P2_REPEAT; tries++) {
-      const before = c.coreRoundTripNs(50), rep: Record<string, number> = {};
-      // interleaved, so load on the machine hits every variant alike
-      for (const [name, f] of Object.entries(variants)) rep[name] = run(f, batch, PACKETS);
-      const after = c.coreRoundTripNs(50), p = placementOf(before);
-      reps.push({ core_rt_ns: [before, after], ns: rep, placement: p === placementOf(after) ? p : "unstable" });
-    }
-    const places = ["one-cpu", want, "near", "far"].filter((p) => count(p) > 0);
-    const placement = places.find((p) => count(p) >= Math.min(3, P2_REPEAT)) ??
-      places.sort((x, y) => count(y) - count(x))[0] ?? "unstable";
-    const kept = reps.filter((x) => x.placement === placement);
-    const discarded = reps.filter((x) => x.placement !== placement);
+    const placed = await repeatInPlacement(
+      { want, count: P2_REPEAT, nearNs, probe: () => c.coreRoundTripNs(50) },
+      () => {
+        const rep: Record<string, number> = {};
+        // interleaved, so load on the machine hits every variant alike
+        for (const [name, f] of Object.entries(variants)) rep[name] = run(f, batch, PACKETS);
+        return rep;
+      },
+    );
+    const { placement, kept } = placed;
+    const discarded = placed.discarded.map(({ sample, ...x }) => ({ ...x, ns: sample }));
     const ns: Record<string, number[]> = Object.fromEntries(
-      Object.keys(variants).map((name) => [name, kept.map((x) => x.ns[name])]),
+      Object.keys(variants).map((name) => [name, kept.map((x) => x.sample[name])]),
     );
     const probes = kept.map((x) => x.core_rt_ns);
     const row: Record<string, unknown> = {};

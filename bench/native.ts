@@ -23,6 +23,8 @@ export interface BenchNative {
   /** The TSC frequency (Hz) measured over `ms` milliseconds; 0 where there is no TSC. */
   tscHz(ms: number): number;
   forward(shm: bigint, batch: number, packets: number): number;
+  /** The C baseline of bench/scaling.ts: 1 or 2 C threads, each on its own NIC (device inline); Mpps of all. */
+  scalingMpps(shm0: bigint, shm1: bigint, batch: number, packets: number, threads: number): number;
   pagemapNs(address: bigint, span: number, n: number): number;
   /** P4 in C: translate every page of `span` bytes at `address` once into a table; returns the cost in ns. */
   tableBuildNs(address: bigint, span: number): number;
@@ -69,6 +71,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
     nic_step: { parameters: ["pointer"], result: "u32" },
     tsc_hz: { parameters: ["u32"], result: "f64" },
     c_forward: { parameters: ["pointer", "u32", "u32"], result: "f64" },
+    c_scaling_mpps: { parameters: ["pointer", "pointer", "u32", "u32", "u32"], result: "f64" },
     c_pagemap_ns: { parameters: ["u64", "u32", "u32"], result: "f64" },
     thread_cpu_ns: { parameters: [], result: "f64" },
     mono_ns: { parameters: [], result: "f64" },
@@ -92,6 +95,7 @@ export async function loadBenchNative(): Promise<BenchNative> {
     nicStep: (a) => s.nic_step(a === stepAt ? stepPtr : (stepPtr = p(stepAt = a))),
     tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
+    scalingMpps: (a0, a1, b, n, threads) => s.c_scaling_mpps(p(a0), p(a1), b, n, threads),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
     threadCpuNs: () => s.thread_cpu_ns(),
     monoNs: () => s.mono_ns(),

@@ -166,10 +166,10 @@ static inline void pkt_free(struct mempool *p, struct pkt_buf *b) { p->stack[p->
  * `packets`: CPU time, so that time the thread is descheduled on a loaded machine does not count, minus the
  * stretches spent polling an empty RX ring (waiting for the device thread).
  */
-double c_forward(char *mm, uint32_t batch, uint32_t packets) {
+static double forward_run(char *mm, uint32_t batch, uint32_t packets, int inline_device) {
   volatile char *m = mm;
-  static struct mempool pool;
-  static struct pkt_buf *rx_bufs[RING_SIZE], *tx_bufs[RING_SIZE], *bufs[RING_SIZE];
+  struct mempool pool;
+  struct pkt_buf *rx_bufs[RING_SIZE], *tx_bufs[RING_SIZE], *bufs[RING_SIZE];
   uint32_t rx = 0, tx = 0, clean = 0, done = 0;
   uint64_t idle = 0, idle_since = 0;
   /* nic_sim.ts wrote every header and put buffers 0 .. RING_SIZE-1 on the RX ring; the rest start in the pool. */
@@ -178,6 +178,7 @@ double c_forward(char *mm, uint32_t batch, uint32_t packets) {
   for (uint32_t i = 0; i < RING_SIZE; i++) rx_bufs[i] = (struct pkt_buf *)(mm + BUFS + (uint64_t)i * BUF_SIZE);
   uint64_t t0 = (uint64_t)thread_cpu_ns();
   while (done < packets) {
+    if (inline_device) nic_step(mm); /* bench/scaling.ts: no device thread, its pass runs here */
     uint32_t n = 0, last = rx;
     for (; n < batch; n++) {
       volatile char *d = m + RX_RING + rx * DESC;
@@ -231,6 +232,42 @@ double c_forward(char *mm, uint32_t batch, uint32_t packets) {
     done += n;
   }
   return (double)((uint64_t)thread_cpu_ns() - t0 - idle);
+}
+double c_forward(char *mm, uint32_t batch, uint32_t packets) { return forward_run(mm, batch, packets, 0); }
+
+/*
+ * The C baseline of bench/scaling.ts: `threads` (1 or 2) threads, unpinned like the runtimes' workers, each
+ * forwarding `packets` on its own NIC (m0, m1) with the device's pass inline, released together; returns the
+ * packets of all threads over the window from the first start to the last end, in Mpps. The NICs are reset by
+ * the caller (nic_sim.ts) before each call.
+ */
+struct scaling_job { char *mm; uint32_t batch, packets; volatile uint32_t *go; uint64_t start, end; };
+static void *scaling_main(void *a) {
+  struct scaling_job *j = a;
+  while (!*j->go) __asm__ __volatile__("" ::: "memory");
+  j->start = now_ns();
+  forward_run(j->mm, j->batch, j->packets, 1);
+  j->end = now_ns();
+  return NULL;
+}
+double c_scaling_mpps(char *m0, char *m1, uint32_t batch, uint32_t packets, uint32_t threads) {
+  static volatile uint32_t go;
+  struct scaling_job jobs[2] = { { m0, batch, packets, &go, 0, 0 }, { m1, batch, packets, &go, 0, 0 } };
+  pthread_t t[2];
+  if (threads < 1 || threads > 2) return -1;
+  go = 0;
+  for (uint32_t i = 0; i < threads; i++) {
+    if (pthread_create(&t[i], NULL, scaling_main, &jobs[i]) != 0) return -1;
+  }
+  usleep(1000); /* let every thread reach the start line */
+  go = 1;
+  uint64_t first = UINT64_MAX, last = 0;
+  for (uint32_t i = 0; i < threads; i++) {
+    pthread_join(t[i], NULL);
+    if (jobs[i].start < first) first = jobs[i].start;
+    if (jobs[i].end > last) last = jobs[i].end;
+  }
+  return (double)threads * packets / ((double)(last - first) / 1000);
 }
 
 /* The TSC frequency in Hz, measured against CLOCK_MONOTONIC over `ms` milliseconds (0 where there is no TSC). */
