@@ -347,7 +347,7 @@ if (all.p3) {
       return `${f(k.median)} + ${f(r.median)} µs`;
     };
     rows.push([
-      `P3 breakdown of ${name}, p50: raise → poll(2) returns (stamped in C) + poll returns → user code runs`,
+      `P3 breakdown of ${name}, p50: raise → the wait's system call returns (stamped in C) + it returns → user code runs`,
       part("deno"),
       part("bun"),
       v === "waitSync_traced" && boots[0].c.block_kernel_p50_us !== undefined

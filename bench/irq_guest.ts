@@ -4,15 +4,15 @@
  * (`bench/c/irq_raise.c`, in this process): the waiter is asleep first; the raiser thread waits until every other
  * thread of the process is asleep and this thread sits in its wait syscall, stamps CLOCK_MONOTONIC and writes edu's
  * raise-interrupt register through the library's BAR mapping; the waiter stamps the same clock when the user's code
- * resumes. Two waits: `waitSync()` (blocking poll + read on this thread) and `await wait()` (the event loop sleeps;
+ * resumes. Two waits: `waitSync()` (a blocking read on this thread) and `await wait()` (the event loop sleeps;
  * Deno's FFI thread pool or Bun's epoll worker hands the wake-up over). A sample is dropped and counted when the
  * raiser could not see everyone asleep (`unconfirmed`) or the wait found the interrupt already pending
  * (`immediate`, from `waitCounts`): every figure comes from waits that slept. The designs are measured interleaved,
  * one round of each in turn.
- * The breakdown (`waitSync_traced`, and `wait_traced` on Deno): the same waits with the library's poll replaced
- * (through `interceptLibc`) by one of the raiser's object that stamps the clock in C as poll(2) returns: how much of
- * a wake-up is the kernel's (raise -> poll returns, `kernel_*`) and how much the runtime's and the library's
- * (poll returns -> the user's code runs, `return_*`).
+ * The breakdown (`waitSync_traced`, and `wait_traced` on Deno): the same waits with the library's read and poll
+ * replaced (through `interceptLibc`) by ones of the raiser's object that stamp the clock in C as read(2) or poll(2)
+ * returns: how much of a wake-up is the kernel's (raise -> the wait's system call returns, `kernel_*`) and how much
+ * the runtime's and the library's (the system call returns -> the user's code runs, `return_*`).
  * Prints `RESULT {json}`. Usage: `irq_guest.ts [rounds] [delay_us]`.
  *
  * @module
@@ -77,6 +77,12 @@ const series = (kind: Kind, traced: boolean): Series => ({
 /** The library's poll replaced by the raiser's stamping one (the traced designs). */
 const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: never[]) => unknown => {
   if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
+  if (name === "read") {
+    return (fd: number, buf: Uint8Array) => {
+      const r = raiser.timedRead(fd, buf);
+      return r < 0 ? -1 : r; // the eventfd's EAGAIN (a look) or EINTR
+    };
+  }
   if (name === "waitReadable" && raiser.timedPollAsync) {
     return async (fd: number, timeoutMs: number) => (await raiser.timedPollAsync!(fd, timeoutMs)) > 0;
   }
@@ -89,7 +95,7 @@ async function round(x: Series, keep: boolean): Promise<void> {
   const before = msi.waitCounts(0).immediate;
   raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
   const n = x.kind === "waitSync"
-    ? msi.waitSync(0, { timeoutMs: 1000 })
+    ? msi.waitSync(0) // no timeout: the blocking read (the raiser always raises, within MAX_WAIT_US)
     : x.kind === "wait"
     ? await msi.wait(0, { timeoutMs: 1000 })
     : await new Promise<number>((resolve) => (probeResolve = resolve));

@@ -24,6 +24,8 @@ export interface IrqRaiser {
   done(): boolean;
   /** poll(2) on one fd for POLLIN, stamping the clock as it returns (`polledNs`). */
   timedPoll(fd: number, timeoutMs: number): number;
+  /** read(2) into `buf`, stamping the clock as it returns (`polledNs`); read's result. */
+  timedRead(fd: number, buf: Uint8Array): number;
   /** The same on Deno's FFI thread pool (a `nonblocking` call, as the library's async wait makes); Deno only. */
   timedPollAsync?(fd: number, timeoutMs: number): Promise<number>;
   /**
@@ -72,6 +74,7 @@ export function wrapRaiser(
     done: () => s.irq_raise_done() === 1,
     blocker: () => s.irq_raise_blocker(),
     timedPoll: (fd, timeoutMs) => s.irq_timed_poll(fd, timeoutMs),
+    timedRead: (fd, buf) => s.irq_timed_read(fd, buf, buf.byteLength),
     timedPollAsync,
     polledNs: () => s.irq_polled_ns(),
     place: (waiterCpu, raiserCpu, irqName) => s.irq_place(waiterCpu, raiserCpu, cstring(irqName)) === 0,
@@ -103,6 +106,7 @@ export async function loadIrqRaiser(): Promise<IrqRaiser> {
     irq_raise_done: { parameters: [], result: "i32" },
     irq_raise_blocker: { parameters: [], result: "i32" },
     irq_timed_poll: { parameters: ["i32", "i32"], result: "i32" },
+    irq_timed_read: { parameters: ["i32", "buffer", "u32"], result: "i32" },
     irq_timed_poll_async: { name: "irq_timed_poll", parameters: ["i32", "i32"], result: "i32", nonblocking: true },
     irq_polled_ns: { parameters: [], result: "f64" },
     irq_place: { parameters: ["i32", "i32", "buffer"], result: "i32" },

@@ -18,6 +18,7 @@ export function bind(so: string): IrqRaiser {
     irq_raise_done: { args: [], returns: T.i32 },
     irq_raise_blocker: { args: [], returns: T.i32 },
     irq_timed_poll: { args: [T.i32, T.i32], returns: T.i32 },
+    irq_timed_read: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
     irq_polled_ns: { args: [], returns: T.f64 },
     irq_place: { args: [T.i32, T.i32, T.ptr], returns: T.i32 },
     irq_waiter_start: { args: [T.i32, T.i32, T.ptr], returns: T.i32 },

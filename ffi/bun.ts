@@ -51,7 +51,7 @@ export function load(): Libc {
     if (f.symbol && !f.nonblocking) s[key] = dlopen("libc.so.6", { [f.symbol]: bunSymbol(f) }).symbols[f.symbol];
   }
   const errnoView = new Int32Array(toArrayBuffer(s.__errno_location(), 0, 4));
-  const { EAGAIN } = ERRNO;
+  const { EAGAIN, EINTR } = ERRNO;
   const pageSize = s.sysconf(SC_PAGESIZE) as number;
   const num = (address: Address): number => Number(address);
 
@@ -80,7 +80,7 @@ export function load(): Libc {
     },
     read: (fd, buf, target) => {
       const r = s.read(fd, buf, buf.byteLength);
-      if (r < 0 && errnoView[0] === EAGAIN) return -1;
+      if (r < 0 && (errnoView[0] === EAGAIN || errnoView[0] === EINTR)) return -1;
       return check(r, "read", target);
     },
     write: (fd, buf, target) => {

@@ -11,6 +11,7 @@
  * @module
  */
 import { type CallTarget, ERRNO, throwErrno } from "../lib/errors.ts";
+import { F_GETFL, F_SETFL, O_NONBLOCK } from "./constants.ts";
 import type { Libc } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -40,14 +41,16 @@ export interface RawCommonCalls {
   memfd_create(name: Uint8Array, flags: number): number;
   /** `flock(fd, operation)`. */
   flock(fd: number, operation: number): number;
+  /** `fcntl(fd, cmd, arg)` with an int argument. */
+  fcntl(fd: number, cmd: number, arg: number): number;
 }
 
-/** The facade's `open`, `close`, `eventfd`, `memfdCreate` and `flock` over `raw`. */
+/** The facade's `open`, `close`, `eventfd`, `memfdCreate`, `flock` and `setNonBlocking` over `raw`. */
 export function commonCalls(
   raw: RawCommonCalls,
   errno: Int32Array,
   check: (r: number, call: string, target?: CallTarget) => number,
-): Pick<Libc, "open" | "close" | "eventfd" | "memfdCreate" | "flock"> {
+): Pick<Libc, "open" | "close" | "eventfd" | "memfdCreate" | "flock" | "setNonBlocking"> {
   return {
     open: (path, flags, mode = 0, kind) => check(raw.open(cstring(path), flags, mode), "open", { target: path, kind }),
     close: (fd, target) => void check(raw.close(fd), "close", target ?? `fd ${fd}`),
@@ -57,6 +60,10 @@ export function commonCalls(
       if (raw.flock(fd, operation) === 0) return true;
       if (errno[0] === ERRNO.EAGAIN) return false;
       return throwErrno("flock", errno[0], { target });
+    },
+    setNonBlocking: (fd, on, target) => {
+      const flags = check(raw.fcntl(fd, F_GETFL, 0), "fcntl", target);
+      check(raw.fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK), "fcntl", target);
     },
   };
 }

@@ -20,6 +20,10 @@ export const O_RDWR = 2;
 export const O_EXCL = 0o200;
 /** open(2): non-blocking. */
 export const O_NONBLOCK = 0o4000;
+/** fcntl(2): get the open file's status flags (O_NONBLOCK, ...). */
+export const F_GETFL = 3;
+/** fcntl(2): set the open file's status flags. */
+export const F_SETFL = 4;
 /** open(2): close on exec. */
 export const O_CLOEXEC = 0o2000000;
 /** mmap(2): pages may be read. */

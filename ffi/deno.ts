@@ -25,7 +25,7 @@ export function load(): Libc {
   const bytes = (view: ArrayBufferView): Uint8Array =>
     view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   const MAP_FAILED = 0xffffffffffffffffn;
-  const { EAGAIN } = ERRNO;
+  const { EAGAIN, EINTR } = ERRNO;
   const pageSize = Number(s.sysconf(SC_PAGESIZE));
 
   const check = errnoCheck(errnoView);
@@ -54,7 +54,7 @@ export function load(): Libc {
     },
     read: (fd, buf, target) => {
       const r = Number(s.read(fd, bytes(buf), BigInt(buf.byteLength)));
-      if (r < 0 && errnoView[0] === EAGAIN) return -1;
+      if (r < 0 && (errnoView[0] === EAGAIN || errnoView[0] === EINTR)) return -1;
       return check(r, "read", target);
     },
     write: (fd, buf, target) => {

@@ -56,6 +56,7 @@ const FUNCTIONS = [
   "getpid",
   "getrlimit",
   "flock",
+  "setNonBlocking",
   "arrayBuffer",
   "addressOf",
   "waitReadable",

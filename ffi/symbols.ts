@@ -89,6 +89,8 @@ export const LIBC = {
   getrlimit: { args: ["i32", "buf"], returns: "i32" },
   /** int flock(int fd, int operation); */
   flock: { args: ["i32", "i32"], returns: "i32" },
+  /** int fcntl(int fd, int cmd, ... /* int arg *\/); (F_GETFL, F_SETFL: an int or nothing) */
+  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   /** int *__errno_location(void); */
   __errno_location: { args: [], returns: "ptr" },
 } as const satisfies Record<string, CFunction>;

@@ -85,7 +85,10 @@ export interface Libc {
   ftruncate(fd: number, length: number): void;
   /** `pipe2(2)`; returns `[readEnd, writeEnd]`. */
   pipe(flags: number): [number, number];
-  /** `read(2)`; returns the byte count, or `-1` when the fd is non-blocking and nothing is ready (EAGAIN). */
+  /**
+   * `read(2)`; returns the byte count, or `-1` when nothing was read: the fd is non-blocking and nothing is ready
+   * (EAGAIN), or a signal interrupted a blocking read (EINTR).
+   */
   read(fd: number, buf: ArrayBufferView, target?: string): number;
   /** `write(2)`; returns the byte count, or `-1` on EAGAIN. */
   write(fd: number, buf: ArrayBufferView, target?: string): number;
@@ -118,6 +121,8 @@ export interface Libc {
   getrlimit(resource: number): RLimit;
   /** `flock(2)`; returns `false` when `LOCK_NB` is set and another open file holds the lock (EWOULDBLOCK). */
   flock(fd: number, operation: number, target?: string): boolean;
+  /** Sets or clears `O_NONBLOCK` on the open file (`fcntl(2)` F_GETFL, F_SETFL). */
+  setNonBlocking(fd: number, on: boolean, target?: string): void;
 
   /**
    * **UNSAFE**: a zero-copy `ArrayBuffer` over `length` bytes at `address`. It has no finalizer and does not keep the

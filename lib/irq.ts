@@ -318,9 +318,9 @@ export class IrqSet {
   }
 
   /**
-   * Waits for interrupts on a vector **on the calling thread** (blocking `poll(2)` + read, as a C driver thread
-   * does; it blocks the event loop, so use it in a worker or a dedicated loop); returns how many arrived, 0 on
-   * timeout. The vector can be left out: `waitSync({ timeoutMs: 100 })` waits on the first vector.
+   * Waits for interrupts on a vector **on the calling thread** (a blocking read of its eventfd, or with a timeout
+   * `poll(2)` + read, as a C driver thread does; it blocks the event loop, so use it in a worker or a dedicated
+   * loop); returns how many arrived, 0 on timeout. The vector can be left out: `waitSync({ timeoutMs: 100 })` waits on the first vector.
    *
    * ```ts
    * import { IrqIndex, IrqSet } from "./irq.ts";

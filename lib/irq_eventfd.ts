@@ -67,6 +67,8 @@ export class IrqEventFd {
   readonly #counterWords = new Uint32Array(this.#counter.buffer);
   #immediate = 0;
   #slept = 0;
+  /** Whether `waitSync()` left the eventfd in blocking mode (see there). */
+  #blocking = false;
 
   /** Creates the eventfd; `what` names it in error messages. */
   constructor(what = "eventfd") {
@@ -77,6 +79,7 @@ export class IrqEventFd {
   /** The eventfd (to hand to `VFIO_DEVICE_SET_IRQS`); throws `ClosedError` after `close()`. */
   get fd(): number {
     this.#check();
+    this.#nonBlocking();
     return this.#fd;
   }
 
@@ -163,16 +166,21 @@ export class IrqEventFd {
   }
 
   /**
-   * Waits **on the calling thread** (a blocking `poll(2)`, then a read: the syscalls a C driver thread makes) until
-   * the counter is non-zero, then reads and resets it; returns the count, or 0 on timeout. It blocks the event
-   * loop while it waits: use it in a worker, or a loop that does nothing else; {@linkcode IrqEventFd.wait} is the
-   * non-blocking form. Throws `ClosedError` when closed, a `VfioError` while an async wait is in flight.
+   * Waits **on the calling thread** until the counter is non-zero, then reads and resets it; returns the count, or 0
+   * on timeout. It blocks the event loop while it waits: use it in a worker, or a loop that does nothing else;
+   * {@linkcode IrqEventFd.wait} is the non-blocking form. Throws `ClosedError` when closed, a `VfioError` while an
+   * async wait is in flight.
+   *
+   * Without a timeout it sleeps in a blocking `read(2)` of the counter: the wake-up returns the count in the same
+   * system call, so a wake-up costs one return from C and nothing more (with a timeout: `poll(2)`, then a read).
+   * For that the eventfd is switched to blocking mode and stays so between `waitSync()` calls; `fd`, `poll()`,
+   * `spin()` and `wait()` switch it back first, so anyone else who gets the fd gets it non-blocking.
    *
    * ```ts
    * import { IrqEventFd } from "./irq_eventfd.ts";
    * using efd = new IrqEventFd();
    * efd.notify();
-   * console.log(efd.waitSync({ timeoutMs: 100 })); // 1
+   * console.log(efd.waitSync()); // 1
    * console.log(efd.waitSync({ timeoutMs: 10 })); // 0, after 10 ms
    * ```
    */
@@ -180,6 +188,7 @@ export class IrqEventFd {
     this.#check();
     const timeoutMs = checkTimeout(options.timeoutMs);
     this.#checkNotPending();
+    if (timeoutMs === Infinity) return this.#waitBlocking();
     let n = this.#read();
     if (n > 0) {
       this.#immediate++;
@@ -189,13 +198,31 @@ export class IrqEventFd {
     this.#slept++;
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const left = timeoutMs === Infinity
-        ? -1
-        : Math.min(Math.max(0, Math.ceil(deadline - performance.now())), MAX_TIMEOUT_MS);
+      const left = Math.min(Math.max(0, Math.ceil(deadline - performance.now())), MAX_TIMEOUT_MS);
       libc.pollIn(this.#fd, left); // EINTR returns 0: read, then go round again
       n = this.#read();
-      if (n > 0 || (timeoutMs !== Infinity && performance.now() >= deadline)) return n;
+      if (n > 0 || performance.now() >= deadline) return n;
     }
+  }
+
+  /** `waitSync()` with no timeout: a look without blocking, then a blocking read (EINTR: read again). */
+  #waitBlocking(): number {
+    if (this.#blocking ? libc.pollIn(this.#fd, 0) > 0 : this.#read() > 0) {
+      this.#immediate++;
+      return this.#blocking ? this.#readBlocking() : this.#counterValue();
+    }
+    if (!this.#blocking) {
+      libc.setNonBlocking(this.#fd, false, this.#what);
+      this.#blocking = true;
+    }
+    this.#slept++;
+    return this.#readBlocking();
+  }
+
+  /** A read of the counter in blocking mode: sleeps until it is non-zero (a signal: read again). */
+  #readBlocking(): number {
+    while (libc.read(this.#fd, this.#counterBytes, this.#what) < 0) { /* EINTR */ }
+    return this.#counterValue();
   }
 
   /**
@@ -315,9 +342,22 @@ export class IrqEventFd {
 
   /** One non-blocking read of the counter (0 when nothing is pending); allocates nothing. */
   #read(): number {
+    if (this.#blocking) this.#nonBlocking();
     if (libc.read(this.#fd, this.#counterBytes, this.#what) < 0) return 0;
+    return this.#counterValue();
+  }
+
+  /** The counter as the last read left it. */
+  #counterValue(): number {
     const w = this.#counterWords;
     return w[0] + w[1] * 0x1_0000_0000; // little-endian u64; eventfd counts stay far below 2^53
+  }
+
+  /** Back to non-blocking mode after `waitSync()` left the eventfd blocking. */
+  #nonBlocking(): void {
+    if (!this.#blocking) return;
+    libc.setNonBlocking(this.#fd, true, this.#what);
+    this.#blocking = false;
   }
 
   #write(value: bigint): void {

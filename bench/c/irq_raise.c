@@ -72,10 +72,10 @@ static int read_file(const char *path, char *buf, size_t size) {
 
 static int is_wait_syscall(long nr) {
 #if defined(__x86_64__)
-  return nr == 7 /* poll */ || nr == 271 /* ppoll */ || nr == 232 /* epoll_wait */ || nr == 281 /* epoll_pwait */ ||
+  return nr == 0 /* read */ || nr == 7 /* poll */ || nr == 271 /* ppoll */ || nr == 232 /* epoll_wait */ || nr == 281 /* epoll_pwait */ ||
          nr == 441 /* epoll_pwait2 */;
 #elif defined(__aarch64__)
-  return nr == 73 /* ppoll */ || nr == 22 /* epoll_pwait */ || nr == 441 /* epoll_pwait2 */;
+  return nr == 63 /* read */ || nr == 73 /* ppoll */ || nr == 22 /* epoll_pwait */ || nr == 441 /* epoll_pwait2 */;
 #else
   return 0;
 #endif
@@ -231,6 +231,12 @@ int irq_timed_poll(int fd, int timeout_ms) {
   int r = poll(&p, 1, timeout_ms);
   polled_stamp = (double)now_ns();
   return r;
+}
+/* The same for read(2) (a blocking read is the wait of `waitSync()` without a timeout); returns read's result. */
+int irq_timed_read(int fd, void *buf, uint32_t len) {
+  ssize_t r = read(fd, buf, len);
+  polled_stamp = (double)now_ns();
+  return (int)r;
 }
 
 /*

@@ -1,7 +1,7 @@
 // Host-only plumbing of interrupt waiting over plain eventfds (no VFIO): wait, timeout, abort, close-while-waiting,
 // the async iterator, busy-polling, and argument checks. Kernel behaviour is covered by tests/integration/irq.test.ts.
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { ClosedError, OutOfRangeError, VfioError } from "../../lib/errors.ts";
 import { IrqEventFd, type IrqIndex, irqIndexName, irqInfo, IrqSet } from "../../lib/irq.ts";
@@ -125,6 +125,40 @@ test("waitSync returns pending counts at once, times out, and counts fast and sl
   assert.throws(() => efd.waitSync({ timeoutMs: -1 }), OutOfRangeError);
   efd.close();
   assert.throws(() => efd.waitSync(), ClosedError);
+});
+
+/** The O_NONBLOCK flag of the process's fd `fd`, from /proc/self/fdinfo. */
+function nonBlocking(fd: number): boolean {
+  const flags = /flags:\s*([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1];
+  return (parseInt(flags, 8) & 0o4000) !== 0;
+}
+
+test("waitSync() with no timeout sleeps in a blocking read until another thread signals, and leaves the fd non-blocking to others", async () => {
+  using efd = new IrqEventFd();
+  const fd = efd.fd;
+  const worker = new Worker(new URL("./eventfd_writer_worker.ts", import.meta.url).href, { type: "module" });
+  try {
+    const message = (): Promise<unknown> => new Promise((resolve) => (worker.onmessage = (e) => resolve(e.data)));
+    await message(); // ready
+    const done = message();
+    worker.postMessage({ fd, delayMs: 50 });
+    const t0 = performance.now();
+    assert.equal(efd.waitSync(), 1); // this thread is blocked in read(2) until the worker writes
+    assert.ok(performance.now() - t0 >= 40, "slept until the worker's write");
+    assert.deepEqual(efd.waitCounts, { immediate: 0, slept: 1 });
+    await done;
+    assert.equal(nonBlocking(fd), false, "blocking between waitSync() calls");
+    efd.notify(2);
+    assert.equal(efd.waitSync(), 2); // pending: answered at once
+    assert.deepEqual(efd.waitCounts, { immediate: 1, slept: 1 });
+    assert.equal(efd.poll(), 0); // non-blocking again: returns instead of sleeping
+    assert.equal(nonBlocking(fd), true);
+    efd.waitSync({ timeoutMs: 0 });
+    assert.equal(efd.fd, fd);
+    assert.equal(nonBlocking(fd), true, "the fd getter hands it out non-blocking");
+  } finally {
+    worker.terminate();
+  }
 });
 
 test("spin busy-polls the counter", () => {
