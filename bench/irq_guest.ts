@@ -38,8 +38,6 @@ const bar0 = dev.bar(0);
 using msi = dev.enableIrqs(IrqIndex.MSI, { count: 1 });
 const raise = bar0.unsafeAddress + BigInt(IRQ_RAISE);
 const me = raiser.gettid();
-// The same placement as the C baseline's: this thread on CPU 0 with the MSI, the raiser on CPU 1.
-const placed = raiser.place(0, 1, `vfio-msi[0](${address})`);
 
 type Kind = "waitSync" | "wait" | "threadsafe";
 /** The thread-safe-callback probe's pending round (see `probe`). */
@@ -179,7 +177,6 @@ const at = (k: Record<string, unknown>, key: string): number => k[key] as number
 console.log(
   "RESULT " + JSON.stringify({
     runtime: "Bun" in globalThis ? "bun" : "deno",
-    placed,
     waitSync,
     wait,
     waitSync_traced: waitSyncTraced,

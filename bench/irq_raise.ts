@@ -35,12 +35,6 @@ export interface IrqRaiser {
    * the JS thread must finish first) and releases the callback.
    */
   waiterStart(fd: number, stop: number, onCount: (count: number) => void): () => Promise<void>;
-  /**
-   * Pins the calling thread (the waiter) to CPU `waiterCpu`, the raiser thread to `raiserCpu`, and steers the
-   * interrupt named `irqName` in /proc/interrupts to the waiter's CPU (the same placement for every design); call
-   * before the first `start`. False when it could not (one CPU, no such interrupt, no permission).
-   */
-  place(waiterCpu: number, raiserCpu: number, irqName: string): boolean;
   /** When the last `timedPoll` returned (CLOCK_MONOTONIC ns). */
   polledNs(): number;
 }
@@ -56,7 +50,6 @@ export type RawRaiser = Record<string, (...args: any[]) => any>;
 export function wrapRaiser(
   s: RawRaiser,
   ptr: (address: bigint) => unknown,
-  cstring: (text: string) => unknown,
   callback: (fn: (count: number) => void) => { pointer: unknown; close(): void },
   timedPollAsync?: (fd: number, timeoutMs: number) => Promise<number>,
   joinAsync: () => Promise<void> = () => Promise.resolve(s.irq_waiter_join()),
@@ -77,7 +70,6 @@ export function wrapRaiser(
     timedRead: (fd, buf) => s.irq_timed_read(fd, buf, buf.byteLength),
     timedPollAsync,
     polledNs: () => s.irq_polled_ns(),
-    place: (waiterCpu, raiserCpu, irqName) => s.irq_place(waiterCpu, raiserCpu, cstring(irqName)) === 0,
     waiterStart: (fd, stop, onCount) => {
       const cb = callback(onCount);
       if (s.irq_waiter_start(fd, stop, cb.pointer) !== 0) {
@@ -109,14 +101,12 @@ export async function loadIrqRaiser(): Promise<IrqRaiser> {
     irq_timed_read: { parameters: ["i32", "buffer", "u32"], result: "i32" },
     irq_timed_poll_async: { name: "irq_timed_poll", parameters: ["i32", "i32"], result: "i32", nonblocking: true },
     irq_polled_ns: { parameters: [], result: "f64" },
-    irq_place: { parameters: ["i32", "i32", "buffer"], result: "i32" },
     irq_waiter_start: { parameters: ["i32", "i32", "function"], result: "i32" },
     irq_waiter_join: { parameters: [], result: "void", nonblocking: true },
   }).symbols;
   return wrapRaiser(
     s as unknown as RawRaiser,
     (reg) => Deno.UnsafePointer.create(reg),
-    (text) => new TextEncoder().encode(text + "\0"),
     (fn) => Deno.UnsafeCallback.threadSafe({ parameters: ["f64"], result: "void" } as const, fn),
     (fd, timeoutMs) => s.irq_timed_poll_async(fd, timeoutMs),
     () => s.irq_waiter_join(),

@@ -20,11 +20,10 @@ export function bind(so: string): IrqRaiser {
     irq_timed_poll: { args: [T.i32, T.i32], returns: T.i32 },
     irq_timed_read: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
     irq_polled_ns: { args: [], returns: T.f64 },
-    irq_place: { args: [T.i32, T.i32, T.ptr], returns: T.i32 },
     irq_waiter_start: { args: [T.i32, T.i32, T.ptr], returns: T.i32 },
     irq_waiter_join: { args: [], returns: T.void },
   }).symbols as RawRaiser;
-  return wrapRaiser(s, Number, (text) => new TextEncoder().encode(text + "\0"), (fn) => {
+  return wrapRaiser(s, Number, (fn) => {
     const cb = new JSCallback(fn, { args: [T.f64], returns: T.void, threadsafe: true });
     return { pointer: cb.ptr, close: () => cb.close() };
   });

@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,48 +138,9 @@ static void raise_once(struct raise r, int self) {
   __atomic_store_n(&raise_done, 1, __ATOMIC_RELEASE);
 }
 
-/*
- * Placement, the same for every design (C and the runtimes): irq_place(waiter_cpu, raiser_cpu, irq_name) pins the
- * calling thread (the waiter: the thread whose code resumes) to one CPU, the raiser thread to another, and steers
- * the interrupt named `irq_name` in /proc/interrupts to the waiter's CPU, so a wake-up is always the same path: the
- * MSI arrives on the idle CPU the waiter sleeps on and wakes it there, with no cross-CPU wake-up whose cost would
- * depend on where the scheduler happened to put each thread. Returns 0, or -1 (fewer than two CPUs, no such
- * interrupt, or no permission: the bench then says so and runs unplaced).
- */
-static int raiser_cpu = -1;
-static int pin_self(int cpu) {
-  cpu_set_t s;
-  CPU_ZERO(&s);
-  CPU_SET(cpu, &s);
-  return sched_setaffinity(0, sizeof s, &s);
-}
-static int steer_irq(const char *name, int cpu) {
-  FILE *f = fopen("/proc/interrupts", "re");
-  if (!f) return -1;
-  char line[1024];
-  int irq = -1;
-  while (irq < 0 && fgets(line, sizeof line, f)) {
-    if (strstr(line, name)) irq = atoi(line);
-  }
-  fclose(f);
-  if (irq < 0) return -1;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/irq/%d/smp_affinity_list", irq);
-  f = fopen(path, "we");
-  if (!f) return -1;
-  int ok = fprintf(f, "%d\n", cpu) > 0;
-  return fclose(f) == 0 && ok ? 0 : -1;
-}
-int irq_place(int waiter_cpu, int raiser_cpu_, const char *irq_name) {
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || pin_self(waiter_cpu) != 0) return -1;
-  raiser_cpu = raiser_cpu_;
-  return steer_irq(irq_name, waiter_cpu);
-}
-
 static void *raise_main(void *arg) {
   (void)arg;
   int self = (int)syscall(SYS_gettid);
-  if (raiser_cpu >= 0) pin_self(raiser_cpu);
   for (;;) {
     pthread_mutex_lock(&lock);
     while (!requested) pthread_cond_wait(&wake, &lock);
