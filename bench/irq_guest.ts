@@ -21,7 +21,7 @@ import process from "node:process";
 import { interceptLibc } from "../ffi/libc.ts";
 import { IrqEventFd, IrqIndex, openDevice } from "../mod.ts";
 import { loadIrqRaiser } from "./irq_raise.ts";
-import { summary } from "./stats.ts";
+import { latencyStats as stats } from "./stats.ts";
 
 const IRQ_STATUS = 0x24, IRQ_RAISE = 0x60, IRQ_ACK = 0x64;
 const ROUNDS = Number(process.argv[2] ?? 300), DELAY_US = Number(process.argv[3] ?? 1000);
@@ -42,13 +42,6 @@ const me = raiser.gettid();
 type Kind = "waitSync" | "wait" | "threadsafe";
 /** The thread-safe-callback probe's pending round (see `probe`). */
 let probeResolve: ((count: number) => void) | undefined;
-
-function stats(lat: number[]): Record<string, number> {
-  if (lat.length === 0) return { p50_us: 0, p90_us: 0, p99_us: 0, mean_us: 0 };
-  const s = summary(lat), sorted = [...lat].sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
-  return { p50_us: s.median, p90_us: at(0.9), p99_us: at(0.99), mean_us: s.mean };
-}
 
 /** One design's samples and counts. */
 interface Series {
@@ -135,6 +128,7 @@ function report(x: Series): Record<string, unknown> {
     rounds: x.lat.length,
     unconfirmed: x.unconfirmed,
     immediate: x.immediate,
+    samples: x.lat.map((v) => +v.toFixed(2)),
   };
   if (x.unconfirmed) out.unconfirmed_why = x.blockers; // state letter of a thread awake, or W:<syscall> of the waiter
   if (x.traced) {
@@ -143,6 +137,8 @@ function report(x: Series): Record<string, unknown> {
     out.kernel_mean_us = k.mean_us;
     out.return_p50_us = r.p50_us; // poll returns -> the user's code runs (FFI return, the library, the clock read)
     out.return_mean_us = r.mean_us;
+    out.kernel_samples = x.kernel.map((v) => +v.toFixed(2));
+    out.return_samples = x.back.map((v) => +v.toFixed(2));
   }
   return out;
 }

@@ -38,3 +38,13 @@ export function pairedRatio(xs: readonly number[], base: readonly number[]): Sum
 export function rounded<T>(value: T, digits = 3): T {
   return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === "number" ? +v.toFixed(digits) : v)));
 }
+
+/** Latency figures of P3 (µs samples): p50, p90, p99 (the sample at that rank) and the mean; zeros when empty. */
+export function latencyStats(
+  lat: readonly number[],
+): { p50_us: number; p90_us: number; p99_us: number; mean_us: number } {
+  if (lat.length === 0) return { p50_us: 0, p90_us: 0, p99_us: 0, mean_us: 0 };
+  const s = summary(lat), sorted = [...lat].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+  return { p50_us: s.median, p90_us: at(0.9), p99_us: at(0.99), mean_us: s.mean };
+}

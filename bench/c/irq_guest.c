@@ -10,7 +10,7 @@
  *            what `IrqSet.waitSync()` does;
  * - handoff: a waiter thread sleeps in poll(2) on the interrupt eventfd, reads it and writes a second eventfd on
  *            which the main loop sleeps in epoll_wait(2): a thread hand-off, what an async `wait()` does.
- * Prints `RESULT {json}`: per design p50/p90/p99/mean in µs over the confirmed samples, and the counts.
+ * Prints `RESULT {json}`: per design p50/p90/p99/mean in µs over the confirmed samples, the samples, and the counts.
  * Build: gcc -O2 -pthread -o irq_guest irq_guest.c irq_raise.c. Usage: irq_guest <pci address> [rounds] [delay_us]
  */
 #define _GNU_SOURCE
@@ -69,9 +69,11 @@ static void print(const char *name, double *lat, int rounds, int unconfirmed, in
   for (int i = 0; i < rounds; i++) sum += lat[i];
   if (rounds == 0) rounds = 1, lat[0] = 0; /* nothing confirmed: the counts say so */
   printf("\"%s\":{\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"mean_us\":%.2f,\"rounds\":%d,"
-         "\"unconfirmed\":%d,\"immediate\":%d}%s",
+         "\"unconfirmed\":%d,\"immediate\":%d,\"samples\":[",
          name, lat[rounds / 2], lat[rounds * 9 / 10], lat[rounds * 99 / 100], sum / rounds, rounds, unconfirmed,
-         immediate, last ? "" : ",");
+         immediate);
+  for (int i = 0; i < rounds; i++) printf("%s%.2f", i ? "," : "", lat[i]);
+  printf("]}%s", last ? "" : ",");
 }
 
 int main(int argc, char **argv) {
@@ -115,7 +117,7 @@ int main(int argc, char **argv) {
   int warm = rounds / 10 > 3 ? rounds / 10 : 3;
   uint64_t count;
   struct pollfd p = {.fd = efd, .events = POLLIN};
-  printf("RESULT {");
+  printf("RESULT {\"runtime\":\"c\",");
 
   /* block: this thread looks (poll(2) with timeout 0), then sleeps in a blocking read: what IrqSet.waitSync() does. */
   int me = irq_gettid(), kept = 0, unconfirmed = 0, immediate = 0;
