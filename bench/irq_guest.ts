@@ -65,10 +65,12 @@ const series = (kind: Kind, traced: boolean): Series => ({
   blockers: {},
 });
 
-/** The library's poll replaced by the raiser's stamping one (the traced designs). */
+/** The design the traced calls belong to. */
+let tracedKind: Kind = "waitSync";
+/** The library's wait replaced by the raiser's stamping one (the traced designs). */
 const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: never[]) => unknown => {
   if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
-  if (name === "read") {
+  if (name === "read" && tracedKind === "waitSync") { // waitSync's wait is its read; wait()'s is the poll, not the read after
     return (fd: number, buf: Uint8Array) => {
       const r = raiser.timedRead(fd, buf);
       return r < 0 ? -1 : r; // the eventfd's EAGAIN (a look) or EINTR
@@ -82,6 +84,7 @@ const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: nev
 
 /** One sleep -> wake of a design; `keep`: a measured round (not warm-up). */
 async function round(x: Series, keep: boolean): Promise<void> {
+  tracedKind = x.kind;
   interceptLibc(x.traced ? tracing : null);
   const before = msi.waitCounts(0).immediate;
   raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
