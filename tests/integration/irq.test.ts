@@ -211,6 +211,15 @@ test("waitSync sleeps on the calling thread until edu's factorial interrupt wake
   o.bar0.write32(IRQ_RAISE, 0x2);
   assert.equal(msi.waitSync(0, { timeoutMs: LONG }), 1, "an interrupt already pending is read at once");
   ackAll(o.bar0);
+  // Without a timeout: a blocking read of the eventfd, which the factorial's MSI ends.
+  o.bar0.write32(0x20, 0x80);
+  const slept = msi.waitCounts(0).slept;
+  o.bar0.write32(0x08, 30_000_000);
+  assert.equal(msi.waitSync(0), 1, "woken by the factorial's interrupt");
+  assert.equal(msi.waitCounts(0).slept, slept + 1, "it slept in the read");
+  ackAll(o.bar0);
+  o.bar0.write32(0x20, 0);
+  assert.equal(msi.waitSync({ timeoutMs: SHORT }), 0, "non-blocking again: a timed wait times out");
 });
 
 test("use after close, close while waiting, and no leaked eventfds", { skip: skipEdu }, async () => {
