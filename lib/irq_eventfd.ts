@@ -79,7 +79,7 @@ export class IrqEventFd {
   /** The eventfd (to hand to `VFIO_DEVICE_SET_IRQS`); throws `ClosedError` after `close()`. */
   get fd(): number {
     this.#check();
-    this.#nonBlocking();
+    this.#setBlocking(false);
     return this.#fd;
   }
 
@@ -207,15 +207,9 @@ export class IrqEventFd {
 
   /** `waitSync()` with no timeout: a look without blocking, then a blocking read (EINTR: read again). */
   #waitBlocking(): number {
-    if (this.#blocking ? libc.pollIn(this.#fd, 0) > 0 : this.#read() > 0) {
-      this.#immediate++;
-      return this.#blocking ? this.#readBlocking() : this.#counterValue();
-    }
-    if (!this.#blocking) {
-      libc.setNonBlocking(this.#fd, false, this.#what);
-      this.#blocking = true;
-    }
-    this.#slept++;
+    if (libc.pollIn(this.#fd, 0) > 0) this.#immediate++;
+    else this.#slept++;
+    this.#setBlocking(true);
     return this.#readBlocking();
   }
 
@@ -342,7 +336,7 @@ export class IrqEventFd {
 
   /** One non-blocking read of the counter (0 when nothing is pending); allocates nothing. */
   #read(): number {
-    if (this.#blocking) this.#nonBlocking();
+    this.#setBlocking(false);
     if (libc.read(this.#fd, this.#counterBytes, this.#what) < 0) return 0;
     return this.#counterValue();
   }
@@ -353,11 +347,11 @@ export class IrqEventFd {
     return w[0] + w[1] * 0x1_0000_0000; // little-endian u64; eventfd counts stay far below 2^53
   }
 
-  /** Back to non-blocking mode after `waitSync()` left the eventfd blocking. */
-  #nonBlocking(): void {
-    if (!this.#blocking) return;
-    libc.setNonBlocking(this.#fd, true, this.#what);
-    this.#blocking = false;
+  /** Switches the eventfd to blocking mode (`waitSync()`) or back (everything else), when it is not in it already. */
+  #setBlocking(on: boolean): void {
+    if (this.#blocking === on) return;
+    libc.setNonBlocking(this.#fd, !on, this.#what);
+    this.#blocking = on;
   }
 
   #write(value: bigint): void {
