@@ -56,8 +56,7 @@ export class SimNic {
    */
   reset(thread = true): void {
     this.stop();
-    resetRings(this.u32);
-    this.region.write32(REG_RDT, RING_SIZE - 1);
+    resetRings(this);
     if (thread) this.start();
   }
 
@@ -81,11 +80,11 @@ export class SimNic {
 }
 
 /**
- * Puts the NIC's memory in its start state (the device stopped): every buffer header written (bus address, mempool
- * index), buffers 0..511 on the RX ring, the registers 0; the caller then writes RDT (`RING_SIZE - 1`: slots 0..510
- * handed to the device).
+ * Puts a queue's memory in its start state (with the device stopped): every buffer header written (bus address,
+ * mempool index), buffers 0..511 on the RX ring, the registers 0 but RDT, which hands slots 0..510 to the device.
  */
-export function resetRings(u32: Uint32Array): void {
+export function resetRings(queue: SimQueue): void {
+  const u32 = queue.u32;
   u32.fill(0, 0, BUFS >> 2);
   for (let i = 0; i < NBUFS; i++) {
     const h = (BUFS + i * BUF_SIZE) >> 2;
@@ -99,6 +98,7 @@ export function resetRings(u32: Uint32Array): void {
     u32[d] = BUFS + i * BUF_SIZE + HDR;
     u32[d + 1] = BUS_HI;
   }
+  queue.region.write32(REG_RDT, RING_SIZE - 1);
 }
 
 /** What {@linkcode forward} drives: the NIC's memory and a way to write its registers (a `SimNic`, or a worker's views). */

@@ -1,17 +1,16 @@
 /**
  * Repetitions sorted by where the host put this guest's two vCPUs. The host of this KVM guest moves them between a
- * placement where a cache line's round trip between the two CPUs is about 50 ns (both vCPUs on one physical core:
- * hyper-threads sharing its caches and execution units) and one where it is about 300 ns (two physical cores).
- * Figures that exchange cache lines between the CPUs (P2's device thread and driver) are fastest in the first;
- * figures that need two cores' worth of execution (scaling) only get it in the second. A benchmark probes the round
- * trip before and after each repetition (`core_rt_ns` of `bench/c/bench_device.c`), redoes a repetition whose
- * probes disagree or that ran in the other placement, and says which placement its figures are from; every probe
- * and every discarded repetition stays in its JSON.
+ * placement where a cache line's round trip between the two CPUs is about 50 ns ("near") and one where it is about
+ * 300 ns ("far"). Figures that hand cache lines between the CPUs (P2's device thread and driver) follow it: C at batch
+ * 32 costs about 17 against 57 ns/packet. A benchmark probes the round trip before and after each repetition
+ * (`core_rt_ns` of `bench/c/bench_device.c`), redoes a repetition whose probes disagree or that ran in the other
+ * placement, and says which placement its figures are from; every probe and every discarded repetition stays in its
+ * JSON. (The scaling benchmark does not use it: the probe did not tell its good repetitions from its bad ones.)
  *
  * @module
  */
 
-/** "near": round trip ≤ the threshold (one physical core); "far": above it (two); "any": not sorted. */
+/** "near": round trip ≤ the threshold; "far": above it; "any": not sorted. */
 export type Placement = "near" | "far" | "any";
 
 /** One repetition: its probes (before, after), its placement ("unstable" when they disagree), its sample. */

@@ -9,7 +9,7 @@
  */
 import { openSharedWindow, type SharedWindow } from "../lib/shared_window.ts";
 import { loadBenchNative } from "./native.ts";
-import { forward, resetRings, SIM } from "./nic_sim.ts";
+import { forward, resetRings } from "./nic_sim.ts";
 
 /** What the main thread sends: the queue pair, and the barrier (`Int32Array` over a `SharedArrayBuffer`: [go]). */
 interface Job {
@@ -46,8 +46,7 @@ function attach(nic: SharedWindow): Attached {
 }
 /** `forward` from the start state of the rings (the worker's warm-up calls). */
 function forwardOnFreshRings(queue: Attached["queue"], batch: number, packets: number, device: () => void): void {
-  resetRings(queue.u32);
-  queue.region.write32(SIM.REG_RDT, SIM.RING_SIZE - 1);
+  resetRings(queue);
   forward(queue, batch, packets, c.threadCpuNs, device);
 }
 self.onmessage = (e): void => {

@@ -71,8 +71,8 @@ static int read_file(const char *path, char *buf, size_t size) {
 
 static int is_wait_syscall(long nr) {
 #if defined(__x86_64__)
-  return nr == 0 /* read */ || nr == 7 /* poll */ || nr == 271 /* ppoll */ || nr == 232 /* epoll_wait */ || nr == 281 /* epoll_pwait */ ||
-         nr == 441 /* epoll_pwait2 */;
+  return nr == 0 /* read */ || nr == 7 /* poll */ || nr == 271 /* ppoll */ || nr == 232 /* epoll_wait */ ||
+         nr == 281 /* epoll_pwait */ || nr == 441 /* epoll_pwait2 */;
 #elif defined(__aarch64__)
   return nr == 63 /* read */ || nr == 73 /* ppoll */ || nr == 22 /* epoll_pwait */ || nr == 441 /* epoll_pwait2 */;
 #else
