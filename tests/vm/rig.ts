@@ -292,6 +292,11 @@ export interface VmOptions {
   onStderr?: (chunk: Uint8Array) => void;
   /** Default "tcg". "auto" uses KVM when /dev/kvm opens (a nested /dev/kvm may not run -cpu max). */
   accel?: "auto" | "tcg" | "kvm";
+  /**
+   * QEMU's `-cpu` (default "max"). The P3 benchmark boots "max,pku=off": under TCG every WRPKRU, which V8 issues
+   * around its code-space writes, flushes the whole emulated TLB, a cost no hardware CPU has (see BENCHMARKS.md).
+   */
+  cpu?: string;
   kernel?: KernelDir;
 }
 
@@ -480,7 +485,7 @@ async function qemuArgs(
     "-accel",
     await accelArg(opts.accel ?? "tcg"),
     "-cpu",
-    "max",
+    opts.cpu ?? "max",
     "-smp",
     "1",
     "-m",

@@ -32,6 +32,7 @@ options:
   --memory SIZE                  guest RAM (default: 2G)
   --timeout S                    whole-run time limit in seconds (default: 600)
   --accel tcg|kvm|auto          (default: tcg; auto = kvm if /dev/kvm opens)
+  --cpu MODEL                    QEMU -cpu model and flags, e.g. max,pku=off (default: max)
   --verbose                      echo the guest console (kernel log) to stderr
   --cmd "CMD"                    run a shell command instead of a script
   --shell                        interactive shell in the guest (Ctrl-A x quits QEMU)`;
@@ -45,6 +46,7 @@ const VALUE_OPTIONS = [
   "--memory",
   "--timeout",
   "--accel",
+  "--cpu",
   "--cmd",
 ];
 
@@ -85,6 +87,7 @@ async function main(): Promise<number> {
         "memory": { type: "string", default: "2G" },
         "timeout": { type: "string", default: "600" },
         "accel": { type: "string", default: "tcg" },
+        "cpu": { type: "string", default: "max" },
         "verbose": { type: "boolean", default: false },
         "cmd": { type: "string" },
         "shell": { type: "boolean", default: false },
@@ -103,6 +106,7 @@ async function main(): Promise<number> {
   if (!MODES.includes(v.mode as Mode)) fail(`bad --mode ${v.mode}`);
   if (!RUNTIMES.includes(v.runtime as Runtime)) fail(`bad --runtime ${v.runtime}`);
   if (!["auto", "tcg", "kvm"].includes(v.accel)) fail(`bad --accel ${v.accel}`);
+  if (!/^[a-zA-Z0-9_.=,+-]+$/.test(v.cpu)) fail(`bad --cpu ${v.cpu}: a QEMU CPU model such as max or max,pku=off`);
   const timeoutSec = Number(v.timeout);
   if (!(timeoutSec > 0)) fail(`bad --timeout ${v.timeout}`);
   const env: Record<string, string> = {};
@@ -143,6 +147,7 @@ async function main(): Promise<number> {
     nvmeImages: v["nvme-image"],
     verbose: v.verbose,
     accel: v.accel as "auto" | "tcg" | "kvm",
+    cpu: v.cpu,
   });
   if (v.shell) return r.exitCode ?? 0;
   if (r.status === "ok") return r.exitCode ?? 0;
