@@ -133,7 +133,7 @@ function report(x: Series): Record<string, unknown> {
     immediate: x.immediate,
     samples: x.lat.map((v) => +v.toFixed(2)),
   };
-  if (x.unconfirmed) out.unconfirmed_why = x.blockers; // state letter of a thread awake, or W:<syscall> of the waiter
+  if (x.unconfirmed) out.unconfirmed_why = x.blockers; // R:<runnable tasks>, or W:<syscall> of the waiter
   if (x.traced) {
     const k = stats(x.kernel), r = stats(x.back);
     out.kernel_p50_us = k.p50_us; // raise -> poll(2) returns, stamped in C

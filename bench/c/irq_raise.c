@@ -3,16 +3,14 @@
  * (bench/irq_guest.ts loads it as a shared object): the same code raises every interrupt P3 measures.
  *
  * The waiter must be asleep before the interrupt is raised, or the figure measures a read of an already pending
- * interrupt, not a wake-up. A raiser thread therefore sleeps `min_delay_us`, then looks at every other thread of
- * the process in /proc/self/task/<tid>/stat and /proc/self/task/<tid>/syscall until all of them are asleep ('S')
- * and the waiting thread it was given sits in a wait syscall (poll, ppoll, epoll_wait, epoll_pwait, epoll_pwait2),
- * twice in a row; only then does it stamp CLOCK_MONOTONIC and write edu's raise-interrupt register. With every
- * thread asleep, nothing but the wake-up itself runs between the stamp and the waiter resuming (the guest has one
- * vCPU). When that state is not seen within `max_wait_us` it raises anyway and says so (`irq_raise_confirmed`
+ * interrupt, not a wake-up. A raiser thread therefore sleeps `min_delay_us`, then looks until it is the only
+ * runnable task of the guest (/proc/loadavg) and the waiting thread it was given sits in a wait syscall (read, poll,
+ * ppoll, epoll_wait, epoll_pwait, epoll_pwait2: /proc/self/task/<tid>/syscall), twice in a row; only then does it
+ * stamp CLOCK_MONOTONIC and write edu's raise-interrupt register. With every other task asleep, nothing but the
+ * wake-up itself runs between the stamp and the waiter resuming (the guest has one vCPU). When that state is not seen within `max_wait_us` it raises anyway and says so (`irq_raise_confirmed`
  * returns 0): the caller drops that sample and counts it.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -52,8 +50,8 @@ int irq_raise_confirmed(void) { return raise_confirmed; }
 /* How many looks at the threads the last raise took. */
 uint32_t irq_raise_checks(void) { return raise_checks; }
 /*
- * Why the last raise could not confirm (0 when it did): the state letter of a thread that was not asleep, or 'W' +
- * (syscall number << 8) when the waiter was asleep but not in a wait syscall.
+ * Why the last raise could not confirm (0 when it did): 'R' + (the number of runnable tasks << 8) when another task
+ * was runnable, or 'W' + (syscall number << 8) when the waiter was asleep but not in a wait syscall.
  */
 int irq_raise_blocker(void) { return raise_blocker; }
 /* 1 once the last raise has written the register. */
@@ -80,31 +78,31 @@ static int is_wait_syscall(long nr) {
 #endif
 }
 
-/* Whether every thread but `self` is asleep ('S'; zombies and dead threads ignored) and `waiter` is in a wait. */
-static int all_asleep(int self, int waiter) {
-  DIR *d = opendir("/proc/self/task");
-  if (!d) return 0;
-  int ok = 1, waiter_seen = 0;
-  char path[64], buf[512];
-  for (struct dirent *e; ok && (e = readdir(d));) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    int tid = atoi(e->d_name);
-    if (tid == self) continue;
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    if (read_file(path, buf, sizeof buf) < 0) continue; /* it exited meanwhile */
-    char *close_paren = strrchr(buf, ')');
-    char state = close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
-    if (state == 'Z' || state == 'X') continue;
-    if (state != 'S') ok = 0, last_blocker = state;
-    if (ok && tid == waiter) {
-      snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-      long nr = read_file(path, buf, sizeof buf) < 0 ? -1 : strtol(buf, NULL, 10);
-      if (!is_wait_syscall(nr)) ok = 0, last_blocker = 'W' + (int)(nr << 8);
-      waiter_seen = 1;
-    }
-  }
-  closedir(d);
-  return ok && waiter_seen;
+/*
+ * How many tasks of the whole guest are runnable at this instant, the caller included: the "running" half of
+ * /proc/loadavg's fourth field ("running/total"). One file read whatever the number of threads, so the raiser's own
+ * work before a raise is the same in a two-thread C program and in a runtime's twenty-thread process (a scan of
+ * /proc/self/task made the runtimes' raises follow ten times more file reads).
+ */
+static int runnable_now(void) {
+  char buf[128];
+  if (read_file("/proc/loadavg", buf, sizeof buf) < 0) return -1;
+  char *slash = strchr(buf, '/');
+  if (!slash) return -1;
+  char *p = slash;
+  while (p > buf && p[-1] != ' ') p--;
+  return atoi(p);
+}
+
+/* Whether the raiser is the only runnable task of the guest and thread `waiter` sits in a wait syscall. */
+static int all_asleep(int waiter) {
+  int running = runnable_now();
+  if (running != 1) return last_blocker = 'R' + (running << 8), 0;
+  char path[64], buf[128];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", waiter);
+  long nr = read_file(path, buf, sizeof buf) < 0 ? -1 : strtol(buf, NULL, 10);
+  if (!is_wait_syscall(nr)) return last_blocker = 'W' + (int)(nr << 8), 0;
+  return 1;
 }
 
 /*
@@ -117,14 +115,14 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static struct raise request;
 static int requested, started;
 
-static void raise_once(struct raise r, int self) {
+static void raise_once(struct raise r) {
   usleep(r.min_delay_us);
   uint64_t give_up = now_ns() + (uint64_t)r.max_wait_us * 1000;
   uint32_t checks = 0;
   int confirmed = 0, in_a_row = 0;
   while (!confirmed) {
     checks++;
-    in_a_row = all_asleep(self, r.waiter) ? in_a_row + 1 : 0;
+    in_a_row = all_asleep(r.waiter) ? in_a_row + 1 : 0;
     if (in_a_row >= 2) confirmed = 1;
     else if (now_ns() >= give_up) break;
     else usleep(in_a_row ? 20 : 100);
@@ -140,14 +138,13 @@ static void raise_once(struct raise r, int self) {
 
 static void *raise_main(void *arg) {
   (void)arg;
-  int self = (int)syscall(SYS_gettid);
   for (;;) {
     pthread_mutex_lock(&lock);
     while (!requested) pthread_cond_wait(&wake, &lock);
     requested = 0;
     struct raise r = request;
     pthread_mutex_unlock(&lock);
-    raise_once(r, self);
+    raise_once(r);
   }
   return NULL;
 }
