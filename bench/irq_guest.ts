@@ -7,8 +7,10 @@
  * resumes. Two waits: `waitSync()` (a blocking read on this thread) and `await wait()` (the event loop sleeps;
  * Deno's FFI thread pool or Bun's epoll worker hands the wake-up over). A sample is dropped and counted when the
  * raiser could not see everyone asleep (`unconfirmed`) or the wait found the interrupt already pending
- * (`immediate`, from `waitCounts`): every figure comes from waits that slept. The designs are measured interleaved,
- * one round of each in turn.
+ * (`immediate`, from `waitCounts`): every figure comes from waits that slept. Each design runs its rounds in a row,
+ * as the C program does and as a loop of the user's would: interleaving them made every `waitSync()` round follow an
+ * async round, whose thread pool and promises touch much more memory, and that alone slowed the next wake-up under
+ * QEMU's emulation (a C waiter that touched more pages between rounds woke up to 2x slower).
  * The breakdown (`waitSync_traced`, and `wait_traced` on Deno): the same waits with the library's read and poll
  * replaced (through `interceptLibc`) by ones of the raiser's object that stamp the clock in C as read(2) or poll(2)
  * returns: how much of a wake-up is the kernel's (raise -> the wait's system call returns, `kernel_*`) and how much
@@ -113,15 +115,11 @@ async function round(x: Series, keep: boolean): Promise<void> {
   bar0.write32(IRQ_ACK, bar0.read32(IRQ_STATUS));
 }
 
-/**
- * Measures the designs **interleaved** (one round of each in turn), so that they share the process's state (JIT,
- * background threads, the host's load) instead of the first one paying for the start-up; until each has ROUNDS
- * kept samples.
- */
+/** Measures each design in turn: warm-up rounds, then rounds until it has ROUNDS kept samples. */
 async function measure(designs: Series[]): Promise<void> {
   const warm = Math.max(3, ROUNDS / 10);
-  for (let i = -warm; designs.some((x) => x.lat.length < ROUNDS) && i < 4 * ROUNDS; i++) {
-    for (const x of designs) if (x.lat.length < ROUNDS) await round(x, i >= 0);
+  for (const x of designs) {
+    for (let i = -warm; x.lat.length < ROUNDS && i < 4 * ROUNDS; i++) await round(x, i >= 0);
   }
 }
 
