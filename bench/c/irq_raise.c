@@ -7,8 +7,9 @@
  * runnable task of the guest (/proc/loadavg) and the waiting thread it was given sits in a wait syscall (read, poll,
  * ppoll, epoll_wait, epoll_pwait, epoll_pwait2: /proc/self/task/<tid>/syscall), twice in a row; only then does it
  * stamp CLOCK_MONOTONIC and write edu's raise-interrupt register. With every other task asleep, nothing but the
- * wake-up itself runs between the stamp and the waiter resuming (the guest has one vCPU). When that state is not seen within `max_wait_us` it raises anyway and says so (`irq_raise_confirmed`
- * returns 0): the caller drops that sample and counts it.
+ * wake-up itself runs between the stamp and the waiter resuming (the guest has one vCPU). When that state is not seen
+ * within `max_wait_us` it raises anyway and says so (`irq_raise_confirmed` returns 0): the caller drops that sample
+ * and counts it.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
