@@ -46,9 +46,9 @@ static volatile int raise_blocker, last_blocker;
 
 /* When the last raise wrote the register (CLOCK_MONOTONIC ns, stamped just before the store). */
 double irq_raise_stamp_ns(void) { return raise_stamp; }
-/* 1 when the last raise saw every thread asleep and the waiter in a wait syscall, 0 when it gave up waiting. */
+/* 1 when the last raise saw every other task asleep and the waiter in a wait syscall, 0 when it gave up waiting. */
 int irq_raise_confirmed(void) { return raise_confirmed; }
-/* How many looks at the threads the last raise took. */
+/* How many looks (at /proc/loadavg and the waiter's syscall) the last raise took. */
 uint32_t irq_raise_checks(void) { return raise_checks; }
 /*
  * Why the last raise could not confirm (0 when it did): 'R' + (the number of runnable tasks << 8) when another task
@@ -151,9 +151,9 @@ static void *raise_main(void *arg) {
 }
 
 /*
- * Asks the raiser thread (started on first use) to raise once: after `min_delay_us`, once every other thread is
- * asleep and thread `waiter` sits in a wait syscall (or after `max_wait_us` more), it stamps the clock and writes
- * `value` to `*reg`. Returns 0, or pthread_create's error.
+ * Asks the raiser thread (started on first use) to raise once: after `min_delay_us`, once every other task of the
+ * guest is asleep and thread `waiter` sits in a wait syscall (or after `max_wait_us` more), it stamps the clock and
+ * writes `value` to `*reg`. Returns 0, or pthread_create's error.
  */
 int irq_raise_start(volatile uint32_t *reg, uint32_t value, int waiter, uint32_t min_delay_us, uint32_t max_wait_us) {
   pthread_mutex_lock(&lock);
