@@ -170,7 +170,8 @@ test("waitSync() with no timeout sleeps in a blocking read until another thread 
     // close under them.
     for (let n = openFds(), still = performance.now(); n > fdsBefore + 1 && performance.now() - still < 100;) {
       await sleep(5);
-      if (openFds() !== n) n = openFds(), still = performance.now();
+      const now = openFds();
+      if (now !== n) n = now, still = performance.now();
     }
   }
 });
