@@ -173,6 +173,11 @@ function poolP3(runs: Any[]): Any {
     const pooled = (field: string): number[] => runs.flatMap((r) => r[key][field] ?? []);
     const design: Any = { ...value, ...latencyStats(pooled("samples")), samples: pooled("samples") };
     for (const n of ["rounds", "unconfirmed", "immediate"]) design[n] = runs.reduce((a, r) => a + r[key][n], 0);
+    const why: Record<string, number> = {}; // each pass's reasons for its unconfirmed samples, summed
+    for (const r of runs) {
+      for (const [k, n] of Object.entries<number>(r[key].unconfirmed_why ?? {})) why[k] = (why[k] ?? 0) + n;
+    }
+    if (Object.keys(why).length) design.unconfirmed_why = why;
     if ("kernel_samples" in value) {
       const k = latencyStats(pooled("kernel_samples")), r = latencyStats(pooled("return_samples"));
       Object.assign(design, { kernel_p50_us: k.p50_us, kernel_mean_us: k.mean_us });
