@@ -37,6 +37,8 @@ export interface RawCommonCalls {
   close(fd: number): number;
   /** `eventfd(initval, flags)`. */
   eventfd(initval: number, flags: number): number;
+  /** `eventfd_read(fd, value)`: 0, or -1. */
+  eventfd_read(fd: number, value: Uint8Array): number;
   /** `memfd_create(name, flags)`. */
   memfd_create(name: Uint8Array, flags: number): number;
   /** `flock(fd, operation)`. */
@@ -45,16 +47,21 @@ export interface RawCommonCalls {
   fcntl(fd: number, cmd: number, arg: number): number;
 }
 
-/** The facade's `open`, `close`, `eventfd`, `memfdCreate`, `flock` and `setNonBlocking` over `raw`. */
+/** The facade's `open`, `close`, `eventfd`, `eventfdRead`, `memfdCreate`, `flock` and `setNonBlocking` over `raw`. */
 export function commonCalls(
   raw: RawCommonCalls,
   errno: Int32Array,
   check: (r: number, call: string, target?: CallTarget) => number,
-): Pick<Libc, "open" | "close" | "eventfd" | "memfdCreate" | "flock" | "setNonBlocking"> {
+): Pick<Libc, "open" | "close" | "eventfd" | "eventfdRead" | "memfdCreate" | "flock" | "setNonBlocking"> {
   return {
     open: (path, flags, mode = 0, kind) => check(raw.open(cstring(path), flags, mode), "open", { target: path, kind }),
     close: (fd, target) => void check(raw.close(fd), "close", target ?? `fd ${fd}`),
     eventfd: (initval, flags) => check(raw.eventfd(initval, flags), "eventfd"),
+    eventfdRead: (fd, value, target) => {
+      if (raw.eventfd_read(fd, value) === 0) return 0;
+      if (errno[0] === ERRNO.EAGAIN || errno[0] === ERRNO.EINTR) return -1;
+      return throwErrno("eventfd_read", errno[0], { target });
+    },
     memfdCreate: (name, flags) => check(raw.memfd_create(cstring(name), flags), "memfd_create", name),
     flock: (fd, operation, target) => {
       if (raw.flock(fd, operation) === 0) return true;

@@ -38,6 +38,7 @@ const FUNCTIONS = [
   "mlock",
   "munlock",
   "eventfd",
+  "eventfdRead",
   "memfdCreate",
   "ftruncate",
   "pipe",

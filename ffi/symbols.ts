@@ -53,6 +53,11 @@ export const LIBC = {
   munlock: { args: ["ptr", "usize"], returns: "i32" },
   /** int eventfd(unsigned int initval, int flags); */
   eventfd: { args: ["u32", "i32"], returns: "i32" },
+  /**
+   * int eventfd_read(int fd, eventfd_t *value);  (glibc's read(2) of the 8-byte counter: 0, or -1 and errno. An `int`
+   * result where read's is `ssize_t`: under Deno a 64-bit result comes back as a BigInt, on the wake-up path.)
+   */
+  eventfd_read: { args: ["i32", "buf"], returns: "i32" },
   /** int memfd_create(const char *name, unsigned int flags); */
   memfd_create: { args: ["buf", "u32"], returns: "i32" },
   /** int ftruncate(int fd, off_t length); */

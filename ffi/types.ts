@@ -79,6 +79,12 @@ export interface Libc {
   munlock(address: Address, length: number): void;
   /** `eventfd(2)`; returns the fd. */
   eventfd(initval: number, flags: number): number;
+  /**
+   * glibc's `eventfd_read(3)`: reads the 8-byte counter of an eventfd into `value` (8 bytes). Returns 0, or `-1`
+   * when nothing was read: the fd is non-blocking and the counter is 0 (EAGAIN), or a signal interrupted a blocking
+   * read (EINTR).
+   */
+  eventfdRead(fd: number, value: Uint8Array, target?: string): number;
   /** `memfd_create(2)`; returns the fd. */
   memfdCreate(name: string, flags: number): number;
   /** `ftruncate(2)`. */

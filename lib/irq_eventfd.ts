@@ -62,7 +62,7 @@ export class IrqEventFd {
   #pending = false;
   readonly #what: string;
   readonly #counter = new BigUint64Array(1);
-  /** The counter as bytes (what read(2) fills) and as two u32 words (read back without making a BigInt). */
+  /** The counter as bytes (what eventfd_read(3) fills) and as two u32 words (read back without making a BigInt). */
   readonly #counterBytes = new Uint8Array(this.#counter.buffer);
   readonly #counterWords = new Uint32Array(this.#counter.buffer);
   #immediate = 0;
@@ -197,7 +197,7 @@ export class IrqEventFd {
       else this.#slept++;
       this.#setBlocking(true);
       const fd = this.#fd, bytes = this.#counterBytes, words = this.#counterWords, what = this.#what;
-      while (libc.read(fd, bytes, what) < 0) { /* EINTR */ }
+      while (libc.eventfdRead(fd, bytes, what) < 0) { /* EINTR */ }
       return words[0] + words[1] * 0x1_0000_0000;
     }
     let n = this.#read();
@@ -334,7 +334,7 @@ export class IrqEventFd {
   /** One non-blocking read of the counter (0 when nothing is pending); allocates nothing. */
   #read(): number {
     this.#setBlocking(false);
-    if (libc.read(this.#fd, this.#counterBytes, this.#what) < 0) return 0;
+    if (libc.eventfdRead(this.#fd, this.#counterBytes, this.#what) < 0) return 0;
     return this.#counterValue();
   }
 

@@ -45,6 +45,7 @@ export interface TraceOptions {
  */
 const UNTRACED: ReadonlySet<keyof Libc> = new Set<keyof Libc>([
   "read",
+  "eventfdRead",
   "write",
   "poll",
   "pollIn",

@@ -34,9 +34,21 @@ describe("libc facade", () => {
       assert.equal(libc.read(fd, out), 8);
       assert.equal(out[0], 6n);
       assert.equal(libc.read(fd, out), -1);
+      // eventfd_read(3): the same read with an int result, 0 or -1 (EAGAIN)
+      const counter = new BigUint64Array(1), bytes = new Uint8Array(counter.buffer);
+      assert.equal(libc.write(fd, one), 8);
+      assert.equal(libc.eventfdRead(fd, bytes), 0);
+      assert.equal(counter[0], 3n);
+      assert.equal(libc.eventfdRead(fd, bytes), -1);
     } finally {
       libc.close(fd);
     }
+    assert.throws(() => libc.eventfdRead(fd, new Uint8Array(8), "closed eventfd"), (e: unknown) => {
+      assert.ok(e instanceof SystemError);
+      assert.equal(e.code, "EBADF");
+      assert.equal(e.syscall, "eventfd_read");
+      return true;
+    });
   });
 
   it("memfd + mmap: a shared mapping sees pwrite, pread sees stores", () => {
