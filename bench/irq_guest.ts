@@ -15,10 +15,16 @@
  * replaced (through `interceptLibc`) by ones of the raiser's object that stamp the clock in C as read(2) or poll(2)
  * returns: how much of a wake-up is the kernel's (raise -> the wait's system call returns, `kernel_*`) and how much
  * the runtime's and the library's (the system call returns -> the user's code runs, `return_*`).
- * Prints `RESULT {json}`. Usage: `irq_guest.ts [rounds] [delay_us]`.
+ * Ring mode (`ring <edu index> <in fifo> <out fifo> <blocks> [traced]` after the delay): only `waitSync()` (`traced`:
+ * its traced form, each block's kernel and return samples too), in `blocks` blocks of
+ * `rounds` kept samples, each run when a token byte arrives on <in> (a blocking read: the process sleeps) and the
+ * token passed on to <out> after it (the file <in>.ready, created once set up, says it waits): bench/all.ts runs this and the C program of `bench/c/irq_guest.c` in a ring on
+ * three edu devices (see there).
+ * Prints `RESULT {json}`. Usage: `irq_guest.ts [rounds] [delay_us] [ring <edu index> <in> <out> <blocks> [traced]]`.
  *
  * @module
  */
+import { closeSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
 import process from "node:process";
 import { interceptLibc } from "../ffi/libc.ts";
 import { IrqEventFd, IrqIndex, openDevice } from "../mod.ts";
@@ -29,7 +35,8 @@ const IRQ_STATUS = 0x24, IRQ_RAISE = 0x60, IRQ_ACK = 0x64;
 const ROUNDS = Number(process.argv[2] ?? 300), DELAY_US = Number(process.argv[3] ?? 1000);
 /** How long the raiser waits for everyone to be asleep before it raises anyway (and the sample is dropped). */
 const MAX_WAIT_US = 200_000;
-const address = (process.env.VFIO_TS_EDU ?? "").split(",")[0];
+const ringArgs = process.argv[4] === "ring" ? process.argv.slice(5, 10) : null;
+const address = (process.env.VFIO_TS_EDU ?? "").split(",")[Number(ringArgs?.[0] ?? 0)];
 if (!address) throw new Error("no edu device: run in the guest (VFIO_TS_EDU)");
 
 const raiser = await loadIrqRaiser();
@@ -72,11 +79,8 @@ let tracedKind: Kind = "waitSync";
 /** The library's wait replaced by the raiser's stamping one (the traced designs). */
 const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: never[]) => unknown => {
   if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
-  if (name === "read" && tracedKind === "waitSync") { // waitSync's wait is its read; wait()'s is the poll, not the read after
-    return (fd: number, buf: Uint8Array) => {
-      const r = raiser.timedRead(fd, buf);
-      return r < 0 ? -1 : r; // the eventfd's EAGAIN (a look) or EINTR
-    };
+  if (name === "eventfdRead" && tracedKind === "waitSync") { // waitSync's wait is its read; wait()'s is the poll
+    return (fd: number, value: Uint8Array) => (raiser.timedRead(fd, value) < 0 ? -1 : 0); // -1: EAGAIN (a look) or EINTR
   }
   if (name === "waitReadable" && raiser.timedPollAsync) {
     return async (fd: number, timeoutMs: number) => (await raiser.timedPollAsync!(fd, timeoutMs)) > 0;
@@ -84,20 +88,34 @@ const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: nev
   return fn;
 };
 
-/** One sleep -> wake of a design; `keep`: a measured round (not warm-up). */
-async function round(x: Series, keep: boolean): Promise<void> {
-  tracedKind = x.kind;
-  interceptLibc(x.traced ? tracing : null);
+/**
+ * One sleep -> wake of `waitSync()`, a plain loop's body as a user's would be (no async frame, no promise: what the
+ * C waiter's loop does); `keep`: a measured round (not warm-up).
+ */
+function syncRound(x: Series, keep: boolean): void {
   const before = msi.waitCounts(0).immediate;
   raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
-  const n = x.kind === "waitSync"
-    ? msi.waitSync(0) // no timeout: the blocking read (the raiser always raises, within MAX_WAIT_US)
-    : x.kind === "wait"
+  const n = msi.waitSync(0); // no timeout: the blocking read (the raiser always raises, within MAX_WAIT_US)
+  const t1 = raiser.monoNs();
+  settle(x, keep, n, t1, x.traced ? raiser.polledNs() : 0, before);
+}
+
+/** One sleep -> wake of an async design; `keep`: a measured round (not warm-up). */
+async function asyncRound(x: Series, keep: boolean): Promise<void> {
+  const before = msi.waitCounts(0).immediate;
+  raiser.start(raise, 1, me, DELAY_US, MAX_WAIT_US);
+  const n = x.kind === "wait"
     ? await msi.wait(0, { timeoutMs: 1000 })
     : await new Promise<number>((resolve) => (probeResolve = resolve));
   const t1 = raiser.monoNs();
-  const polled = x.traced ? raiser.polledNs() : 0;
-  interceptLibc(null);
+  settle(x, keep, n, t1, x.traced ? raiser.polledNs() : 0, before);
+}
+
+/**
+ * A round's bookkeeping once the user's code runs at `t1` (`polled`: when the traced wait's system call returned):
+ * waits for the raiser's verdict, keeps or drops the sample, acknowledges edu's interrupt.
+ */
+function settle(x: Series, keep: boolean, n: number, t1: number, polled: number, before: number): void {
   if (n < 1) throw new Error(`${x.kind}: no interrupt`);
   while (!raiser.done()) { /* the raiser stores its verdict before the register write; this is microseconds */ }
   if (keep) {
@@ -115,12 +133,40 @@ async function round(x: Series, keep: boolean): Promise<void> {
   bar0.write32(IRQ_ACK, bar0.read32(IRQ_STATUS));
 }
 
-/** Measures each design in turn: warm-up rounds, then rounds until it has ROUNDS kept samples. */
-async function measure(designs: Series[]): Promise<void> {
-  const warm = Math.max(3, ROUNDS / 10);
+/** Measures each design in turn: `warm` rounds dropped, then rounds until it has ROUNDS kept samples. */
+async function measure(designs: Series[], warm = Math.max(3, ROUNDS / 10)): Promise<void> {
   for (const x of designs) {
-    for (let i = -warm; x.lat.length < ROUNDS && i < 4 * ROUNDS; i++) await round(x, i >= 0);
+    tracedKind = x.kind;
+    interceptLibc(x.traced ? tracing : null);
+    for (let i = -warm; x.lat.length < ROUNDS && i < 4 * ROUNDS; i++) {
+      if (x.kind === "waitSync") syncRound(x, i >= 0);
+      else await asyncRound(x, i >= 0);
+    }
+    interceptLibc(null);
   }
+}
+
+/** Rounds each ring block runs first and drops: the first wake-ups after another process's block. */
+const RING_WARM = 3;
+
+/** Ring mode (see the module note): `waitSync()` blocks between a token in and a token out; each block's p50. */
+async function ring([, inPath, outPath, blocks, traced]: string[]): Promise<void> {
+  const input = openSync(inPath, "r+"), output = openSync(outPath, "r+"); // O_RDWR: a FIFO opens without a peer
+  writeFileSync(`${inPath}.ready`, ""); // set up: about to sleep on the token
+  const token = new Uint8Array(1), out: Record<string, unknown>[] = [];
+  let unconfirmed = 0, immediate = 0;
+  for (let b = 0; b < Number(blocks); b++) {
+    if (readSync(input, token) !== 1) throw new Error("ring: no token");
+    const x = series("waitSync", traced === "traced");
+    await measure([x], RING_WARM);
+    writeSync(output, token);
+    unconfirmed += x.unconfirmed, immediate += x.immediate;
+    const { kernel_samples, return_samples } = report(x);
+    out.push({ p50_us: stats(x.lat).p50_us, samples: x.lat.map((v) => +v.toFixed(2)), kernel_samples, return_samples });
+  }
+  closeSync(input), closeSync(output);
+  const runtime = "Bun" in globalThis ? "bun" : "deno";
+  console.log("RESULT " + JSON.stringify({ runtime, ring: { blocks: out, unconfirmed, immediate } }));
 }
 
 function report(x: Series): Record<string, unknown> {
@@ -165,22 +211,28 @@ async function probe(): Promise<Record<string, unknown> | undefined> {
   }
 }
 
-const designs = [series("waitSync", false), series("wait", false), series("waitSync", true)];
-if (raiser.timedPollAsync) designs.push(series("wait", true));
-await measure(designs);
-const [waitSync, wait, waitSyncTraced, waitTraced] = designs.map(report);
-const threadsafe = await probe();
-const at = (k: Record<string, unknown>, key: string): number => k[key] as number;
-console.log(
-  "RESULT " + JSON.stringify({
-    runtime: "Bun" in globalThis ? "bun" : "deno",
-    waitSync,
-    wait,
-    waitSync_traced: waitSyncTraced,
-    ...(waitTraced ? { wait_traced: waitTraced } : {}),
-    ...(threadsafe ? { wait_threadsafe_probe: threadsafe } : {}),
-    immediate: at(waitSync, "immediate") + at(wait, "immediate"),
-    unconfirmed: at(waitSync, "unconfirmed") + at(wait, "unconfirmed"),
-    slept: at(waitSync, "rounds") + at(wait, "rounds"),
-  }),
-);
+/** Every design in turn, then the probe; prints the result. */
+async function designs(): Promise<void> {
+  const all = [series("waitSync", false), series("wait", false), series("waitSync", true)];
+  if (raiser.timedPollAsync) all.push(series("wait", true));
+  await measure(all);
+  const [waitSync, wait, waitSyncTraced, waitTraced] = all.map(report);
+  const threadsafe = await probe();
+  const at = (k: Record<string, unknown>, key: string): number => k[key] as number;
+  console.log(
+    "RESULT " + JSON.stringify({
+      runtime: "Bun" in globalThis ? "bun" : "deno",
+      waitSync,
+      wait,
+      waitSync_traced: waitSyncTraced,
+      ...(waitTraced ? { wait_traced: waitTraced } : {}),
+      ...(threadsafe ? { wait_threadsafe_probe: threadsafe } : {}),
+      immediate: at(waitSync, "immediate") + at(wait, "immediate"),
+      unconfirmed: at(waitSync, "unconfirmed") + at(wait, "unconfirmed"),
+      slept: at(waitSync, "rounds") + at(wait, "rounds"),
+    }),
+  );
+}
+
+if (ringArgs) await ring(ringArgs);
+else await designs();

@@ -11,7 +11,14 @@
  * - handoff: a waiter thread sleeps in poll(2) on the interrupt eventfd, reads it and writes a second eventfd on
  *            which the main loop sleeps in epoll_wait(2): a thread hand-off, what an async `wait()` does.
  * Prints `RESULT {json}`: per design p50/p90/p99/mean in µs over the confirmed samples, the samples, and the counts.
- * Build: gcc -O2 -pthread -o irq_guest irq_guest.c irq_raise.c. Usage: irq_guest <pci address> [rounds] [delay_us]
+ * Ring mode (`ring <in fifo> <out fifo> <blocks>` after the delay): only the block design, in `blocks + 1` blocks of
+ * `rounds` kept samples, each block run when a token byte arrives on <in> (a blocking read: the process sleeps) and
+ * the token passed on to <out> after it (the file <in>.ready, created once set up, says it waits). bench/all.ts runs this program, Deno's and Bun's `irq_guest.ts` in such a
+ * ring on three edu devices, so that every runtime block sits between two C blocks measured milliseconds before and
+ * after it (the guest's speed drifts over seconds: see the paired ratio there). Prints `RESULT {"ring": ...}` with
+ * each block's p50 and samples.
+ * Build: gcc -O2 -pthread -o irq_guest irq_guest.c irq_raise.c.
+ * Usage: irq_guest <pci address> [rounds] [delay_us] [ring <in> <out> <blocks>]
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -50,6 +57,8 @@ static void start_raise(int waiter) {
 }
 
 static int efd, notify;
+/* Rounds each ring block runs first and drops: the first wake-ups after another process's block. */
+#define RING_WARM 3
 static volatile int stopping;
 static void *waiter_main(void *arg) {
   (void)arg;
@@ -74,6 +83,58 @@ static void print(const char *name, double *lat, int rounds, int unconfirmed, in
          immediate);
   for (int i = 0; i < rounds; i++) printf("%s%.2f", i ? "," : "", lat[i]);
   printf("]}%s", last ? "" : ",");
+}
+
+enum { ROUND_KEPT, ROUND_IMMEDIATE, ROUND_UNCONFIRMED };
+/*
+ * One round of the block design (the eventfd in blocking mode): raise, look (poll(2), timeout 0), sleep in read(2);
+ * *lat_us is the wake-up when ROUND_KEPT. Acknowledges edu's interrupt.
+ */
+static int block_round(double *lat_us) {
+  struct pollfd p = {.fd = efd, .events = POLLIN};
+  uint64_t count;
+  start_raise(irq_gettid());
+  int slept = poll(&p, 1, 0) != 1;
+  while (read(efd, &count, 8) != 8) { /* EINTR */ }
+  double t1 = irq_mono_ns() / 1e3; /* the wake-up is the read's return: no separate kernel part */
+  while (!irq_raise_done()) usleep(10);
+  int r = !slept ? ROUND_IMMEDIATE : !irq_raise_confirmed() ? ROUND_UNCONFIRMED : ROUND_KEPT;
+  if (r == ROUND_KEPT) *lat_us = t1 - irq_raise_stamp_ns() / 1e3;
+  regs[0x64 / 4] = regs[0x24 / 4]; /* acknowledge */
+  return r;
+}
+
+/* Ring mode (see the header): blocks + 1 blocks of the block design, each between a token in and a token out. */
+static int ring(const char *in_path, const char *out_path, int blocks, int rounds, double *lat) {
+  int in = open(in_path, O_RDWR | O_CLOEXEC), out = open(out_path, O_RDWR | O_CLOEXEC);
+  if (in < 0 || out < 0) DIE("open ring fifo");
+  char ready[512]; /* <in>.ready says this program is set up and about to sleep on the token */
+  snprintf(ready, sizeof ready, "%s.ready", in_path);
+  int fd = open(ready, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) DIE("create ring ready file");
+  close(fd);
+  int unconfirmed = 0, immediate = 0;
+  char token;
+  printf("\"ring\":{\"blocks\":[");
+  for (int b = 0; b <= blocks; b++) {
+    if (read(in, &token, 1) != 1) DIE("read ring token");
+    int kept = 0;
+    for (int i = -RING_WARM; kept < rounds && i < 4 * rounds; i++) {
+      double v;
+      int r = block_round(&v);
+      if (i < 0) continue;
+      if (r == ROUND_IMMEDIATE) immediate++;
+      else if (r == ROUND_UNCONFIRMED) unconfirmed++;
+      else lat[kept++] = v;
+    }
+    if (write(out, &token, 1) != 1) DIE("write ring token");
+    qsort(lat, kept, sizeof *lat, cmp);
+    printf("%s{\"p50_us\":%.2f,\"samples\":[", b ? "," : "", kept ? lat[kept / 2] : 0);
+    for (int i = 0; i < kept; i++) printf("%s%.2f", i ? "," : "", lat[i]);
+    printf("]}");
+  }
+  printf("],\"unconfirmed\":%d,\"immediate\":%d}}\n", unconfirmed, immediate);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -116,25 +177,20 @@ int main(int argc, char **argv) {
   double *lat = calloc(rounds, sizeof *lat);
   int warm = rounds / 10 > 3 ? rounds / 10 : 3;
   uint64_t count;
-  struct pollfd p = {.fd = efd, .events = POLLIN};
   printf("RESULT {\"runtime\":\"c\",");
 
   /* block: this thread looks (poll(2) with timeout 0), then sleeps in a blocking read: what IrqSet.waitSync() does. */
   int me = irq_gettid(), kept = 0, unconfirmed = 0, immediate = 0;
   int flags = fcntl(efd, F_GETFL);
   if (fcntl(efd, F_SETFL, flags & ~O_NONBLOCK)) DIE("fcntl");
+  if (argc > 7 && strcmp(argv[4], "ring") == 0) return ring(argv[5], argv[6], atoi(argv[7]), rounds, lat);
   for (int i = -warm; kept < rounds && i < 4 * rounds; i++) {
-    start_raise(me);
-    int slept = poll(&p, 1, 0) != 1;
-    while (read(efd, &count, 8) != 8) { /* EINTR */ }
-    double t1 = irq_mono_ns() / 1e3; /* the wake-up is the read's return: no separate kernel part */
-    while (!irq_raise_done()) usleep(10);
-    if (i >= 0) {
-      if (!slept) immediate++;
-      else if (!irq_raise_confirmed()) unconfirmed++;
-      else lat[kept++] = t1 - irq_raise_stamp_ns() / 1e3;
-    }
-    regs[0x64 / 4] = regs[0x24 / 4]; /* acknowledge */
+    double v;
+    int r = block_round(&v);
+    if (i < 0) continue;
+    if (r == ROUND_IMMEDIATE) immediate++;
+    else if (r == ROUND_UNCONFIRMED) unconfirmed++;
+    else lat[kept++] = v;
   }
   if (fcntl(efd, F_SETFL, flags)) DIE("fcntl");
   qsort(lat, kept, sizeof *lat, cmp); /* the read's return is the wake-up: the kernel's part is all of it */
