@@ -104,6 +104,23 @@ static int block_round(double *lat_us) {
   return r;
 }
 
+/*
+ * `warm` rounds dropped, then block rounds until `rounds` are kept (at most 4 * rounds): the kept latencies in lat;
+ * returns how many, and adds the dropped ones to the counts.
+ */
+static int block_rounds(int warm, int rounds, double *lat, int *unconfirmed, int *immediate) {
+  int kept = 0;
+  for (int i = -warm; kept < rounds && i < 4 * rounds; i++) {
+    double v;
+    int r = block_round(&v);
+    if (i < 0) continue;
+    if (r == ROUND_IMMEDIATE) ++*immediate;
+    else if (r == ROUND_UNCONFIRMED) ++*unconfirmed;
+    else lat[kept++] = v;
+  }
+  return kept;
+}
+
 /* Ring mode (see the header): blocks + 1 blocks of the block design, each between a token in and a token out. */
 static int ring(const char *in_path, const char *out_path, int blocks, int rounds, double *lat) {
   int in = open(in_path, O_RDWR | O_CLOEXEC), out = open(out_path, O_RDWR | O_CLOEXEC);
@@ -118,15 +135,7 @@ static int ring(const char *in_path, const char *out_path, int blocks, int round
   printf("\"ring\":{\"blocks\":[");
   for (int b = 0; b <= blocks; b++) {
     if (read(in, &token, 1) != 1) DIE("read ring token");
-    int kept = 0;
-    for (int i = -RING_WARM; kept < rounds && i < 4 * rounds; i++) {
-      double v;
-      int r = block_round(&v);
-      if (i < 0) continue;
-      if (r == ROUND_IMMEDIATE) immediate++;
-      else if (r == ROUND_UNCONFIRMED) unconfirmed++;
-      else lat[kept++] = v;
-    }
+    int kept = block_rounds(RING_WARM, rounds, lat, &unconfirmed, &immediate);
     if (write(out, &token, 1) != 1) DIE("write ring token");
     qsort(lat, kept, sizeof *lat, cmp);
     printf("%s{\"p50_us\":%.2f,\"samples\":[", b ? "," : "", kept ? lat[kept / 2] : 0);
@@ -184,14 +193,7 @@ int main(int argc, char **argv) {
   int flags = fcntl(efd, F_GETFL);
   if (fcntl(efd, F_SETFL, flags & ~O_NONBLOCK)) DIE("fcntl");
   if (argc > 7 && strcmp(argv[4], "ring") == 0) return ring(argv[5], argv[6], atoi(argv[7]), rounds, lat);
-  for (int i = -warm; kept < rounds && i < 4 * rounds; i++) {
-    double v;
-    int r = block_round(&v);
-    if (i < 0) continue;
-    if (r == ROUND_IMMEDIATE) immediate++;
-    else if (r == ROUND_UNCONFIRMED) unconfirmed++;
-    else lat[kept++] = v;
-  }
+  kept = block_rounds(warm, rounds, lat, &unconfirmed, &immediate);
   if (fcntl(efd, F_SETFL, flags)) DIE("fcntl");
   qsort(lat, kept, sizeof *lat, cmp); /* the read's return is the wake-up: the kernel's part is all of it */
   printf("\"block_kernel_p50_us\":%.2f,", kept ? lat[kept / 2] : 0);
