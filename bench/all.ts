@@ -125,7 +125,7 @@ if (!opts["no-vm"]) {
   // `ringRounds` in turn, `ringBlocks` times, C once more: every runtime block lies between two C blocks measured
   // milliseconds away. `waitSync()`'s p50 goal is judged there: within one pass C's p50 moved 2-3x between blocks
   // 0.1 s apart, far more than between the runtime and C inside one block cycle.
-  const ringBlocks = quick ? 2 : 20, ringRounds = quick ? 10 : 30;
+  const ringBlocks = quick ? 2 : 21, ringRounds = quick ? 10 : 30; // the first cycle is not counted
   console.error(
     `=== P3 sleep -> wake in the guest (edu MSI, iommu mode; C, Deno, Bun in turn ${passes}× in each of ${boots} boots)`,
   );
@@ -175,13 +175,15 @@ if (!opts["no-vm"]) {
 
 /**
  * One boot's ring: each block's p50 per program, the C reference of each runtime block (the geometric mean of the C
- * blocks before and after it), the pooled samples' figures and the dropped-sample counts.
+ * blocks before and after it), the pooled samples' figures and the dropped-sample counts. The first cycle (a block of
+ * each) is not counted: it is each program's first wake-ups since it started (in a first try it was the slowest block
+ * of all three programs).
  */
 function ringResults(c: Any, deno: Any, bun: Any): Any {
-  const p50s = (r: Any): number[] => r.blocks.map((x: Any) => x.p50_us);
+  const p50s = (r: Any): number[] => r.blocks.slice(1).map((x: Any) => x.p50_us);
   const cp = p50s(c);
   const pooled = (r: Any): Any => {
-    const samples: number[] = r.blocks.flatMap((x: Any) => x.samples);
+    const samples: number[] = r.blocks.slice(1).flatMap((x: Any) => x.samples);
     return { ...latencyStats(samples), rounds: samples.length, unconfirmed: r.unconfirmed, immediate: r.immediate };
   };
   return {
