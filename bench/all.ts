@@ -137,8 +137,9 @@ if (!opts["no-vm"]) {
   const cmd =
     `gcc -O2 -pthread -o /tmp/irq_guest bench/c/irq_guest.c bench/c/irq_raise.c && (${pass(10)}) >/dev/null && ` +
     Array(passes).fill(pass(rounds)).join(" && ");
-  const boot = (cpu: string, rotation: number): Any => {
-    const ring = `sh bench/irq_ring.sh ${ringRounds} ${ringBlocks} ${rotation}`; // the device each takes rotates
+  const boot = (cpu: string, rotation: number, order: "deno-first" | "bun-first"): Any => {
+    // the device each program takes rotates, and which runtime follows C alternates
+    const ring = `sh bench/irq_ring.sh ${ringRounds} ${ringBlocks} ${rotation} ${order}`;
     const devices = "edu,edu,edu";
     const args = ["run", "-A", "tests/vm/vm.ts", "--cpu", cpu, "--mode", "iommu", "--devices", devices, "--cmd"];
     const runs = results(DENO, [...args, `${cmd} && ${ring}`]);
@@ -165,12 +166,12 @@ if (!opts["no-vm"]) {
         bun_waitSync: p50(bun[i], "waitSync"),
         bun_wait: p50(bun[i], "wait"),
       })),
-      ring: ringResults(ringOf("c"), ringOf("deno"), ringOf("bun")),
+      ring: { order, ...ringResults(ringOf("c"), ringOf("deno"), ringOf("bun")) },
     };
   };
   all.p3 = { rounds: rounds * passes, passes, ring_blocks: ringBlocks, ring_rounds: ringRounds, boots: [] as Any[] };
-  for (let b = 0; b < boots; b++) all.p3.boots.push(boot("max,pku=off", b % 3));
-  if (!quick) all.p3.pku_boot = boot("max", 0);
+  for (let b = 0; b < boots; b++) all.p3.boots.push(boot("max,pku=off", b % 3, b % 2 ? "bun-first" : "deno-first"));
+  if (!quick) all.p3.pku_boot = boot("max", 0, "deno-first");
 }
 
 /**
