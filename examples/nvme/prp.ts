@@ -86,6 +86,11 @@ export function prpEntries(data: DataRange, lists: BusMemory, listOffset: number
     });
   }
   const prp1 = buffer.busAddress(offset);
+  if (Number(prp1 % BigInt(PAGE)) !== offset % PAGE) {
+    throw new OutOfRangeError(`NVMe transfer at ${offset}: the memory does not start on a page boundary`, {
+      remedy: "share windows of DMA buffers at page-aligned offsets",
+    });
+  }
   if (pages === 1) return { prp1, prp2: 0n };
   if (pages === 2) return { prp1, prp2: buffer.busAddress(firstPage + PAGE) };
   if (!(Number.isSafeInteger(listOffset) && listOffset >= 0 && listOffset % PAGE === 0 && listOffset < lists.size)) {
