@@ -93,7 +93,14 @@ export {
   type RegionType,
   type SparseMmapArea,
 } from "./lib/region.ts";
-export { openSharedWindow, type SharedWindow, shareWindow } from "./lib/shared_window.ts";
+export {
+  openSharedWindow,
+  type SharedWindow,
+  type SharedWindowView,
+  shareWindow,
+  viewSharedWindow,
+  windowBusAddress,
+} from "./lib/shared_window.ts";
 export { disableTrace, enableTrace, mmioTraced, tracedRegion, type TraceOptions } from "./lib/trace.ts";
 export type { DeviceFd } from "./lib/types.ts";
 export { checkVfToken, deviceNameWithToken, setVfToken, vfTokenBytes } from "./lib/vf_token.ts";

@@ -25,9 +25,26 @@
  *   u32[0] = 1;
  * });
  * ```
+ *
+ * Descriptors carry bus addresses: the window carries them for every byte, so a worker never asks the owner. A
+ * contiguous buffer's window is `busAddress + offset` throughout; a non-contiguous one (no IOMMU, base pages: each
+ * 4 KiB page has its own physical address) lists the bus address of every page it touches
+ * ({@linkcode SharedWindow.pageBusAddresses}). {@linkcode windowBusAddress} looks one up by offset, bounds-checked,
+ * and {@linkcode viewSharedWindow} gives a worker `read32`/`write32`/`busAddress` over a window, the shape of a
+ * `DmaBuffer` or `Region` that queue code written for those accepts:
+ *
+ * ```ts
+ * import { viewSharedWindow, type SharedWindow } from "@vfio-ts/vfio";
+ * declare const bar: SharedWindow, queue: SharedWindow; // posted by the owner
+ * const regs = viewSharedWindow(bar), ring = viewSharedWindow(queue);
+ * ring.u8.fill(0);
+ * regs.write32(0x1000, 1); // a doorbell
+ * console.log(ring.busAddress(4096).toString(16)); // the second page's bus address, in any mode
+ * ```
  * @module
  */
 import { libc } from "../ffi/libc.ts";
+import { deviceLoad } from "./device_load.ts";
 import { DmaBuffer } from "./dma/buffer.ts";
 import { OutOfRangeError } from "./errors.ts";
 import type { Region } from "./region.ts";
@@ -56,12 +73,19 @@ export interface SharedWindow {
   /** The window's length in bytes. */
   readonly byteLength: number;
   /**
-   * For a DMA buffer: the bus address of the window's first byte (what descriptors carry; contiguous buffers keep
-   * `busAddress + offset` for the whole window, others per page: look them up in the owner). Null for a region.
+   * For a DMA buffer: the bus address of the window's first byte (what descriptors carry; a contiguous buffer keeps
+   * `busAddress + offset` for the whole window, others per page: use {@linkcode windowBusAddress}). Null for a region.
    */
   readonly busAddress: bigint | null;
-  /** For a DMA buffer: whether the window's bus addresses are contiguous. Null for a region. */
+  /** For a DMA buffer: whether the buffer's bus addresses are one contiguous run. Null for a region. */
   readonly contiguous: boolean | null;
+  /** For a DMA buffer: the size of the pages backing it (4 KiB, or 2 MiB hugepages). Null for a region. */
+  readonly pageSize: number | null;
+  /**
+   * For a DMA buffer that is not contiguous: the bus address of the first byte of every page the window touches, in
+   * order (the first page may begin before the window). Null for a region or a contiguous buffer.
+   */
+  readonly pageBusAddresses: readonly bigint[] | null;
 }
 
 /**
@@ -99,6 +123,12 @@ export function shareWindow(target: DmaBuffer | Region, offset: number = 0, byte
     });
   }
   const dma = target instanceof DmaBuffer ? target : null;
+  let pages: bigint[] | null = null;
+  if (dma && !dma.contiguous) {
+    const page = dma.pageSize, first = offset - (offset % page);
+    pages = [];
+    for (let at = first; at < offset + length; at += page) pages.push(dma.busAddress(at));
+  }
   return {
     kind: KIND,
     what: offset === 0 && length === size ? what : `${what} [${offset}, +${length})`,
@@ -106,7 +136,23 @@ export function shareWindow(target: DmaBuffer | Region, offset: number = 0, byte
     byteLength: length,
     busAddress: dma ? dma.busAddress(offset) : null,
     contiguous: dma ? dma.contiguous : null,
+    pageSize: dma ? dma.pageSize : null,
+    pageBusAddresses: pages,
   };
+}
+
+/** `window` after checking it is a window description (what a worker receives may be anything). */
+function described(window: SharedWindow): SharedWindow {
+  const w = window as Partial<SharedWindow> | null;
+  if (
+    !(w && w.kind === KIND && typeof w.address === "bigint" && w.address > 0n && Number.isSafeInteger(w.byteLength) &&
+      w.byteLength! > 0)
+  ) {
+    throw new OutOfRangeError("not a shared window description", {
+      remedy: "pass the object shareWindow() returned, as the owner posted it",
+    });
+  }
+  return w as SharedWindow;
 }
 
 /**
@@ -123,14 +169,118 @@ export function shareWindow(target: DmaBuffer | Region, offset: number = 0, byte
  * ```
  */
 export function openSharedWindow(window: SharedWindow): ArrayBuffer {
-  const w = window as Partial<SharedWindow> | null;
-  if (
-    !(w && w.kind === KIND && typeof w.address === "bigint" && w.address > 0n && Number.isSafeInteger(w.byteLength) &&
-      w.byteLength! > 0)
-  ) {
-    throw new OutOfRangeError("not a shared window description", {
+  const w = described(window);
+  return libc.arrayBuffer(w.address, w.byteLength);
+}
+
+/**
+ * The bus address a device must be given for the byte at `offset` of a DMA buffer's window, in any mode (per page
+ * when the buffer is not contiguous); no system call, usable in the worker. Throws an `OutOfRangeError` for an
+ * offset outside the window, for a region's window (no bus addresses) or for anything that is not a window.
+ *
+ * ```ts
+ * import { windowBusAddress } from "@vfio-ts/vfio";
+ * import type { SharedWindow } from "@vfio-ts/vfio";
+ * declare const queue: SharedWindow; // shareWindow(buf, 0x10000, 0x10000) in the owner
+ * const secondPage = windowBusAddress(queue, 4096); // buf.busAddress(0x11000)
+ * ```
+ */
+export function windowBusAddress(window: SharedWindow, offset: number): bigint {
+  const w = described(window);
+  if (w.busAddress === null || typeof w.busAddress !== "bigint") {
+    throw new OutOfRangeError(`${w.what}: a region's window has no bus addresses`, {
+      remedy: "look bus addresses up in a window of a DMA buffer (shareWindow(buffer, ...))",
+    });
+  }
+  if (!(Number.isSafeInteger(offset) && offset >= 0 && offset < w.byteLength)) {
+    throw new OutOfRangeError(`bus address of byte ${offset} of ${w.what}: outside its ${w.byteLength} bytes`, {
+      remedy: `pass an offset from 0 to ${w.byteLength - 1}, relative to the window's first byte`,
+    });
+  }
+  const pages = w.pageBusAddresses, page = w.pageSize;
+  if (!pages) return w.busAddress + BigInt(offset);
+  const first = Array.isArray(pages) ? pages[0] : undefined;
+  // From the start of the window's first page, which begins `busAddress - first` bytes before the window.
+  const at = typeof first === "bigint" ? Number(w.busAddress - first) + offset : -1;
+  const base = Number.isSafeInteger(page) && page! > 0 && at >= 0 ? pages[Math.floor(at / page!)] : undefined;
+  if (typeof base !== "bigint") {
+    throw new OutOfRangeError(`${w.what}: its page list does not cover byte ${offset}`, {
       remedy: "pass the object shareWindow() returned, as the owner posted it",
     });
   }
-  return libc.arrayBuffer(w.address, w.byteLength!);
+  return base + BigInt(at % page!);
+}
+
+/**
+ * A worker's checked access to a {@linkcode SharedWindow}: typed views, 32-bit register-style reads and writes, and
+ * bus addresses by offset. It has the shape queue code written for a `DmaBuffer` or a `Region` uses (`size`, `u8`,
+ * `read32`, `write32`, `busAddress`), so the same code runs in the owner and in a worker.
+ *
+ * ```ts
+ * import { viewSharedWindow } from "@vfio-ts/vfio";
+ * import type { SharedWindow } from "@vfio-ts/vfio";
+ * declare const ring: SharedWindow;
+ * const v = viewSharedWindow(ring);
+ * v.write32(0, 7);
+ * console.log(v.read32(0), v.size, v.busAddress(64));
+ * ```
+ */
+export interface SharedWindowView {
+  /** The window's description, as posted. */
+  readonly window: SharedWindow;
+  /** The window's length in bytes. */
+  readonly size: number;
+  /** The window as bytes. */
+  readonly u8: Uint8Array;
+  /** The window as 32-bit words. */
+  readonly u32: Uint32Array;
+  /** Reads the 32-bit word at byte `offset` with `deviceLoad` (sees device writes; writes nothing). */
+  read32(offset: number): number;
+  /** Writes the 32-bit word at byte `offset` as one store; `value` is an integer from -2^31 to 2^32-1. */
+  write32(offset: number, value: number): void;
+  /** {@linkcode windowBusAddress} of this window. */
+  busAddress(offset: number): bigint;
+}
+
+/**
+ * In the worker: {@linkcode openSharedWindow} and checked accessors in one object ({@linkcode SharedWindowView}).
+ * Accesses outside the window or misaligned ones throw an `OutOfRangeError`, as the owner's `DmaBuffer` and `Region`
+ * do.
+ *
+ * ```ts
+ * import { viewSharedWindow } from "@vfio-ts/vfio";
+ * import type { SharedWindow } from "@vfio-ts/vfio";
+ * declare const bar0: SharedWindow;
+ * const regs = viewSharedWindow(bar0);
+ * console.log(regs.read32(0x1c).toString(16)); // a status register
+ * ```
+ */
+export function viewSharedWindow(window: SharedWindow): SharedWindowView {
+  const w = described(window);
+  const buffer = libc.arrayBuffer(w.address, w.byteLength);
+  const u8 = new Uint8Array(buffer);
+  const u32 = new Uint32Array(buffer, 0, Math.floor(w.byteLength / 4));
+  const word = (offset: number, what: string): number => {
+    if ((offset >>> 0) !== offset || (offset & 3) !== 0 || offset + 4 > w.byteLength) {
+      throw new OutOfRangeError(`${what} at ${offset} of ${w.what}: outside its ${w.byteLength} bytes or misaligned`, {
+        remedy: "use a multiple of 4 inside the window, relative to its first byte",
+      });
+    }
+    return offset >>> 2;
+  };
+  return {
+    window: w,
+    size: w.byteLength,
+    u8,
+    u32,
+    read32: (offset) => deviceLoad(u32, word(offset, "read32")),
+    write32: (offset, value) => {
+      const i = word(offset, "write32");
+      if (!Number.isInteger(value) || value < -(2 ** 31) || value > 0xffffffff) {
+        throw new OutOfRangeError(`write32 of ${value} to ${w.what}: not a 32-bit integer`);
+      }
+      u32[i] = value;
+    },
+    busAddress: (offset) => windowBusAddress(w, offset),
+  };
 }

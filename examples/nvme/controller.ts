@@ -4,6 +4,12 @@
  * entries, then admin commands: Identify, Set Features (number of queues), Create/Delete I/O queue pairs, and a
  * normal shutdown (CC.SHN) so written data is on the medium. `close()` stops the controller before its memory goes.
  *
+ * An I/O queue pair can also be driven by a worker thread: {@linkcode Controller.createSharedIoQueuePair} creates the
+ * queues in memory the controller owns and returns it with the queue's {@linkcode QueuePairSpec}; the owner posts the
+ * worker windows of that memory and of BAR0 (`shareWindow`), the worker builds a `QueuePair` over them
+ * (`viewSharedWindow`), and once the worker has stopped the owner deletes the queues
+ * ({@linkcode Controller.deleteSharedIoQueuePair}).
+ *
  * ```ts
  * import { openDevice } from "../../mod.ts";
  * import { Controller } from "./controller.ts";
@@ -19,7 +25,16 @@ import { hex } from "../../lib/hex.ts";
 import { type Device, type DmaBuffer, type Region, VfioError } from "../../mod.ts";
 import { type NamespaceInfo, namespaceInfo } from "./namespace.ts";
 import { MAX_PRP_BYTES, PAGE } from "./prp.ts";
-import { command, type Completion, MAX_QUEUE_DEPTH, type QueueIrq, QueuePair } from "./queue.ts";
+import {
+  command,
+  type Completion,
+  MAX_QUEUE_DEPTH,
+  queueBusAddresses,
+  type QueueIrq,
+  QueuePair,
+  queuePairBytes,
+  type QueuePairSpec,
+} from "./queue.ts";
 import {
   AQA,
   type Capabilities,
@@ -67,6 +82,28 @@ export interface IoQueueOptions {
   readonly id: number;
   /** Completion by this MSI-X vector (enable MSI-X first); polled without. */
   readonly irq?: QueueIrq;
+}
+
+/**
+ * An I/O queue pair the controller created for another thread to drive: its memory (SQ page, CQ page, PRP list
+ * pages, in the layout `QueuePair` uses) and what the worker passes to `new QueuePair(memory, { ...spec, bar0 })`.
+ * The controller frees the memory when the queues are deleted or the controller closes.
+ *
+ * ```ts
+ * import { shareWindow } from "../../mod.ts";
+ * import type { Controller } from "./controller.ts";
+ * declare const ctrl: Controller, worker: Worker;
+ * const shared = await ctrl.createSharedIoQueuePair({ id: 2 });
+ * worker.postMessage({ spec: shared.spec, queue: shareWindow(shared.memory), bar: shareWindow(ctrl.bar0) });
+ * ```
+ */
+export interface SharedIoQueuePair {
+  /** Queue identifier. */
+  readonly id: number;
+  /** The queues' memory. */
+  readonly memory: DmaBuffer;
+  /** Identifier, depth, doorbell stride and command timeout, as plain data. */
+  readonly spec: QueuePairSpec;
 }
 
 /** The I/O queue counts a controller granted (Set Features, Number of Queues). */
@@ -129,6 +166,7 @@ export class Controller {
   readonly #identify: DmaBuffer;
   readonly #timeoutMs: number;
   readonly #io = new Map<number, QueuePair>();
+  readonly #shared = new Map<number, SharedIoQueuePair>();
   #closed = false;
 
   private constructor(dev: Device, admin: QueuePair, identify: DmaBuffer, cap: Capabilities, timeoutMs: number) {
@@ -167,7 +205,7 @@ export class Controller {
     await waitStatus(bar0, CSTS.RDY, 0, "controller reset", readyMs);
 
     using stack = new DisposableStack();
-    const admin = stack.use(new QueuePair(dev, { id: 0, depth, bar0, stride, timeoutMs }));
+    const admin = stack.use(QueuePair.alloc(dev, { id: 0, depth, bar0, stride, timeoutMs }));
     const identify = stack.use(dev.allocDma(IDENTIFY_SIZE)); // on a 2 MiB page if one is free (not migrated)
     stack.defer(() => bar0.write32(Reg.CC, 0)); // on failure: stopped before the queues are freed
 
@@ -224,53 +262,94 @@ export class Controller {
     return { submission: granted.nsqa + 1, completion: granted.ncqa + 1 };
   }
 
+  /** The spec of I/O queue pair `id`, after checking the id is valid and free. */
+  #newQueue(id: number): QueuePairSpec {
+    if (!Number.isInteger(id) || id < 1 || id > 0xffff) throw new VfioError(`I/O queue id ${id}: expected 1..65535`);
+    if (this.#io.has(id) || this.#shared.has(id)) throw new VfioError(`I/O queue ${id} exists already`);
+    return { id, depth: this.depth, stride: this.doorbellStride, timeoutMs: this.#timeoutMs };
+  }
+
+  /** Create I/O CQ `id` at `cqBus` (on `irq`'s vector, if any), then Create I/O SQ `id` at `sqBus` feeding it. */
+  async #createQueues(spec: QueuePairSpec, sqBus: bigint, cqBus: bigint, irq: QueueIrq | undefined): Promise<void> {
+    const { id, depth } = spec;
+    await this.admin.submit(command(CreateCqCommand, `create I/O CQ ${id}`, {
+      opc: AdminOpcode.CREATE_IO_CQ,
+      prp1: cqBus,
+      cqid: id,
+      qsize: depth - 1,
+      cq_flags: QueueFlags.PC | (irq ? QueueFlags.IEN : 0),
+      irq_vector: irq?.vector ?? 0,
+    }));
+    await this.admin.submit(command(CreateSqCommand, `create I/O SQ ${id}`, {
+      opc: AdminOpcode.CREATE_IO_SQ,
+      prp1: sqBus,
+      sqid: id,
+      qsize: depth - 1,
+      sq_flags: QueueFlags.PC,
+      cqid: id,
+    }));
+  }
+
+  /** Delete I/O SQ `id`, then its CQ. */
+  async #deleteQueues(id: number): Promise<void> {
+    const del = (opc: number, what: string): Promise<Completion> =>
+      this.admin.submit(command(DeleteQueueCommand, `${what} ${id}`, { opc, qid: id }));
+    await del(AdminOpcode.DELETE_IO_SQ, "delete I/O SQ");
+    await del(AdminOpcode.DELETE_IO_CQ, "delete I/O CQ");
+  }
+
   /** Creates I/O completion queue `id` (with its interrupt vector, if any), then submission queue `id` feeding it. */
   async createIoQueuePair(options: IoQueueOptions): Promise<QueuePair> {
-    const { id, irq } = options;
-    if (!Number.isInteger(id) || id < 1 || id > 0xffff) throw new VfioError(`I/O queue id ${id}: expected 1..65535`);
-    if (this.#io.has(id)) throw new VfioError(`I/O queue ${id} exists already`);
-    const q = new QueuePair(this.dev, {
-      id,
-      depth: this.depth,
-      bar0: this.bar0,
-      stride: this.doorbellStride,
-      irq,
-      timeoutMs: this.#timeoutMs,
-    });
+    const spec = this.#newQueue(options.id);
+    const q = QueuePair.alloc(this.dev, { ...spec, bar0: this.bar0, irq: options.irq });
     try {
-      await this.admin.submit(command(CreateCqCommand, `create I/O CQ ${id}`, {
-        opc: AdminOpcode.CREATE_IO_CQ,
-        prp1: q.cqBus,
-        cqid: id,
-        qsize: q.depth - 1,
-        cq_flags: QueueFlags.PC | (irq ? QueueFlags.IEN : 0),
-        irq_vector: irq?.vector ?? 0,
-      }));
-      await this.admin.submit(command(CreateSqCommand, `create I/O SQ ${id}`, {
-        opc: AdminOpcode.CREATE_IO_SQ,
-        prp1: q.sqBus,
-        sqid: id,
-        qsize: q.depth - 1,
-        sq_flags: QueueFlags.PC,
-        cqid: id,
-      }));
+      await this.#createQueues(spec, q.sqBus, q.cqBus, options.irq);
     } catch (e) {
       q.close(); // a created CQ without its SQ goes with the controller's next reset
       throw e;
     }
-    this.#io.set(id, q);
+    this.#io.set(spec.id, q);
     return q;
   }
 
   /** Deletes I/O submission queue `q.id`, then its completion queue, and frees their memory. */
   async deleteIoQueuePair(q: QueuePair): Promise<void> {
     if (this.#io.get(q.id) !== q) throw new VfioError(`I/O queue ${q.id} is not one of this controller's`);
-    const del = (opc: number, what: string): Promise<Completion> =>
-      this.admin.submit(command(DeleteQueueCommand, `${what} ${q.id}`, { opc, qid: q.id }));
-    await del(AdminOpcode.DELETE_IO_SQ, "delete I/O SQ");
-    await del(AdminOpcode.DELETE_IO_CQ, "delete I/O CQ");
+    await this.#deleteQueues(q.id);
     this.#io.delete(q.id);
     q.close();
+  }
+
+  /**
+   * Creates I/O queue pair `id` (polled: no interrupt vector) in memory for another thread to drive, and returns that
+   * memory with the queue's spec ({@linkcode SharedIoQueuePair}). Nothing here submits on it: the worker does.
+   */
+  async createSharedIoQueuePair(options: { readonly id: number }): Promise<SharedIoQueuePair> {
+    const spec = this.#newQueue(options.id);
+    const memory = this.dev.allocDma(queuePairBytes(spec.depth));
+    try {
+      const { sq, cq } = queueBusAddresses(memory);
+      await this.#createQueues(spec, sq, cq, undefined);
+    } catch (e) {
+      memory.close();
+      throw e;
+    }
+    const shared = { id: spec.id, memory, spec };
+    this.#shared.set(spec.id, shared);
+    return shared;
+  }
+
+  /**
+   * Deletes a shared I/O queue pair's submission and completion queues and frees its memory. Stop the worker that
+   * drives it first (terminate it, or wait for its last completion): its views of the memory go with it.
+   */
+  async deleteSharedIoQueuePair(shared: SharedIoQueuePair): Promise<void> {
+    if (this.#shared.get(shared.id) !== shared) {
+      throw new VfioError(`shared I/O queue ${shared.id} is not one of this controller's`);
+    }
+    await this.#deleteQueues(shared.id);
+    this.#shared.delete(shared.id);
+    shared.memory.close();
   }
 
   /** A normal shutdown (CC.SHN): the controller puts written data on the medium, then reports CSTS.SHST complete. */
@@ -287,7 +366,9 @@ export class Controller {
     stack.use(this.#identify);
     stack.use(this.admin);
     for (const q of this.#io.values()) stack.use(q);
+    for (const q of this.#shared.values()) stack.use(q.memory);
     this.#io.clear();
+    this.#shared.clear();
     if (!this.bar0.closed) this.bar0.write32(Reg.CC, 0); // runs first: stop DMA before the memory goes
   }
 

@@ -16,8 +16,9 @@
  */
 import { setImmediate } from "node:timers";
 import type { StructView } from "../../abi.ts";
-import { type DmaBuffer, OutOfRangeError, UnsupportedError } from "../../mod.ts";
+import { OutOfRangeError, UnsupportedError } from "../../mod.ts";
 import type { Controller } from "./controller.ts";
+import type { BusMemory } from "./prp.ts";
 import { type Command, command, type Completion, type QueuePair } from "./queue.ts";
 import { FLBAS_FORMAT, type IdentifyNamespace, LbaFormat, NvmOpcode, ReadWriteCommand } from "./structs.ts";
 
@@ -98,12 +99,12 @@ export class Namespace {
   }
 
   /** Reads `blocks` blocks from `lba` into `buf` at byte `offset`, on queue `q`; resolves with the command count. */
-  read(q: QueuePair, buf: DmaBuffer, lba: number, blocks: number, offset = 0): Promise<number> {
+  read(q: QueuePair, buf: BusMemory, lba: number, blocks: number, offset = 0): Promise<number> {
     return this.#transfer(q, NvmOpcode.READ, buf, lba, blocks, offset);
   }
 
   /** Writes `blocks` blocks to `lba` from `buf` at byte `offset`, on queue `q`; resolves with the command count. */
-  write(q: QueuePair, buf: DmaBuffer, lba: number, blocks: number, offset = 0): Promise<number> {
+  write(q: QueuePair, buf: BusMemory, lba: number, blocks: number, offset = 0): Promise<number> {
     return this.#transfer(q, NvmOpcode.WRITE, buf, lba, blocks, offset);
   }
 
@@ -115,7 +116,7 @@ export class Namespace {
   async #transfer(
     q: QueuePair,
     opc: number,
-    buffer: DmaBuffer,
+    buffer: BusMemory,
     lba: number,
     blocks: number,
     offset: number,

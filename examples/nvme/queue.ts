@@ -11,6 +11,10 @@
  * tag back over a completion the controller had just posted: a command that never completes). Collection runs while
  * commands are in flight.
  *
+ * A queue pair works over any {@linkcode BusMemory} and rings any {@linkcode Doorbells}: {@linkcode QueuePair.alloc}
+ * allocates a `DmaBuffer` and uses BAR0's `Region`; a worker thread builds one from shared windows of memory and BAR0
+ * the owner posted to it (`viewSharedWindow`), for queues the owner created with `createSharedIoQueuePair`.
+ *
  * ```ts
  * import { command, type QueuePair } from "./queue.ts";
  * import { NvmOpcode, ReadWriteCommand } from "./structs.ts";
@@ -25,16 +29,8 @@
 import { setImmediate } from "node:timers";
 import type { Fields, FieldValue, StructDef, StructView, WritableKeys } from "../../abi.ts";
 import { hex } from "../../lib/hex.ts";
-import {
-  ClosedError,
-  type Device,
-  deviceLoad,
-  type DmaBuffer,
-  type IrqSet,
-  type Region,
-  VfioError,
-} from "../../mod.ts";
-import { type DataRange, PAGE, prpEntries } from "./prp.ts";
+import { ClosedError, type Device, deviceLoad, type IrqSet, OutOfRangeError, VfioError } from "../../mod.ts";
+import { type BusMemory, type DataRange, PAGE, prpEntries } from "./prp.ts";
 import { cqHeadDoorbell, getBits, Reg, sqTailDoorbell } from "./registers.ts";
 import { NvmeCommandError } from "./status.ts";
 import { CompletionEntry, CQE_SIZE, CQE_STATUS, SQE_SIZE, STATUS_PHASE } from "./structs.ts";
@@ -91,20 +87,42 @@ export interface QueueIrq {
   readonly vector: number;
 }
 
-/** How to build a {@linkcode QueuePair}. */
-export interface QueuePairOptions {
+/**
+ * The 32-bit register access a queue pair needs to BAR0 (its doorbells, and CSTS in timeout messages): what a
+ * `Region` and a worker's `SharedWindowView` both are.
+ *
+ * ```ts
+ * import { viewSharedWindow, type SharedWindow } from "../../mod.ts";
+ * import type { Doorbells } from "./queue.ts";
+ * declare const bar0: SharedWindow;
+ * const doorbells: Doorbells = viewSharedWindow(bar0); // in a worker
+ * ```
+ */
+export interface Doorbells {
+  /** Reads the register at byte `offset`. */
+  read32(offset: number): number;
+  /** Writes the register at byte `offset`. */
+  write32(offset: number, value: number): void;
+}
+
+/** What identifies a queue pair, as plain data (a worker receives it by `postMessage`). */
+export interface QueuePairSpec {
   /** Queue identifier: 0 for the admin queue pair. */
   readonly id: number;
   /** Entries per queue, 2..{@linkcode MAX_QUEUE_DEPTH}. */
   readonly depth: number;
-  /** BAR0, where the doorbells are. */
-  readonly bar0: Region;
   /** Bytes between doorbells (`4 << CAP.DSTRD`). */
   readonly stride: number;
-  /** Completion by interrupt on this vector; polled without. */
-  readonly irq?: QueueIrq;
   /** How long to wait for the next completion before failing every command in flight. */
   readonly timeoutMs: number;
+}
+
+/** How to build a {@linkcode QueuePair}. */
+export interface QueuePairOptions extends QueuePairSpec {
+  /** BAR0, where the doorbells are. */
+  readonly bar0: Doorbells;
+  /** Completion by interrupt on this vector; polled without. */
+  readonly irq?: QueueIrq;
 }
 
 interface Pending {
@@ -120,6 +138,34 @@ const CQE_DWORDS = CQE_SIZE / 4;
 /** Pages of a queue pair's memory. */
 const SQ_PAGE = 0, CQ_PAGE = 1, LISTS_PAGE = 2;
 
+/**
+ * The bytes of memory a queue pair of `depth` entries uses: the SQ page, the CQ page, then one PRP list page per
+ * command id.
+ *
+ * ```ts
+ * import { queuePairBytes } from "./queue.ts";
+ * queuePairBytes(64); // 65 pages
+ * ```
+ */
+export function queuePairBytes(depth: number): number {
+  return PAGE * (LISTS_PAGE + depth - 1);
+}
+
+/**
+ * The bus addresses of the submission and completion queues in a queue pair's memory (for Create I/O SQ/CQ, or ASQ
+ * and ACQ).
+ *
+ * ```ts
+ * import type { DmaBuffer } from "../../mod.ts";
+ * import { queueBusAddresses } from "./queue.ts";
+ * declare const memory: DmaBuffer;
+ * const { sq, cq } = queueBusAddresses(memory);
+ * ```
+ */
+export function queueBusAddresses(memory: BusMemory): { sq: bigint; cq: bigint } {
+  return { sq: memory.busAddress(SQ_PAGE * PAGE), cq: memory.busAddress(CQ_PAGE * PAGE) };
+}
+
 /** Spins without a completion between two looks at the clock (and a turn of the event loop). */
 const SPINS_PER_CHECK = 0x3fff;
 
@@ -133,8 +179,9 @@ export class QueuePair {
   readonly irq?: QueueIrq;
   /** Interrupts counted so far. */
   interrupts = 0;
-  readonly #memory: DmaBuffer; // page 0: the SQ, page 1: the CQ, then one PRP list page per command id
-  readonly #bar0: Region;
+  readonly #memory: BusMemory; // page 0: the SQ, page 1: the CQ, then one PRP list page per command id
+  readonly #owned: Disposable | undefined; // what close() frees: memory this queue pair allocated
+  readonly #bar0: Doorbells;
   readonly #stride: number;
   readonly #timeoutMs: number;
   readonly #sqViews = new Map<StructDef, StructView<Fields>[]>();
@@ -149,11 +196,43 @@ export class QueuePair {
   #collecting = false;
   #failed: Error | undefined;
 
-  /** Allocates the queues' DMA memory on `dev`: one page each, plus a PRP list page per command id. */
-  constructor(dev: Device, options: QueuePairOptions) {
+  /**
+   * Allocates the queues' DMA memory on `dev` ({@linkcode queuePairBytes}) and builds a queue pair over it that frees
+   * it on {@linkcode close}.
+   *
+   * ```ts
+   * import type { Device, Region } from "../../mod.ts";
+   * import { QueuePair } from "./queue.ts";
+   * declare const dev: Device, bar0: Region;
+   * using admin = QueuePair.alloc(dev, { id: 0, depth: 64, bar0, stride: 4, timeoutMs: 10_000 });
+   * ```
+   */
+  static alloc(dev: Device, options: QueuePairOptions): QueuePair {
+    checkDepth(options);
+    // One allocation: on a 2 MiB page when one is free (never migrated, what no-IOMMU DMA wants), else 4 KiB pages,
+    // each queue within one page (so physically contiguous) and each page's bus address asked for on its own.
+    const memory = dev.allocDma(queuePairBytes(options.depth));
+    try {
+      return new QueuePair(memory, options, memory);
+    } catch (e) {
+      memory.close();
+      throw e;
+    }
+  }
+
+  /**
+   * A queue pair over `memory` (at least {@linkcode queuePairBytes}, page aligned, the CQ page zero as fresh memory
+   * is), ringing the doorbells of `options.bar0`. `owned`, if given, is disposed by {@linkcode close}; without it the
+   * memory stays its owner's (a worker's queue pair over a shared window).
+   */
+  constructor(memory: BusMemory, options: QueuePairOptions, owned?: Disposable) {
     const { id, depth } = options;
-    if (!Number.isInteger(depth) || depth < 2 || depth > MAX_QUEUE_DEPTH) {
-      throw new VfioError(`queue ${id}: depth ${depth} is not in 2..${MAX_QUEUE_DEPTH}`);
+    checkDepth(options);
+    if (!(memory.size >= queuePairBytes(depth)) || memory.busAddress(0) % BigInt(PAGE) !== 0n) {
+      throw new OutOfRangeError(
+        `queue ${id}: ${memory.size} bytes of memory at bus address ${hex(memory.busAddress(0))} for depth ${depth}`,
+        { remedy: `give it at least queuePairBytes(${depth}) = ${queuePairBytes(depth)} bytes starting on a page` },
+      );
     }
     this.id = id;
     this.depth = depth;
@@ -161,9 +240,8 @@ export class QueuePair {
     this.#bar0 = options.bar0;
     this.#stride = options.stride;
     this.#timeoutMs = options.timeoutMs;
-    // One allocation: on a 2 MiB page when one is free (never migrated, what no-IOMMU DMA wants), else 4 KiB pages,
-    // each queue within one page (so physically contiguous) and each page's bus address asked for on its own.
-    this.#memory = dev.allocDma(PAGE * (LISTS_PAGE + depth - 1));
+    this.#memory = memory;
+    this.#owned = owned;
     const cq = this.#memory.u8.subarray(CQ_PAGE * PAGE, (CQ_PAGE + 1) * PAGE);
     this.#cq32 = new Uint32Array(cq.buffer, cq.byteOffset, PAGE / 4);
     this.#sq32 = new Uint32Array(this.#memory.u8.buffer, this.#memory.u8.byteOffset + SQ_PAGE * PAGE, PAGE / 4);
@@ -173,12 +251,12 @@ export class QueuePair {
 
   /** The submission queue's bus address (for Create I/O SQ or ASQ). */
   get sqBus(): bigint {
-    return this.#memory.busAddress(SQ_PAGE * PAGE);
+    return queueBusAddresses(this.#memory).sq;
   }
 
   /** The completion queue's bus address (for Create I/O CQ or ACQ). */
   get cqBus(): bigint {
-    return this.#memory.busAddress(CQ_PAGE * PAGE);
+    return queueBusAddresses(this.#memory).cq;
   }
 
   /** The most commands in flight at once (`depth - 1`: a full queue keeps one slot empty). */
@@ -328,14 +406,24 @@ export class QueuePair {
     return views[slot] as StructView<F>;
   }
 
-  /** Fails what is in flight with `ClosedError` and frees the queues' memory (idempotent). Stop the controller first. */
+  /**
+   * Fails what is in flight with `ClosedError` and frees the queues' memory if this queue pair allocated it
+   * (idempotent). Stop the controller, or delete the queues, first.
+   */
   close(): void {
     if (!this.#failed) this.#fail(new ClosedError(`NVMe queue pair ${this.id}`));
-    this.#memory.close();
+    this.#owned?.[Symbol.dispose]();
   }
 
   /** Same as {@linkcode close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/** Throws unless the depth is one a queue pair of this layer can have. */
+function checkDepth({ id, depth }: QueuePairSpec): void {
+  if (!Number.isInteger(depth) || depth < 2 || depth > MAX_QUEUE_DEPTH) {
+    throw new VfioError(`queue ${id}: depth ${depth} is not in 2..${MAX_QUEUE_DEPTH}`);
   }
 }
