@@ -123,8 +123,8 @@ if (!opts["no-vm"]) {
   const boots = quick ? 1 : 3, passes = quick ? 1 : 5, rounds = quick ? 30 : 60;
   // Then the ring (bench/irq_ring.sh): C, Deno and Bun, each on its own edu, run `waitSync()`-design blocks of
   // `ringRounds` in turn, `ringBlocks` times, C once more: every runtime block lies between two C blocks measured
-  // milliseconds away. `waitSync()`'s p50 goal is judged there: within one pass C's p50 moved 2-3x between blocks
-  // 0.1 s apart, far more than between the runtime and C inside one block cycle.
+  // milliseconds away. `waitSync()`'s p50 goal is judged there: C's own p50 moved 2-3x between the passes of one boot,
+  // seconds apart, more than the goal's margin.
   const ringBlocks = quick ? 2 : 21, ringRounds = quick ? 10 : 30; // the first cycle is not counted
   console.error(
     `=== P3 sleep -> wake in the guest (edu MSI, iommu mode; C, Deno, Bun in turn ${passes}× in each of ${boots} boots)`,
