@@ -87,7 +87,8 @@ test(
     const data = [data0, data1];
     if (guest.mode === "noiommu") assert.ok(!data0.contiguous && !data1.contiguous, "scattered without an IOMMU");
     const shared = [await ctrl.createSharedIoQueuePair({ id: 1 }), await ctrl.createSharedIoQueuePair({ id: 2 })];
-    assert.equal(shared[0].memory.size, queuePairBytes(ctrl.depth));
+    // at least the queues' pages: on a 2 MiB hugepage when one is free (as after other tests of the suite)
+    assert.ok(shared[0].memory.size >= queuePairBytes(ctrl.depth), `${shared[0].memory.size} bytes of queue memory`);
     assert.ok(ctrl.depth >= 8, `queue depth ${ctrl.depth}`);
 
     const bar = shareWindow(ctrl.bar0);
