@@ -27,6 +27,7 @@ import { deviceLoad } from "./device_load.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, UnsupportedError, VfioError } from "./errors.ts";
 import { hex } from "./hex.ts";
 import { byteSize, inspectable } from "./inspect.ts";
+import { checkIntWidth } from "./int_width.ts";
 import { type RegionInfo, regionInfo, type SparseMmapArea } from "./region_info.ts";
 import type { DeviceFd } from "./types.ts";
 import { detachPieces, pieceFor, subPiece, type ViewPiece, viewPieces } from "./views.ts";
@@ -449,7 +450,7 @@ export class Region {
     return S64[0];
   }
   #write8(offset: number, value: number): void {
-    this.#value(value, 8, "write8");
+    checkIntWidth(value, 8, `${this.#what} write8`);
     const p = this.#at(offset, 1, "write8");
     if (p) p.u8[offset - p.offset] = value;
     else {
@@ -458,7 +459,7 @@ export class Region {
     }
   }
   #write16(offset: number, value: number): void {
-    this.#value(value, 16, "write16");
+    checkIntWidth(value, 16, `${this.#what} write16`);
     const p = this.#at(offset, 2, "write16");
     if (p) p.u16[(offset - p.offset) / 2] = value;
     else {
@@ -467,7 +468,7 @@ export class Region {
     }
   }
   #write32(offset: number, value: number): void {
-    this.#value(value, 32, "write32");
+    checkIntWidth(value, 32, `${this.#what} write32`);
     const p = this.#at(offset, 4, "write32");
     if (p) p.u32[(offset - p.offset) / 4] = value;
     else {
@@ -490,14 +491,6 @@ export class Region {
   }
 
   /** Refuses a value that is not an integer of `bits` bits (signed or unsigned). */
-  #value(value: number, bits: number, op: string): void {
-    if (!Number.isInteger(value) || value < -(2 ** (bits - 1)) || value >= 2 ** bits) {
-      throw new OutOfRangeError(`${this.#what} ${op} of ${value}: not a ${bits}-bit integer`, {
-        remedy: `pass an integer from ${-(2 ** (bits - 1))} to ${2 ** bits - 1} (${hex(2 ** bits - 1)})`,
-      });
-    }
-  }
-
   /** Validates a register access and returns the mapped piece that holds it, or null for pread/pwrite. */
   #at(offset: number, width: number, op: string): ViewPiece | null {
     return this.#check(offset, width, width, op)?.[0] ?? null;

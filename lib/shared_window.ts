@@ -47,6 +47,7 @@ import { libc } from "../ffi/libc.ts";
 import { deviceLoad } from "./device_load.ts";
 import { DmaBuffer } from "./dma/buffer.ts";
 import { OutOfRangeError } from "./errors.ts";
+import { checkIntWidth } from "./int_width.ts";
 import type { Region } from "./region.ts";
 
 /** Marks a {@linkcode SharedWindow}, so that a worker refuses a message that is not one. */
@@ -276,9 +277,7 @@ export function viewSharedWindow(window: SharedWindow): SharedWindowView {
     read32: (offset) => deviceLoad(u32, word(offset, "read32")),
     write32: (offset, value) => {
       const i = word(offset, "write32");
-      if (!Number.isInteger(value) || value < -(2 ** 31) || value > 0xffffffff) {
-        throw new OutOfRangeError(`write32 of ${value} to ${w.what}: not a 32-bit integer`);
-      }
+      checkIntWidth(value, 32, `${w.what} write32`);
       u32[i] = value;
     },
     busAddress: (offset) => windowBusAddress(w, offset),

@@ -19,6 +19,7 @@ import { deviceLoad } from "../device_load.ts";
 import { ClosedError, OutOfRangeError, SizeLimitError, VfioError } from "../errors.ts";
 import { hex } from "../hex.ts";
 import { byteSize, inspectable } from "../inspect.ts";
+import { checkIntWidth } from "../int_width.ts";
 import type { DmaMapper, DmaMapping, IommuKind } from "../iommu/types.ts";
 import { detachPieces, maxViewBytes, typedViews, type ViewPiece, viewPieces } from "../views.ts";
 import { DmaMemory, type HugepagePolicy } from "./memory.ts";
@@ -263,9 +264,7 @@ export class DmaBuffer {
   /** Writes the 32-bit word at byte `offset`; `value` is an integer from -2^31 to 2^32-1. */
   write32(offset: number, value: number): void {
     this.#check();
-    if (!Number.isInteger(value) || value < -(2 ** 31) || value > 0xffffffff) {
-      throw new OutOfRangeError(`DMA buffer write32 of ${value}: not a 32-bit integer`);
-    }
+    checkIntWidth(value, 32, "DMA buffer write32");
     const p = this.#piece(offset, 4);
     p.u32[(offset - p.offset) / 4] = value;
   }
