@@ -16,10 +16,10 @@
  * returns: how much of a wake-up is the kernel's (raise -> the wait's system call returns, `kernel_*`) and how much
  * the runtime's and the library's (the system call returns -> the user's code runs, `return_*`).
  * Ring mode (`ring <edu index> <in fifo> <out fifo> <blocks> [traced]` after the delay): only `waitSync()` (`traced`:
- * its traced form, each block's kernel and return samples too), in `blocks` blocks of
- * `rounds` kept samples, each run when a token byte arrives on <in> (a blocking read: the process sleeps) and the
- * token passed on to <out> after it (the file <in>.ready, created once set up, says it waits): bench/all.ts runs this and the C program of `bench/c/irq_guest.c` in a ring on
- * three edu devices (see there).
+ * its traced form, each block's kernel and return samples too), in `blocks` blocks of `rounds` kept samples, each run
+ * when a token byte arrives on <in> (a blocking read: the process sleeps) and the token passed on to <out> after it
+ * (the file <in>.ready, created once set up, says it waits): `bench/irq_ring.sh` runs this and the C program of
+ * `bench/c/irq_guest.c` in a ring on three edu devices.
  * Prints `RESULT {json}`. Usage: `irq_guest.ts [rounds] [delay_us] [ring <edu index> <in> <out> <blocks> [traced]]`.
  *
  * @module
@@ -80,7 +80,8 @@ let tracedKind: Kind = "waitSync";
 const tracing = (name: string, fn: (...args: never[]) => unknown): (...args: never[]) => unknown => {
   if (name === "pollIn") return (fd: number, timeoutMs: number) => raiser.timedPoll(fd, timeoutMs);
   if (name === "eventfdRead" && tracedKind === "waitSync") { // waitSync's wait is its read; wait()'s is the poll
-    return (fd: number, value: Uint8Array) => (raiser.timedRead(fd, value) < 0 ? -1 : 0); // -1: EAGAIN (a look) or EINTR
+    // -1: EAGAIN (a look) or EINTR
+    return (fd: number, value: Uint8Array) => (raiser.timedRead(fd, value) < 0 ? -1 : 0);
   }
   if (name === "waitReadable" && raiser.timedPollAsync) {
     return async (fd: number, timeoutMs: number) => (await raiser.timedPollAsync!(fd, timeoutMs)) > 0;
