@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-import { appendFileSync, writeSync } from "node:fs";
+import { appendFileSync } from "node:fs";
 import process from "node:process";
 import { interceptLibc, type Libc } from "../ffi/libc.ts";
 import { ABI_CONSTANTS, ABI_STRUCTS } from "./abi/registry.ts";
@@ -27,6 +27,7 @@ import type { StructDef } from "./abi/struct.ts";
 import { type CallTarget, VfioError } from "./errors.ts";
 import { hex } from "./hex.ts";
 import type { Region } from "./region.ts";
+import { writeAllSync } from "./write_all.ts";
 
 /** Options of {@linkcode enableTrace}. */
 export interface TraceOptions {
@@ -80,7 +81,7 @@ let state: { mmio: boolean; emit: (line: string) => void } | null = null;
 export function enableTrace(options: TraceOptions = {}): void {
   const file = options.file;
   const emit = options.sink ??
-    (file ? (line: string) => appendFileSync(file, line + "\n") : (line: string) => void writeSync(2, line + "\n"));
+    (file ? (line: string) => appendFileSync(file, line + "\n") : (line: string) => writeAllSync(2, line + "\n"));
   state = { mmio: options.mmio ?? false, emit };
   interceptLibc((name, fn) => (UNTRACED.has(name) ? fn : traced(name, fn)));
 }

@@ -29,12 +29,12 @@ import {
   type Stats,
   statSync,
   unlinkSync,
-  writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { RecordsDirError, UntrustedRecordError, VfioError } from "../errors.ts";
 import { parsePciAddress, type PciAddress } from "../pci_address.ts";
+import { writeAllSync } from "../write_all.ts";
 import { fsErrorCode, hostPath, type SysfsOptions } from "./attr.ts";
 import { checkDriverName } from "./driver_name.ts";
 
@@ -206,7 +206,7 @@ export function writeDriverRecord(record: DriverRecord, options: RecordOptions =
   }
   try {
     try {
-      writeSync(fd, JSON.stringify(record) + "\n");
+      writeAllSync(fd, JSON.stringify(record) + "\n");
       fsyncSync(fd);
     } finally {
       closeSync(fd);

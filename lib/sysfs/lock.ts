@@ -12,13 +12,14 @@
  * @module
  */
 
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { LOCK_EX, LOCK_NB, LOCK_UN } from "../../ffi/constants.ts";
 import { libc } from "../../ffi/libc.ts";
 import { DeviceLockedError, UntrustedRecordError, VfioError } from "../errors.ts";
 import { parsePciAddress, type PciAddress } from "../pci_address.ts";
+import { writeAllSync } from "../write_all.ts";
 import { hostPath } from "./attr.ts";
 import { type RecordOptions, recordsDirectory } from "./driver_record.ts";
 
@@ -140,7 +141,7 @@ export function lockDevice(address: string | PciAddress, options: LockOptions = 
       sleepSync(Math.min(POLL_MS, timeoutMs - waited));
     }
     ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n`, 0);
+    writeAllSync(fd, `${process.pid}\n`, 0);
     return new DeviceLock(fd, canonical, path);
   } catch (e) {
     closeSync(fd);
