@@ -10,6 +10,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hexDigits } from "../../lib/hex.ts";
 import { shellQuote } from "../../lib/shell_quote.ts";
+import { writeAllSync } from "../../lib/write_all.ts";
 
 export const VM_DIR: string = dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR: string = resolve(VM_DIR, "../..");
@@ -640,8 +641,10 @@ function tail(path: string, sink: (b: Uint8Array) => void): { stop: () => Promis
 
 async function boot1(opts: VmOptions, args: string[], run: string, deadline: number): Promise<BootResult> {
   for (const f of ["stdout", "stderr"]) await Deno.remove(resolve(run, f)).catch(() => {});
-  const onStdout = opts.onStdout ?? ((b: Uint8Array): void => void Deno.stdout.writeSync(b));
-  const onStderr = opts.onStderr ?? ((b: Uint8Array): void => void Deno.stderr.writeSync(b));
+  // whole chunks: Deno.stdout.writeSync may write part of one (line-buffered: up to a newline) and say so only in
+  // its count, which lost kilobytes from the middle of bursts of long lines
+  const onStdout = opts.onStdout ?? ((b: Uint8Array): void => writeAllSync(1, b));
+  const onStderr = opts.onStderr ?? ((b: Uint8Array): void => writeAllSync(2, b));
   const child = new Deno.Command("qemu-system-x86_64", {
     args,
     stdin: opts.interactive ? "inherit" : "null",
@@ -663,7 +666,7 @@ async function boot1(opts: VmOptions, args: string[], run: string, deadline: num
 
   const onConsole = (text: string): void => {
     consoleText += text;
-    if (opts.verbose) Deno.stderr.writeSync(new TextEncoder().encode(text));
+    if (opts.verbose) writeAllSync(2, text);
   };
   const scan = (): void => {
     for (const m of consoleText.matchAll(MARK)) {

@@ -5,6 +5,7 @@
  */
 import { readdirSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { writeAllSync } from "../../lib/write_all.ts";
 import {
   type DeviceSpec,
   ensureSetup,
@@ -157,18 +158,17 @@ async function main(): Promise<number> {
     }`,
   );
 
-  const enc = new TextEncoder();
   const runOne = async (mode: Mode, runtime: Runtime): Promise<ComboResult> => {
     const header = `=== test:vm ${mode} × ${runtime} ===\n`;
     const chunks: Uint8Array[] = [];
     const dec = new TextDecoder();
     let text = "";
-    const sink = (target: typeof Deno.stdout) => (b: Uint8Array): void => {
+    const sink = (fd: number) => (b: Uint8Array): void => {
       text += dec.decode(b, { stream: true });
-      if (jobs === 1) target.writeSync(b);
+      if (jobs === 1) writeAllSync(fd, b);
       else chunks.push(b);
     };
-    if (jobs === 1) Deno.stdout.writeSync(enc.encode(header));
+    if (jobs === 1) writeAllSync(1, header);
     const cmd = runtime === "deno"
       ? `exec "$VFIO_TS_DENO" test -A --no-check ${files.map(shQuote).join(" ")}`
       : `exec "$VFIO_TS_BUN" test --timeout 300000 ${files.map(shQuote).join(" ")}`;
@@ -185,12 +185,12 @@ async function main(): Promise<number> {
       verbose: v.verbose,
       intremap: !v["no-intremap"],
       kernel,
-      onStdout: sink(Deno.stdout),
-      onStderr: sink(Deno.stderr),
+      onStdout: sink(1),
+      onStderr: sink(2),
     });
     if (jobs > 1) {
-      Deno.stdout.writeSync(enc.encode(header));
-      for (const c of chunks) Deno.stdout.writeSync(c);
+      writeAllSync(1, header);
+      for (const c of chunks) writeAllSync(1, c);
     }
     const counts = parseCounts(runtime, text);
     let note = "";
