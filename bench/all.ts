@@ -2,10 +2,12 @@
  * The whole benchmark suite, one command (`deno task bench`): every figure on Deno and on Bun, each beside its C
  * baseline measured in the same run, printed as one markdown table with the ratios and the goals of issue #8.
  * - P1 register access, P2 packet path, P4 address translation: `bench/host.ts` on each runtime;
- * - P3 interrupt latency: in the QEMU guest (edu, iommu mode), the C baseline and both runtimes in one boot;
+ * - P3 interrupt latency: in the QEMU guest (edu, iommu mode), the C baseline and both runtimes in one boot; and the
+ *   same two designs on the host CPU, woken by a thread's eventfd write (`bench/wake_native.ts`, also with --no-vm);
  * - P5 start-up: `bench/startup.ts` in fresh processes, beside a C program that dlopens libc and the helper;
  * - and the FFI call cost (`bench/ffi_cost.ts`) for reference.
- * Options: `--no-vm` skips P3; `--quick` runs fewer repetitions; `--json FILE` also writes the raw results.
+ * Options: `--no-vm` skips P3 in the guest; `--quick` runs fewer repetitions; `--json FILE` also writes the raw
+ * results.
  *
  * @module
  */
@@ -79,6 +81,12 @@ all.scaling = {
   deno: results(DENO, ["run", "-A", "bench/scaling.ts"])[0],
   bun: results(BUN, ["bench/scaling.ts"])[0],
 };
+
+console.error("=== P3 on the host CPU: wake-ups from a thread's eventfd write (bench/wake_native.ts)");
+{
+  const args = ["bench/wake_native.ts", ...(quick ? ["--quick"] : [])];
+  all.p3_host = { deno: results(DENO, ["run", "-A", ...args])[0], bun: results(BUN, args)[0] };
+}
 
 console.error("=== P5 start-up (bench/startup.ts, fresh processes; the first run of each with empty caches)");
 {
@@ -521,6 +529,27 @@ if (all.p3) {
       "",
     ]);
   }
+}
+{
+  // P3's two designs at the host CPU's speed (no device: a thread's eventfd write for the interrupt), per block of
+  // rounds that alternate C and the runtime
+  const h = all.p3_host;
+  const hostRow = (v: "waitSync" | "wait", name: string, c: string, goal: number): void => {
+    const [dr, br]: Summary[] = [h.deno[v].block_ratio, h.bun[v].block_ratio];
+    const lat = (x: Any): string => `${f(x.p50_us)} µs (${f(x.p90_us)} / ${f(x.p99_us)})`;
+    rows.push([
+      `P3 on the host CPU, ${name}, p50 (p90 / p99), rounds alternating with C's, ratio per block of ${h.deno.block}`,
+      lat(h.deno[v].runtime),
+      lat(h.bun[v].runtime),
+      `${lat(h.deno[v].c)} / ${f(h.bun[v].c.p50_us)} µs (${c})`,
+      r3(dr),
+      r3(br),
+      `(≤ ${goal}× C on a real CPU, ${dr.n} blocks)`,
+      yes(dr.q3 <= goal && br.q3 <= goal),
+    ]);
+  };
+  hostRow("waitSync", "`waitSync()` vs C blocking read", "block", 1.3);
+  hostRow("wait", "`await wait()` vs C waiter-thread hand-off", "handoff", 1.2);
 }
 if (d.p4 && b.p4) {
   row(

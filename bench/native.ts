@@ -38,6 +38,18 @@ export interface BenchNative {
   threadCpuNs(): number;
   /** The round trip of a cache line between the process's first two CPUs, ns (fastest of `chunks` x 1000; 0: one CPU). */
   coreRoundTripNs(chunks: number): number;
+  /** P3 on the host: a detached thread adds 1 to the eventfd `fd` after `us` µs (the stand-in for an interrupt). */
+  startEventfdRaise(fd: number, us: number): void;
+  /** When the last of those raises wrote (CLOCK_MONOTONIC ns; 0 if its write failed). */
+  eventfdRaiseStampNs(): number;
+  /** One wake-up of the C block design (raise, look, blocking read), ns; -1 on an error. */
+  cWakeBlockNs(us: number): number;
+  /** Starts the C hand-off design's waiter thread (then `cWakeHandoffNs`, and `handoffStop` at the end). */
+  handoffStart(): void;
+  /** One wake-up of the C hand-off design (waiter thread -> notify eventfd -> epoll_wait), ns; -1 on an error. */
+  cWakeHandoffNs(us: number): number;
+  /** Stops and joins the hand-off's waiter thread. */
+  handoffStop(): void;
 }
 
 /** Compiles a C source of the benchmarks (`src`, relative to bench/) with gcc -O2 into a temporary shared object. */
@@ -79,6 +91,12 @@ export async function loadBenchNative(): Promise<BenchNative> {
     c_table_build_ns: { parameters: ["u64", "u32"], result: "f64" },
     c_table_lookup_ns: { parameters: ["u32", "u32"], result: "f64" },
     core_rt_ns: { parameters: ["u32"], result: "f64" },
+    start_eventfd_raise: { parameters: ["i32", "u32"], result: "i32" },
+    eventfd_raise_stamp_ns: { parameters: [], result: "f64" },
+    c_wake_block_ns: { parameters: ["u32"], result: "f64" },
+    c_handoff_start: { parameters: [], result: "i32" },
+    c_wake_handoff_ns: { parameters: ["u32"], result: "f64" },
+    c_handoff_stop: { parameters: [], result: "void" },
   }).symbols;
   const p = (a: bigint): Deno.PointerValue => Deno.UnsafePointer.create(a);
   let stepAt = -1n, stepPtr: Deno.PointerValue = null; // nicStep runs per batch: make its pointer once
@@ -103,5 +121,28 @@ export async function loadBenchNative(): Promise<BenchNative> {
     tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
     tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
     coreRoundTripNs: (chunks) => s.core_rt_ns(chunks),
+    ...wakeCalls(s),
+  };
+}
+
+/** The C entry points of P3 on the host, for both runtimes' bindings: `s` holds the raw symbols. */
+export function wakeCalls(
+  // deno-lint-ignore no-explicit-any
+  s: Record<string, (...args: any[]) => any>,
+): Pick<
+  BenchNative,
+  "startEventfdRaise" | "eventfdRaiseStampNs" | "cWakeBlockNs" | "handoffStart" | "cWakeHandoffNs" | "handoffStop"
+> {
+  return {
+    startEventfdRaise: (fd, us) => {
+      if (s.start_eventfd_raise(fd, us) !== 0) throw new Error("cannot start the eventfd raiser thread");
+    },
+    eventfdRaiseStampNs: () => s.eventfd_raise_stamp_ns(),
+    cWakeBlockNs: (us) => s.c_wake_block_ns(us),
+    handoffStart: () => {
+      if (s.c_handoff_start() !== 0) throw new Error("cannot start the C hand-off's waiter thread");
+    },
+    cWakeHandoffNs: (us) => s.c_wake_handoff_ns(us),
+    handoffStop: () => s.c_handoff_stop(),
   };
 }

@@ -5,7 +5,7 @@
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T } from "bun:ffi";
-import type { BenchNative } from "./native.ts";
+import { type BenchNative, wakeCalls } from "./native.ts";
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...args: any[]) => any;
@@ -29,6 +29,12 @@ export function bind(so: string): BenchNative {
     c_table_build_ns: { args: [T.u64, T.u32], returns: T.f64 },
     c_table_lookup_ns: { args: [T.u32, T.u32], returns: T.f64 },
     core_rt_ns: { args: [T.u32], returns: T.f64 },
+    start_eventfd_raise: { args: [T.i32, T.u32], returns: T.i32 },
+    eventfd_raise_stamp_ns: { args: [], returns: T.f64 },
+    c_wake_block_ns: { args: [T.u32], returns: T.f64 },
+    c_handoff_start: { args: [], returns: T.i32 },
+    c_wake_handoff_ns: { args: [T.u32], returns: T.f64 },
+    c_handoff_stop: { args: [], returns: T.void },
   }).symbols as Record<string, Fn>;
   const p = (a: bigint): number => Number(a);
   return {
@@ -52,5 +58,6 @@ export function bind(so: string): BenchNative {
     tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
     tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
     coreRoundTripNs: (chunks) => s.core_rt_ns(chunks),
+    ...wakeCalls(s),
   };
 }

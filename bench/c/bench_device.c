@@ -4,15 +4,19 @@
  * - P1: volatile load/store loops (the C baseline of register access) and a delayed writer thread (hoisting demo);
  * - P2: a memory-simulated NIC (a thread that fills RX descriptors and completes TX descriptors in shared memory,
  *   as a NIC's DMA engine would) and the C reference of the RX -> TX forwarding loop the TypeScript drivers run;
+ * - P3 on the host CPU: the C waiters of the wake-up designs, woken by a thread's eventfd write (no device here);
  * - P4: one pread of /proc/self/pagemap per address lookup (what DPDK's rte_mem_virt2phy does).
  * The layout constants below are mirrored in bench/nic_sim.ts.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -397,4 +401,90 @@ double c_table_lookup_ns(uint32_t span, uint32_t n) {
   }
   uint64_t t1 = now_ns();
   return (double)(t1 - t0) / n;
+}
+
+/* ---- P3 on the host CPU ---- */
+
+/*
+ * The wake-up path of P3's designs at the host's own speed: an eventfd written by a thread after a delay stands in
+ * for the interrupt (its kernel side, the eventfd signal and the wake-up, is the same as an MSI's). The C waiters
+ * here and the runtimes' IrqEventFd sleep on it in turn (bench/wake_native.ts).
+ */
+struct raise { int fd; uint32_t us; };
+static uint64_t raise_stamp; /* __atomic: the waiter reads it after the write woke it; 0: the write failed */
+static void *raise_main(void *a) {
+  struct raise r = *(struct raise *)a;
+  free(a);
+  usleep(r.us);
+  uint64_t one = 1;
+  __atomic_store_n(&raise_stamp, now_ns(), __ATOMIC_RELEASE);
+  if (write(r.fd, &one, 8) != 8) __atomic_store_n(&raise_stamp, 0, __ATOMIC_RELEASE);
+  return NULL;
+}
+/* A detached thread adds 1 to the eventfd `fd` after `us` microseconds, stamping the clock just before. */
+int start_eventfd_raise(int fd, uint32_t us) {
+  struct raise *r = malloc(sizeof *r);
+  if (!r) return -1;
+  r->fd = fd, r->us = us;
+  pthread_t t;
+  int e = pthread_create(&t, NULL, raise_main, r);
+  if (e == 0) pthread_detach(t);
+  else free(r);
+  return e;
+}
+/* When the last raise wrote its eventfd (CLOCK_MONOTONIC ns; 0 if the write failed). */
+double eventfd_raise_stamp_ns(void) { return (double)__atomic_load_n(&raise_stamp, __ATOMIC_ACQUIRE); }
+
+/* The C waiter of the block design (what waitSync() does): raise in `us`, look (poll, timeout 0), sleep in a blocking
+ * read(2); the wake-up in ns (raise -> the read returned), -1 on an error. */
+double c_wake_block_ns(uint32_t us) {
+  static int fd = -1;
+  if (fd < 0 && (fd = eventfd(0, EFD_CLOEXEC)) < 0) return -1;
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  uint64_t v;
+  if (start_eventfd_raise(fd, us) != 0) return -1;
+  if (poll(&p, 1, 0) != 0) return -1; /* the raise must find the waiter asleep */
+  while (read(fd, &v, 8) != 8) { /* EINTR */ }
+  return (double)now_ns() - eventfd_raise_stamp_ns();
+}
+
+/* The C hand-off design (what an async wait() stands for): a waiter thread sleeps in poll(2) on the vector's eventfd,
+ * reads it and writes a notify eventfd, on which the main loop sleeps in epoll_wait(2). */
+static int ho_fd = -1, ho_notify = -1, ho_epfd = -1;
+static volatile int ho_stop;
+static pthread_t ho_thread;
+static void *ho_main(void *a) {
+  (void)a;
+  struct pollfd p = {.fd = ho_fd, .events = POLLIN};
+  uint64_t v;
+  while (!ho_stop) {
+    if (poll(&p, 1, 100) != 1 || read(ho_fd, &v, 8) != 8) continue;
+    if (write(ho_notify, &v, 8) != 8) break;
+  }
+  return NULL;
+}
+/* Starts the hand-off's waiter thread and main-loop epoll set; 0 or -1. */
+int c_handoff_start(void) {
+  struct epoll_event ev = {.events = EPOLLIN};
+  if ((ho_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || (ho_notify = eventfd(0, EFD_CLOEXEC)) < 0 ||
+      (ho_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || epoll_ctl(ho_epfd, EPOLL_CTL_ADD, ho_notify, &ev) != 0)
+    return -1;
+  ho_stop = 0;
+  return pthread_create(&ho_thread, NULL, ho_main, NULL) == 0 ? 0 : -1;
+}
+/* One hand-off wake-up: raise in `us`, the main loop sleeps in epoll_wait, reads the notify eventfd; ns, or -1. */
+double c_wake_handoff_ns(uint32_t us) {
+  struct epoll_event ev;
+  uint64_t v;
+  if (start_eventfd_raise(ho_fd, us) != 0) return -1;
+  while (epoll_wait(ho_epfd, &ev, 1, -1) != 1) { /* EINTR */ }
+  if (read(ho_notify, &v, 8) != 8) return -1;
+  return (double)now_ns() - eventfd_raise_stamp_ns();
+}
+/* Stops and joins the hand-off's thread, closes its descriptors. */
+void c_handoff_stop(void) {
+  ho_stop = 1;
+  pthread_join(ho_thread, NULL);
+  close(ho_fd), close(ho_notify), close(ho_epfd);
+  ho_fd = ho_notify = ho_epfd = -1;
 }
