@@ -209,3 +209,39 @@ test("many eventfds open and close without leaking", async () => {
   assert.ok(results.every((r) => r.status === "rejected" && r.reason instanceof ClosedError));
   assert.equal(openFds(), before);
 });
+
+test("more waits than the wait worker's ring holds all resolve, at once and in a row", async () => {
+  // Bun hands ready tags over in a ring of 256 (ffi/wait_worker.ts): 300 at once make its worker wait for room;
+  // Deno polls each on its thread pool, so fewer there
+  const count = "Bun" in globalThis ? 300 : 24;
+  const efds = Array.from({ length: count }, (_, i) => new IrqEventFd(`vector ${i}`));
+  try {
+    const waits = efds.map((e) => e.wait({ timeoutMs: 10_000 }));
+    await sleep(50); // every wait registered and asleep
+    for (const [i, e] of efds.entries()) e.notify(i + 1);
+    assert.deepEqual(await Promise.all(waits), efds.map((_, i) => i + 1));
+    // and one at a time, past the ring's wrap
+    const e = efds[0];
+    for (let round = 0; round < 600; round++) {
+      const pending = e.wait({ timeoutMs: 10_000 });
+      e.notify();
+      assert.equal(await pending, 1);
+    }
+  } finally {
+    for (const e of efds) e.close();
+  }
+});
+
+test("a process whose last wait timed out exits by itself", async () => {
+  // nothing the wait machinery keeps (Bun's worker, its pending Atomics.waitAsync; Deno's pool) holds the process
+  const { spawnSync } = await import("node:child_process");
+  const { execPath } = await import("node:process");
+  const script = `import { IrqEventFd } from ${JSON.stringify(new URL("../../lib/irq.ts", import.meta.url).href)};
+const efd = new IrqEventFd();
+console.log(await efd.wait({ timeoutMs: 20 }));`;
+  const args = "Bun" in globalThis ? ["-e", script] : ["eval", "--ext=ts", script];
+  const r = spawnSync(execPath, args, { encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.signal, null, `the process had to be killed: ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "0");
+});
