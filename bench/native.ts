@@ -111,9 +111,25 @@ export async function loadBenchNative(): Promise<BenchNative> {
     },
     nicStop: (a, h) => s.nic_stop(p(a), p(h)),
     nicStep: (a) => s.nic_step(a === stepAt ? stepPtr : (stepPtr = p(stepAt = a))),
-    tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     scalingMpps: (a0, a1, b, n, threads) => s.c_scaling_mpps(p(a0), p(a1), b, n, threads),
+    ...pointerFreeCalls(s),
+  };
+}
+
+/** The entry points that take no pointer (numbers and bigints only), bound the same way on both runtimes. */
+type PointerFreeCalls = Omit<
+  BenchNative,
+  "readNs" | "writeNs" | "startDelayedWriter" | "nicStart" | "nicStop" | "nicStep" | "forward" | "scalingMpps"
+>;
+
+/** Both runtimes' bindings of the entry points that take no pointer: `s` holds the raw symbols. */
+export function pointerFreeCalls(
+  // deno-lint-ignore no-explicit-any
+  s: Record<string, (...args: any[]) => any>,
+): PointerFreeCalls {
+  return {
+    tscHz: (ms) => s.tsc_hz(ms),
     pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
     threadCpuNs: () => s.thread_cpu_ns(),
     monoNs: () => s.mono_ns(),
@@ -121,19 +137,6 @@ export async function loadBenchNative(): Promise<BenchNative> {
     tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
     tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
     coreRoundTripNs: (chunks) => s.core_rt_ns(chunks),
-    ...wakeCalls(s),
-  };
-}
-
-/** The C entry points of P3 on the host, for both runtimes' bindings: `s` holds the raw symbols. */
-export function wakeCalls(
-  // deno-lint-ignore no-explicit-any
-  s: Record<string, (...args: any[]) => any>,
-): Pick<
-  BenchNative,
-  "startEventfdRaise" | "eventfdRaiseStampNs" | "cWakeBlockNs" | "handoffStart" | "cWakeHandoffNs" | "handoffStop"
-> {
-  return {
     startEventfdRaise: (fd, us) => {
       if (s.start_eventfd_raise(fd, us) !== 0) throw new Error("cannot start the eventfd raiser thread");
     },

@@ -5,7 +5,7 @@
  */
 // @ts-ignore: `bun:ffi` exists only under Bun; Deno never loads this file.
 import { dlopen, FFIType as T } from "bun:ffi";
-import { type BenchNative, wakeCalls } from "./native.ts";
+import { type BenchNative, pointerFreeCalls } from "./native.ts";
 
 // deno-lint-ignore no-explicit-any
 type Fn = (...args: any[]) => any;
@@ -48,16 +48,8 @@ export function bind(so: string): BenchNative {
     },
     nicStop: (a, h) => s.nic_stop(p(a), h),
     nicStep: (a) => s.nic_step(p(a)),
-    tscHz: (ms) => s.tsc_hz(ms),
     forward: (a, b, n) => s.c_forward(p(a), b, n),
     scalingMpps: (a0, a1, b, n, threads) => s.c_scaling_mpps(p(a0), p(a1), b, n, threads),
-    pagemapNs: (a, span, n) => s.c_pagemap_ns(a, span, n),
-    threadCpuNs: () => s.thread_cpu_ns(),
-    monoNs: () => s.mono_ns(),
-    delayedStampNs: () => s.delayed_stamp_ns(),
-    tableBuildNs: (a, span) => s.c_table_build_ns(a, span),
-    tableLookupNs: (span, n) => s.c_table_lookup_ns(span, n),
-    coreRoundTripNs: (chunks) => s.core_rt_ns(chunks),
-    ...wakeCalls(s),
+    ...pointerFreeCalls(s),
   };
 }
