@@ -2,10 +2,11 @@
  * Bun's way to wait for a readable fd without blocking the event loop: Bun's FFI has no asynchronous calls, so
  * one worker thread sits in `epoll_wait` on a process-wide epoll set and hands the ready events' tags back through
  * a ring in shared memory, waking the main thread's `Atomics.waitAsync` on the ring's count. On the host's CPU
- * (`bench/wake_native.ts`) a wake-up through it takes 1.3x the C waiter-thread hand-off; through `postMessage` of
- * the events, as before, it took 1.55-1.7x (a structured clone per message). Registrations are one-shot and made by the main thread directly with `epoll_ctl` (the worker never
- * needs to be told). The worker's program is the few lines of `WORKER_SOURCE`, started from a `blob:` URL: it needs
- * no file beside this module, so it also runs when vfio-ts was bundled (`bun build`) or loaded from anywhere else.
+ * (`bench/wake_native.ts`) a wake-up through it takes 1.2-1.3x the C waiter-thread hand-off; posting the events to
+ * the main thread instead took 1.55-1.7x (a structured clone per message). Registrations are one-shot and made by
+ * the main thread directly with `epoll_ctl` (the worker never needs to be told). The worker's program is the few
+ * lines of `WORKER_SOURCE`, started from a `blob:` URL: it needs no file beside this module, so it also runs when
+ * vfio-ts was bundled (`bun build`) or loaded from anywhere else.
  *
  * @module
  */
