@@ -22,7 +22,6 @@ const quick = process.argv.includes("--quick");
 const ROUNDS = quick ? 400 : 3000, BLOCK = 100, WARM = 100, DELAY_US = 200;
 
 const native = await loadBenchNative();
-const monoNs = (): number => native.monoNs();
 
 /** Latencies (µs) of the C and the runtime side of one design, round by round. */
 interface Pairs {
@@ -36,7 +35,7 @@ function blockDesign(efd: IrqEventFd, fd: number): Pairs {
   const runtimeRound = (): number => {
     native.startEventfdRaise(fd, DELAY_US);
     const n = efd.waitSync();
-    const t1 = monoNs();
+    const t1 = native.monoNs();
     if (n !== 1) throw new Error(`waitSync: expected 1 interrupt, got ${n}`);
     return (t1 - native.eventfdRaiseStampNs()) / 1000;
   };
@@ -57,7 +56,7 @@ async function handoffDesign(efd: IrqEventFd, fd: number): Promise<Pairs> {
   const runtimeRound = async (): Promise<number> => {
     native.startEventfdRaise(fd, DELAY_US);
     const n = await efd.wait();
-    const t1 = monoNs();
+    const t1 = native.monoNs();
     if (n !== 1) throw new Error(`wait: expected 1 interrupt, got ${n}`);
     return (t1 - native.eventfdRaiseStampNs()) / 1000;
   };
